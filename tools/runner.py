@@ -1,0 +1,284 @@
+"""Run `go test -json` on a workspace and turn its events into a CheckResult."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from tools.diagnostics import CheckResult, Diagnostic, Kind, Outcome, TestResult, dedupe
+from tools.go import find_toolchain, go_env
+from tools.sandbox import Limits, ProcResult, run_limited
+from tools.workspace import Workspace
+
+LOG_CAP = 64 * 1024
+TEST_FUNC_RE = re.compile(r"^func\s+(Test\w*|Example\w*|Fuzz\w*)\s*\(", re.M)
+_POS_RE = re.compile(
+    r"^(?P<file>[^\s:][^:\n]*?\.go):(?P<line>\d+)(?::(?P<col>\d+))?:\s?(?P<msg>.*)$")
+_FRAME_RE = re.compile(r"^\s*(=== (RUN|PAUSE|CONT|NAME)|--- (FAIL|PASS|SKIP))")
+_TEST_LOG_RE = re.compile(r"^\s+(?P<file>[\w./-]+\.go):(?P<line>\d+): (?P<msg>.*)$")
+_STACK_RE = re.compile(r"^\s+(?P<path>/\S+?\.go):(?P<line>\d+)")
+
+
+def test_names(source: str) -> list[str]:
+    """Top-level test functions declared in a Go test file."""
+    return [n for n in TEST_FUNC_RE.findall(source) if n.startswith("Test") and n != "TestMain"]
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    test_timeout: float = 10.0  # go test -timeout
+    build_allowance: float = 90.0  # wall-clock on top of the test timeout (a cold compile)
+    run: str | None = None  # -run regex
+    race: bool = False
+    full_vet: bool = False  # an extra `go vet`; go test already runs the high-signal checks
+    limits: Limits = field(default_factory=Limits)
+
+
+class GoRunner:
+    """The Checker the loop uses: one `go test -json` per round (plus `go vet` on request)."""
+
+    def __init__(self, options: CheckOptions | None = None) -> None:
+        self.options = options or CheckOptions()
+
+    def check(
+        self,
+        ws: Workspace,
+        *,
+        expected_tests: list[str] | None = None,
+        options: CheckOptions | None = None,
+    ) -> CheckResult:
+        """Build, vet and test the workspace package.
+
+        `expected_tests` are the top-level tests that must report a pass for the result to
+        count as passed: a program that exits 0 early (os.Exit in init) cannot fake success.
+        """
+        opts = options or self.options
+        tc = find_toolchain()
+        env = go_env(ws.home, ws.tmp, cgo=opts.race)
+        args = [str(tc.go), "test", "-json", "-count=1", f"-timeout={int(opts.test_timeout)}s"]
+        if opts.race:
+            args.append("-race")
+        if opts.run:
+            args.append(f"-run={opts.run}")
+        args.append("./...")
+        limits = replace(opts.limits, wall_seconds=opts.test_timeout + opts.build_allowance)
+        if opts.race:
+            # The race runtime maps terabytes of shadow memory: an address-space cap breaks it.
+            limits = replace(limits, memory_bytes=None)
+        start = time.monotonic()
+        proc = run_limited(args, cwd=ws.src, env=env, limits=limits)
+        result = parse_test_json(proc, ws.src, opts.test_timeout, expected_tests)
+        if opts.full_vet and result.built:
+            vet = run_limited([str(tc.go), "vet", "./..."], cwd=ws.src, env=env, limits=limits)
+            vet_diags = [
+                d.model_copy(update={"kind": Kind.vet})
+                for d in _position_diagnostics(vet.output.decode(errors="replace"), ws.src,
+                                               Kind.vet)
+            ]
+            if vet_diags:
+                result.diagnostics = dedupe(result.diagnostics + vet_diags)
+                result.passed = False
+        result.seconds = time.monotonic() - start
+        return result
+
+
+def _rel(path: str, root: Path) -> str:
+    p = path.strip()
+    for prefix in (str(root) + "/", str(root.resolve()) + "/", "./"):
+        if p.startswith(prefix):
+            return p[len(prefix):]
+    return p
+
+
+def _position_diagnostics(text: str, root: Path, kind: Kind) -> list[Diagnostic]:
+    """`file:line:col: message` lines (with tab-indented continuations) as diagnostics."""
+    out: list[Diagnostic] = []
+    section = kind
+    for raw in text.splitlines():
+        if raw.startswith("# "):
+            # `# [pkg]` heads vet output; `# pkg` or `# pkg [pkg.test]` heads compiler output.
+            section = Kind.vet if re.match(r"^# \[.*\]$", raw) else kind
+            continue
+        if raw.startswith("\t") and out:
+            last = out[-1]
+            out[-1] = last.model_copy(update={"message": last.message + "\n" + raw.strip()})
+            continue
+        m = _POS_RE.match(raw.strip())
+        if not m:
+            continue
+        msg = m["msg"].strip()
+        if msg.startswith("too many errors"):
+            continue
+        out.append(Diagnostic(
+            file=_rel(m["file"], root), line=int(m["line"]),
+            column=int(m["col"]) if m["col"] else None, message=msg, kind=section,
+        ))
+    return out
+
+
+def _strip_frames(lines: list[str]) -> list[str]:
+    return [ln for ln in lines if not _FRAME_RE.match(ln)]
+
+
+def _panic_diagnostic(test: str | None, lines: list[str], root: Path) -> Diagnostic:
+    """The panic message, located at the first stack frame inside the workspace."""
+    idx = next(i for i, ln in enumerate(lines) if ln.startswith("panic: "))
+    message = lines[idx].rstrip()
+    file = line = None
+    src_root = str(root.resolve())
+    for ln in lines[idx:]:
+        m = _STACK_RE.match(ln)
+        if m and (m["path"].startswith(src_root) or m["path"].startswith(str(root))):
+            file, line = _rel(m["path"], root), int(m["line"])
+            break
+    timeout = message.startswith("panic: test timed out")
+    if timeout:
+        running = [ln.strip() for ln in lines[idx + 1:] if ln.startswith("\t") and "(" in ln]
+        msg = message.removeprefix("panic: ")
+        if running:
+            msg += "; still running: " + ", ".join(r.split(" ")[0] for r in running[:5])
+        return Diagnostic(message=msg, kind=Kind.timeout, test=test)
+    return Diagnostic(file=file, line=line, message=message, kind=Kind.panic, test=test)
+
+
+def parse_test_json(
+    proc: ProcResult,
+    root: Path,
+    test_timeout: float,
+    expected_tests: list[str] | None = None,
+) -> CheckResult:
+    text = proc.output.decode(errors="replace")
+    build_text: list[str] = []
+    loose: list[str] = []
+    test_out: dict[str, list[str]] = {}
+    test_err: dict[str, list[str]] = {}
+    outcomes: dict[str, Outcome] = {}
+    elapsed: dict[str, float] = {}
+    pkg_out: list[str] = []
+    build_failed = False
+    pkg_failed = False
+    for raw in text.splitlines():
+        if not raw.startswith("{"):
+            loose.append(raw)
+            continue
+        try:
+            ev = json.loads(raw)
+        except json.JSONDecodeError:
+            loose.append(raw)
+            continue
+        if not isinstance(ev, dict):
+            continue
+        action = ev.get("Action")
+        test = ev.get("Test")
+        if action == "build-output":
+            build_text.append(ev.get("Output", ""))
+        elif action == "build-fail":
+            build_failed = True
+        elif action == "output":
+            out = ev.get("Output", "")
+            if test:
+                test_out.setdefault(test, []).append(out)
+                if ev.get("OutputType") == "error":
+                    test_err.setdefault(test, []).append(out)
+            else:
+                pkg_out.append(out)
+        elif action in ("pass", "fail", "skip"):
+            if test:
+                outcomes[test] = Outcome(action)
+                elapsed[test] = float(ev.get("Elapsed") or 0.0)
+            elif action == "fail":
+                pkg_failed = True
+                if ev.get("FailedBuild"):
+                    build_failed = True
+
+    diags: list[Diagnostic] = []
+    build_log = "".join(build_text)
+    if build_failed or (loose and proc.exit_code not in (0, None) and not outcomes):
+        diags += _position_diagnostics(build_log + "\n" + "\n".join(loose), root, Kind.compile)
+        if not diags:
+            msg = "\n".join(ln for ln in (build_log.splitlines() + loose)
+                            if ln.strip() and not ln.startswith("#"))
+            diags.append(Diagnostic(message=msg.strip()[:2000] or "build failed",
+                                    kind=Kind.toolchain if msg.startswith("go:") else Kind.compile))
+
+    tests: list[TestResult] = []
+    for name, outcome in outcomes.items():
+        lines = "".join(test_out.get(name, [])).splitlines()
+        tests.append(TestResult(name=name, outcome=outcome, output="\n".join(lines)[:4000],
+                                seconds=elapsed.get(name, 0.0)))
+    failed = {t.name for t in tests if t.outcome is Outcome.failed}
+    # Report the innermost failures: a parent fails whenever one of its subtests does.
+    leaves = [n for n in failed if not any(o.startswith(n + "/") for o in failed)]
+    for name in sorted(leaves, key=lambda n: list(outcomes).index(n)):
+        lines = "".join(test_out.get(name, [])).splitlines()
+        if any(ln.startswith("panic: ") for ln in lines):
+            diags.append(_panic_diagnostic(name, lines, root))
+            continue
+        errs = "".join(test_err.get(name, [])).splitlines() or _strip_frames(lines)
+        file = line = None
+        msgs: list[str] = []
+        for ln in errs:
+            m = _TEST_LOG_RE.match(ln)
+            if m and file is None:
+                file, line = m["file"], int(m["line"])
+            msgs.append(m["msg"] if m else ln.strip())
+        message = "\n".join(x for x in msgs if x) or "test failed"
+        diags.append(Diagnostic(file=file, line=line, message=message,
+                                kind=Kind.test_failure, test=name))
+    # Panics and timeouts can also be reported outside any test (in init or after a test).
+    orphan = [ln.rstrip("\n") for ln in pkg_out]
+    all_lines = "".join(o for v in test_out.values() for o in v).splitlines()
+    if any(ln.startswith("panic: ") for ln in orphan) and not any(
+        d.kind in (Kind.panic, Kind.timeout) for d in diags
+    ):
+        diags.append(_panic_diagnostic(None, orphan, root))
+    elif (not any(d.kind is Kind.timeout for d in diags)
+          and any(ln.startswith("panic: test timed out") for ln in all_lines)):
+        diags.append(Diagnostic(message=f"test timed out after {int(test_timeout)}s",
+                                kind=Kind.timeout))
+
+    if proc.timed_out:
+        diags.append(Diagnostic(
+            message=f"killed after {proc.seconds:.0f}s wall clock (limit reached: the code "
+                    "hangs, loops forever or blocks)", kind=Kind.timeout))
+    if proc.output_truncated:
+        diags.append(Diagnostic(message="output limit exceeded: the run printed too much and "
+                                "was stopped", kind=Kind.limit))
+    if proc.exit_code not in (0, None) and not diags and not build_failed:
+        tail = "\n".join(ln for ln in (pkg_out + loose) if ln.strip())[-1500:]
+        diags.append(Diagnostic(
+            message=f"test binary failed (exit {proc.exit_code}) without a failing test"
+                    + (f":\n{tail.strip()}" if tail.strip() else ""),
+            kind=Kind.limit if proc.exit_code and proc.exit_code < 0 else Kind.test_failure))
+
+    passed_names = {t.name for t in tests if t.outcome is Outcome.passed}
+    missing = [t for t in (expected_tests or []) if t not in passed_names
+               and t not in outcomes]
+    if missing and not diags:
+        diags.append(Diagnostic(
+            message="tests did not run (the program exited before them): " + ", ".join(missing),
+            kind=Kind.test_failure))
+    passed = (
+        proc.exit_code == 0
+        and not build_failed
+        and not pkg_failed
+        and not failed
+        and not missing
+        and not diags
+        and (bool(passed_names) or expected_tests == [])
+    )
+    log = text if len(text) <= LOG_CAP else (
+        text[: LOG_CAP // 2] + "\n... [log trimmed] ...\n" + text[-LOG_CAP // 2:])
+    return CheckResult(
+        passed=passed,
+        built=not build_failed,
+        diagnostics=dedupe(diags),
+        tests=tests,
+        log=log,
+        seconds=proc.seconds,
+        timed_out=proc.timed_out or any(d.kind is Kind.timeout for d in diags),
+        exit_code=proc.exit_code,
+    )

@@ -1,0 +1,144 @@
+"""Run an untrusted command with limits: rlimits, a wall clock, an output cap, group kill."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+try:  # not on Windows
+    import resource
+except ImportError:  # pragma: no cover
+    resource = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class Limits:
+    wall_seconds: float = 120.0
+    output_bytes: int = 8 * 1024 * 1024
+    memory_bytes: int | None = 4 * 1024**3  # address space per process
+    cpu_seconds: int | None = 300
+    processes: int | None = 256
+    file_bytes: int | None = 256 * 1024 * 1024
+    open_files: int | None = 1024
+
+
+@dataclass
+class ProcResult:
+    exit_code: int | None
+    output: bytes
+    seconds: float
+    timed_out: bool = False
+    output_truncated: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def _apply_rlimits(limits: Limits) -> None:
+    if resource is None:
+        return
+    pairs = [
+        (getattr(resource, "RLIMIT_AS", None), limits.memory_bytes),
+        (resource.RLIMIT_CPU, limits.cpu_seconds),
+        (getattr(resource, "RLIMIT_NPROC", None), limits.processes),
+        (resource.RLIMIT_FSIZE, limits.file_bytes),
+        (resource.RLIMIT_NOFILE, limits.open_files),
+        (resource.RLIMIT_CORE, 0),
+    ]
+    for which, value in pairs:
+        if which is None or value is None:
+            continue
+        with contextlib.suppress(ValueError, OSError):
+            _soft, hard = resource.getrlimit(which)
+            new = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            resource.setrlimit(which, (new, new))
+
+
+def kill_group(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def run_limited(
+    argv: list[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    limits: Limits,
+    stdin: bytes | None = None,
+) -> ProcResult:
+    """Run argv in its own session; kill the whole group on timeout, output cap or exit.
+
+    stdout and stderr are merged and read incrementally, so a program printing gigabytes
+    is stopped at `limits.output_bytes` instead of filling memory.
+    """
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=(lambda: _apply_rlimits(limits)) if sys.platform != "win32" else None,
+    )
+    pgid = proc.pid
+    if stdin is not None and proc.stdin:
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.write(stdin)
+        proc.stdin.close()
+    chunks: list[bytes] = []
+    size = 0
+    timed_out = truncated = False
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    os.set_blocking(fd, False)
+    sel = selectors.DefaultSelector()
+    sel.register(fd, selectors.EVENT_READ)
+    deadline = start + limits.wall_seconds
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                timed_out = True
+                break
+            if not sel.select(timeout=min(remaining, 0.5)):
+                continue
+            try:
+                data = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                continue
+            if not data:
+                break
+            chunks.append(data)
+            size += len(data)
+            if size > limits.output_bytes:
+                truncated = True
+                break
+    finally:
+        sel.close()
+        # The group dies whatever happened: nothing a test started outlives the run.
+        if timed_out or truncated:
+            kill_group(pgid)
+        try:
+            exit_code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            kill_group(pgid)
+            exit_code = proc.wait()
+        kill_group(pgid)
+        proc.stdout.close()
+    output = b"".join(chunks)[: limits.output_bytes]
+    return ProcResult(
+        exit_code=None if timed_out or truncated else exit_code,
+        output=output,
+        seconds=time.monotonic() - start,
+        timed_out=timed_out,
+        output_truncated=truncated,
+    )
