@@ -69,10 +69,17 @@ class GoRunner:
             # The race runtime maps terabytes of shadow memory: an address-space cap breaks it.
             limits = replace(limits, memory_bytes=None)
         start = time.monotonic()
-        proc = run_limited(args, cwd=ws.src, env=env, limits=limits)
+        # Sandboxed: only the workspace and the shared build cache are writable; the
+        # toolchain, module cache and local replacements stay readable under hidden dirs.
+        writable = [ws.root, Path(env["GOCACHE"])]
+        readable = [tc.goroot, tc.bin_dir, Path(env["GOCACHE"]).parent,
+                    *(Path(r.replace) for r in ws.requires if r.replace)]
+        proc = run_limited(args, cwd=ws.src, env=env, limits=limits, writable=writable,
+                           readable=readable)
         result = parse_test_json(proc, ws.src, opts.test_timeout, expected_tests)
         if opts.full_vet and result.built:
-            vet = run_limited([str(tc.go), "vet", "./..."], cwd=ws.src, env=env, limits=limits)
+            vet = run_limited([str(tc.go), "vet", "./..."], cwd=ws.src, env=env, limits=limits,
+                              writable=writable, readable=readable)
             vet_diags = [
                 d.model_copy(update={"kind": Kind.vet})
                 for d in _position_diagnostics(vet.output.decode(errors="replace"), ws.src,

@@ -1,4 +1,10 @@
-"""Run an untrusted command with limits: rlimits, a wall clock, an output cap, group kill."""
+"""Run an untrusted command with limits: rlimits, a wall clock, an output cap, group kill.
+
+With `writable=` the command also runs isolated (see tools.isolation): read-only
+filesystem except those paths, no network, its own pid namespace. Wherever a pids cgroup
+can be made, every run gets one: it caps the process count (RLIMIT_NPROC does nothing for
+root) and lists every process to kill at the end, including ones that left the group.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +15,11 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from tools.isolation import Isolation, Level, PidsCgroup, detect, note_fallback_once, wrap_argv
 
 try:  # not on Windows
     import resource
@@ -37,6 +46,8 @@ class ProcResult:
     timed_out: bool = False
     output_truncated: bool = False
     notes: list[str] = field(default_factory=list)
+    isolation: str = Level.limits.value  # the level this run actually had
+    leftover_processes: int = 0  # processes still alive at the end, then killed
 
 
 def _apply_rlimits(limits: Limits) -> None:
@@ -64,6 +75,15 @@ def kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def _preexec(limits: Limits, cgroup: PidsCgroup | None) -> None:
+    # Runs in the child between fork and exec: join the cgroup first, so every process
+    # the command starts is counted and can be found at the end.
+    if cgroup is not None:
+        with contextlib.suppress(OSError):
+            cgroup.join_self()
+    _apply_rlimits(limits)
+
+
 def run_limited(
     argv: list[str],
     *,
@@ -71,13 +91,29 @@ def run_limited(
     env: dict[str, str],
     limits: Limits,
     stdin: bytes | None = None,
+    writable: Sequence[Path] | None = None,
+    readable: Sequence[Path] = (),
+    isolation: Isolation | None = None,
 ) -> ProcResult:
     """Run argv in its own session; kill the whole group on timeout, output cap or exit.
 
     stdout and stderr are merged and read incrementally, so a program printing gigabytes
     is stopped at `limits.output_bytes` instead of filling memory.
+
+    `writable`: run sandboxed, with these the only writable paths (None: limits only).
+    `readable`: paths under hidden directories (/tmp, homes) that must stay visible.
+    `isolation`: the level to use; default the best one this machine supports.
     """
     start = time.monotonic()
+    iso = isolation or detect()
+    level = Level.limits
+    if writable is not None:
+        note_fallback_once(iso)
+        argv = wrap_argv(iso, argv, cwd=cwd, writable=writable, readable=readable)
+        level = iso.level
+    cgroup = None
+    if iso.pids_cgroup is not None and limits.processes is not None:
+        cgroup = PidsCgroup.create(iso.pids_cgroup, limits.processes)
     proc = subprocess.Popen(
         argv,
         cwd=cwd,
@@ -86,7 +122,7 @@ def run_limited(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=(lambda: _apply_rlimits(limits)) if sys.platform != "win32" else None,
+        preexec_fn=(lambda: _preexec(limits, cgroup)) if sys.platform != "win32" else None,
     )
     pgid = proc.pid
     if stdin is not None and proc.stdin:
@@ -133,9 +169,13 @@ def run_limited(
             kill_group(pgid)
             exit_code = proc.wait()
         kill_group(pgid)
+        # Processes that called setsid left the group: the cgroup still lists them.
+        leftover = cgroup.kill_all() if cgroup is not None else 0
         proc.stdout.close()
     output = b"".join(chunks)[: limits.output_bytes]
     return ProcResult(
+        isolation=level.value,
+        leftover_processes=leftover,
         exit_code=None if timed_out or truncated else exit_code,
         output=output,
         seconds=time.monotonic() - start,
