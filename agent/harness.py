@@ -43,7 +43,8 @@ class TaskHarness:
             files[HIDDEN_TEST] = self.task.hidden_test_file()
         return files
 
-    def check(self, solution: dict[str, str], suite: Suite = Suite.all) -> CheckResult:
+    def check(self, solution: dict[str, str], suite: Suite = Suite.all, *,
+              run: str | None = None) -> CheckResult:
         """Write support files, the solution and the suite's tests; run them once."""
         self.ws.clear_go_files()
         for name, content in self.task.support_files.items():
@@ -57,7 +58,7 @@ class TaskHarness:
         for name, content in tests.items():
             self.ws.write(name, content)
             expected += test_names(content)
-        opts = CheckOptions(test_timeout=self.task.test_timeout, race=self.task.race,
+        opts = CheckOptions(test_timeout=self.task.test_timeout, race=self.task.race, run=run,
                             limits=self.runner.options.limits,
                             build_allowance=self.runner.options.build_allowance)
         return self.runner.check(self.ws, expected_tests=expected, options=opts)

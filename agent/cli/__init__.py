@@ -31,7 +31,10 @@ def main() -> None:
 
 def _register() -> None:
     # Each command lives in its own module; importing them here attaches them to `main`.
-    from agent.cli import check  # noqa: F401
+    from agent.cli import (
+        check,  # noqa: F401
+        solve,  # noqa: F401
+    )
 
 
 _register()

@@ -1,0 +1,162 @@
+"""`guild-agent solve TASK.yaml`: run the repair loop on one task and show every round."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from agent.atomic import write_text_atomic
+from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, fail, main
+from agent.cli.options import model_options, open_model
+from agent.loop import LoopConfig, RepairLoop
+from agent.task import TaskError, load_task
+from agent.trajectory import FeedbackMode, RunResult, Trajectory
+from tools.go import ToolchainError, find_toolchain
+from tools.warm import warm_unless_disabled
+
+
+class RoundPrinter:
+    """Live, human view of the loop's events."""
+
+    def __init__(self, console: Console, verbose: bool) -> None:
+        self.c = console
+        self.verbose = verbose
+
+    def __call__(self, ev: dict[str, Any]) -> None:
+        kind = ev["event"]
+        p = self.c.print
+        if kind == "start":
+            name = ev["model"] if ev["model"].startswith(ev["backend"]) else (
+                f"{ev['backend']}:{ev['model']}")
+            p(f"[bold]{escape(ev['task'])}[/] · {escape(name)}"
+              f" · feedback={ev['mode']}")
+        elif kind == "request":
+            s = ev["sampling"]
+            p(f"[cyan]round {ev['round']}[/] asking the model "
+              f"(T={s['temperature']}, max {s['max_tokens']} tokens)")
+            if self.verbose:
+                p(escape(ev["messages"][-1]["content"]), style="dim")
+        elif kind == "response":
+            t = ev["tokens"]
+            p(f"  model: {t['completion']} tokens in {ev['seconds']:.1f}s "
+              f"({ev['tokens_per_second']:.1f} tok/s), prompt {t['prompt']} "
+              f"({t['cached']} cached)")
+            if self.verbose:
+                p(escape(ev["text"]), style="dim")
+        elif kind == "extract":
+            for d in ev["dropped"]:
+                p(f"  [yellow]moved aside[/] {escape(d)}")
+            for n in ev["notes"]:
+                p(f"  [dim]{escape(n)}[/]")
+        elif kind == "format_error":
+            p(f"  [red]format error[/]: {escape(ev['message'])}")
+        elif kind == "fix":
+            for f in ev["fixes"]:
+                p(f"  [green]fixed[/] {escape(f['file'])}: {escape(f['name'])} "
+                  f"{escape(f['detail'])}")
+        elif kind == "check":
+            r = ev["result"]
+            tests = r["tests"]
+            npass = sum(t["outcome"] == "pass" for t in tests)
+            status = "[green]pass[/]" if r["passed"] else "[red]fail[/]"
+            p(f"  check ({ev['suite']}, {ev['stage']}): {status} · {npass}/{len(tests)} tests"
+              f" · {r['seconds']:.2f}s")
+            for d in r["diagnostics"][: 3 if not self.verbose else 10]:
+                loc = f"{d['file']}:{d['line']}: " if d.get("file") and d.get("line") else ""
+                first = (d["message"] or "").splitlines()[0][:160] if d["message"] else ""
+                p(f"    [yellow]{d['kind']}[/] {escape(loc + first)}")
+        elif kind == "stuck":
+            p(f"  [magenta]stuck[/]: same failure again → {ev['action']}")
+        elif kind == "error":
+            p(f"  [red]model error[/]: {escape(ev['message'])}")
+
+
+def write_outputs(out: Path, result: RunResult) -> None:
+    sol = out / "solution"
+    sol.mkdir(parents=True, exist_ok=True)
+    for name, content in result.files.items():
+        write_text_atomic(sol / name, content)
+    write_text_atomic(out / "result.json",
+                      json.dumps(result.model_dump(mode="json", exclude={"files"}), indent=2))
+
+
+def default_out(task_id: str) -> Path:
+    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{task_id}"
+
+
+@main.command()
+@click.argument("task_file", type=click.Path(path_type=Path))
+@model_options
+@click.option("--max-rounds", type=click.IntRange(1, 50), default=4, show_default=True)
+@click.option("--temperature", type=click.FloatRange(0, 2), default=0.0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--feedback", type=click.Choice([m.value for m in FeedbackMode]), default=None,
+              help="What the model is told: visible tests (default when the task has "
+                   "them), all tests, or compile errors only.")
+@click.option("--no-fix", "no_fix", multiple=True,
+              type=click.Choice(["gofmt", "unused-imports", "missing-imports", "all"]),
+              help="Switch off a deterministic fix (repeatable).")
+@click.option("--on-stuck", type=click.Choice(["resample", "stop"]), default="resample",
+              show_default=True)
+@click.option("--max-tokens", type=click.IntRange(16, 32768), default=None,
+              help="Per answer (default: sized to the task).")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Where the solution, trajectory.jsonl and result.json go "
+                   "(default: runs/<time>-<task>).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result object on stdout.")
+@click.option("-v", "--verbose", is_flag=True, help="Show prompts and model answers.")
+def solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
+          feedback: str | None, no_fix: tuple[str, ...], on_stuck: str,
+          max_tokens: int | None, out_dir: Path | None, as_json: bool, verbose: bool,
+          **model_kw: Any) -> None:
+    """Solve TASK_FILE: generate, check with the Go toolchain, repair, repeat."""
+    try:
+        task = load_task(task_file)
+    except TaskError as exc:
+        fail(str(exc))
+    console = Console(stderr=True) if as_json else Console()
+    try:
+        find_toolchain()
+    except ToolchainError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    model = open_model(model_kw, console=console)
+    fixes = [] if "all" in no_fix else [f for f in ("gofmt", "unused-imports",
+                                                     "missing-imports") if f not in no_fix]
+    config = LoopConfig(max_rounds=max_rounds, temperature=temperature, seed=seed,
+                        feedback=FeedbackMode(feedback) if feedback else None, fixes=fixes,
+                        on_stuck=on_stuck, max_tokens=max_tokens)
+    with console.status("warming the Go build cache (first run only)…"):
+        warm_unless_disabled()
+    out = out_dir or default_out(task.id)
+    out.mkdir(parents=True, exist_ok=True)
+    traj = Trajectory(out / "trajectory.jsonl")
+    loop = RepairLoop(model, config, on_event=RoundPrinter(console, verbose))
+    try:
+        result = loop.run(task, traj)
+    except ToolchainError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    except KeyboardInterrupt:
+        traj.event("interrupted")
+        fail("interrupted", 130)
+    finally:
+        traj.close()
+    write_outputs(out, result)
+    verdict = "[bold green]solved[/]" if result.solved else "[bold red]not solved[/]"
+    at = f" at round {result.solved_at_round}" if result.solved else ""
+    console.print(
+        f"{verdict}{at} · {result.rounds} round(s) · {result.tokens.completion} completion "
+        f"tokens · {result.seconds:.1f}s · {escape(result.stop_reason)} · {escape(str(out))}")
+    if result.error:
+        console.print(f"[red]{escape(result.error)}[/]")
+    if as_json:
+        click.echo(json.dumps(result.public()))
+    if result.error and result.rounds == 0:
+        sys.exit(EXIT_UNAVAILABLE)
+    sys.exit(EXIT_OK if result.solved else EXIT_FAIL)

@@ -1,0 +1,118 @@
+"""Turn a CheckResult into feedback a small model can act on: short, located, concrete."""
+
+from __future__ import annotations
+
+import re
+
+from tools.diagnostics import CheckResult, Diagnostic, Kind
+
+MAX_DIAGNOSTICS = 6
+MAX_TESTS = 4
+MAX_MESSAGE_LINES = 12
+CONTEXT_LINES = 2
+
+_TMP_PATH = re.compile(r"(/[\w.+-]+)*/guild-[\w.-]+/src/")
+_TIMING = re.compile(r"\s*\(\d+\.\d+s\)")
+
+
+def clean(text: str) -> str:
+    """Strip absolute scratch paths and timings: noise to a model, different every run."""
+    return _TIMING.sub("", _TMP_PATH.sub("", text))
+
+
+def trim(text: str, max_lines: int = MAX_MESSAGE_LINES) -> str:
+    """Head and tail of a long message, never the whole dump."""
+    lines = text.splitlines()
+    if len(lines) <= max_lines:
+        return text
+    head = max_lines * 2 // 3
+    tail = max_lines - head
+    return "\n".join(lines[:head] + [f"... ({len(lines) - max_lines} lines omitted) ..."]
+                     + lines[-tail:])
+
+
+def source_context(files: dict[str, str], d: Diagnostic) -> str:
+    """The lines a diagnostic names, numbered, with the offending line marked."""
+    if not d.file or not d.line or d.file not in files:
+        return ""
+    lines = files[d.file].splitlines()
+    lo = max(1, d.line - CONTEXT_LINES)
+    hi = min(len(lines), d.line + CONTEXT_LINES)
+    out = []
+    for n in range(lo, hi + 1):
+        mark = ">" if n == d.line else " "
+        out.append(f"{mark}{n:4d} | {lines[n - 1]}")
+        if n == d.line and d.column:
+            prefix = lines[n - 1][: d.column - 1]
+            pad = "".join("\t" if c == "\t" else " " for c in prefix)
+            out.append(f"      | {pad}^")
+    return "\n".join(out)
+
+
+def _heading(d: Diagnostic) -> str:
+    if d.kind is Kind.compile:
+        return "Compile error"
+    if d.kind is Kind.vet:
+        return "go vet"
+    if d.kind is Kind.panic:
+        return f"Panic in {d.test}" if d.test else "Panic"
+    if d.kind is Kind.timeout:
+        return "Timeout"
+    if d.kind is Kind.test_failure:
+        return f"Test {d.test} failed" if d.test else "Tests failed"
+    if d.kind is Kind.limit:
+        return "Resource limit"
+    return "Error"
+
+
+def render_diagnostic(d: Diagnostic, files: dict[str, str]) -> str:
+    loc = d.location()
+    msg = trim(clean(d.message))
+    if d.kind is Kind.timeout:
+        msg += ("\nThe code probably loops forever, deadlocks or waits on something that "
+                "never happens.")
+    head = f"{_heading(d)}" + (f" at {loc}" if loc else "") + ":"
+    body = "\n".join("    " + ln for ln in msg.splitlines())
+    ctx = source_context(files, d)
+    return head + "\n" + body + (("\n" + ctx) if ctx else "")
+
+
+def render_feedback(result: CheckResult, files: dict[str, str]) -> tuple[str, int]:
+    """Feedback text and how many problems it names.
+
+    `files` are all Go files of the run (solution and the tests the model may see), for
+    source context. Compile problems come first: while the package does not build, test
+    results do not exist.
+    """
+    diags = list(result.diagnostics)
+    if not diags and not result.passed:
+        diags = [Diagnostic(message="the tests did not pass", kind=Kind.test_failure)]
+    build = [d for d in diags if d.kind in (Kind.compile, Kind.vet, Kind.toolchain)]
+    chosen = build[:MAX_DIAGNOSTICS] if build else []
+    if not chosen:
+        tests = [d for d in diags if d.kind in (Kind.test_failure, Kind.panic)]
+        other = [d for d in diags if d.kind not in (Kind.test_failure, Kind.panic)]
+        chosen = other[:2] + tests[:MAX_TESTS]
+    parts = [render_diagnostic(d, files) for d in chosen]
+    more = len(diags) - len(chosen)
+    if more > 0:
+        parts.append(f"({more} more problem{'s' if more > 1 else ''} not shown)")
+    if result.tests and not build:
+        npass = sum(t.outcome.value == "pass" for t in result.tests if "/" not in t.name)
+        ntotal = sum(1 for t in result.tests if "/" not in t.name)
+        parts.insert(0, f"{npass} of {ntotal} tests passed.")
+    return "\n\n".join(parts), len(chosen)
+
+
+def summary_line(result: CheckResult) -> str:
+    """A one-line description of a round's outcome, for the short history."""
+    if result.passed:
+        return "passed"
+    if not result.diagnostics:
+        return "failed"
+    d = result.diagnostics[0]
+    first = clean(d.message).splitlines()[0][:120] if d.message else ""
+    loc = f" ({d.location()})" if d.location() else ""
+    extra = len(result.diagnostics) - 1
+    tail = f" (+{extra} more)" if extra > 0 else ""
+    return f"{_heading(d).lower()}{loc}: {first}{tail}"

@@ -1,0 +1,172 @@
+"""Just enough Go lexing to split a file into top-level declarations, without a Go parser.
+
+Model output is often not valid Go, so this never fails: it tracks strings, runes,
+comments and bracket depth, and cuts at top-level keywords.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_DECL_START = re.compile(r"^(package|import|func|type|var|const)\b")
+_FUNC_NAME = re.compile(r"^func\s*(?:\(\s*(?:\w+\s+)?\*?\s*(\w+)(?:\[[^\]]*\])?\s*\)\s*)?(\w+)")
+_SPEC_NAME = re.compile(r"^(?:type|var|const)\s*\(?\s*(\w+)")
+_IMPORT_PATH = re.compile(r'(?:(\w+|\.|_)\s+)?"([^"]+)"')
+
+
+@dataclass
+class Decl:
+    kind: str  # package, import, func, type, var, const, other
+    text: str  # including its leading comments
+    name: str = ""  # func name ("T.M" for methods), first declared name, or package name
+
+    @property
+    def is_test(self) -> bool:
+        return self.kind == "func" and re.match(r"^(Test|Benchmark|Fuzz|Example)[A-Z_0-9]?",
+                                                self.name) is not None
+
+
+def _scan_depth(src: str) -> list[int]:
+    """Bracket depth at the start of each line, ignoring strings, runes and comments."""
+    depths: list[int] = []
+    depth = 0
+    i, n = 0, len(src)
+    at_line_start = True
+    while i < n:
+        if at_line_start:
+            depths.append(depth)
+            at_line_start = False
+        c = src[i]
+        if c == "\n":
+            at_line_start = True
+            i += 1
+        elif src.startswith("//", i):
+            j = src.find("\n", i)
+            i = n if j < 0 else j
+        elif src.startswith("/*", i):
+            j = src.find("*/", i + 2)
+            end = n if j < 0 else j + 2
+            # lines inside a block comment still need a depth entry
+            for _ in range(src.count("\n", i, end)):
+                depths.append(depth)
+            i = end
+            if i < n and src[i - 1] == "\n":
+                at_line_start = True
+        elif c == "`":
+            j = src.find("`", i + 1)
+            end = n if j < 0 else j + 1
+            for _ in range(src.count("\n", i, end)):
+                depths.append(depth)
+            i = end
+        elif c in "\"'":
+            j = i + 1
+            while j < n and src[j] != c and src[j] != "\n":
+                j += 2 if src[j] == "\\" else 1
+            i = j + 1
+        else:
+            if c in "({[":
+                depth += 1
+            elif c in ")}]":
+                depth = max(0, depth - 1)
+            i += 1
+    if at_line_start:
+        depths.append(depth)
+    return depths
+
+
+def balanced(src: str) -> bool:
+    """Whether every bracket opened in src is closed (a truncated answer is not)."""
+    return _scan_depth(src + "\n")[-1] == 0
+
+
+def split_decls(src: str) -> list[Decl]:
+    """Top-level declarations in order; leading comment lines attach to the next decl."""
+    lines = src.splitlines(keepends=True)
+    depths = _scan_depth(src)
+    decls: list[Decl] = []
+    pending: list[str] = []  # comments / blank lines waiting for a decl
+    current: list[str] | None = None
+    kind = "other"
+    for idx, line in enumerate(lines):
+        depth = depths[idx] if idx < len(depths) else 0
+        m = _DECL_START.match(line) if depth == 0 else None
+        if m:
+            if current is not None:
+                decls.append(_make(kind, current))
+            kind = m.group(1)
+            current = pending + [line]
+            pending = []
+        elif current is None or (depth == 0 and _is_comment_or_blank(line) and _closed(current)):
+            pending.append(line)
+        else:
+            current.append(line)
+    if current is not None:
+        decls.append(_make(kind, current))
+    if pending and "".join(pending).strip():
+        decls.append(Decl(kind="other", text="".join(pending)))
+    return decls
+
+
+def _is_comment_or_blank(line: str) -> bool:
+    s = line.strip()
+    return not s or s.startswith("//")
+
+
+def _closed(chunk: list[str]) -> bool:
+    """Whether a declaration chunk looks complete (so following comments belong to the next)."""
+    last = "".join(chunk).rstrip()
+    return last.endswith(("}", ")", '"', "`")) or (not last.startswith("func") and "\n" not in last)
+
+
+def _make(kind: str, chunk: list[str]) -> Decl:
+    text = "".join(chunk)
+    body = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("//"))
+    body = body.lstrip()
+    name = ""
+    if kind == "func":
+        m = _FUNC_NAME.match(body)
+        if m:
+            name = f"{m.group(1)}.{m.group(2)}" if m.group(1) else m.group(2)
+    elif kind == "package":
+        m = re.match(r"^package\s+(\w+)", body)
+        name = m.group(1) if m else ""
+    elif kind in ("type", "var", "const"):
+        m = _SPEC_NAME.match(body)
+        name = m.group(1) if m else ""
+    return Decl(kind=kind, text=text, name=name)
+
+
+def imports_of(decls: list[Decl]) -> list[tuple[str | None, str]]:
+    """(alias, path) for every import spec."""
+    out: list[tuple[str | None, str]] = []
+    for d in decls:
+        if d.kind == "import":
+            body = re.sub(r"//[^\n]*", "", d.text)
+            body = re.sub(r"^\s*import\b", "", body.lstrip(), count=1)
+            out += [(m.group(1), m.group(2)) for m in _IMPORT_PATH.finditer(body)]
+    return out
+
+
+def render_imports(specs: list[tuple[str | None, str]]) -> str:
+    if not specs:
+        return ""
+    if len(specs) == 1:
+        alias, path = specs[0]
+        return f'import {alias + " " if alias else ""}"{path}"\n'
+    body = "".join(f'\t{alias + " " if alias else ""}"{path}"\n' for alias, path in specs)
+    return f"import (\n{body})\n"
+
+
+def assemble(package: str, imports: list[tuple[str | None, str]], decls: list[Decl]) -> str:
+    """A file from a package name, import specs and declarations (package/imports skipped)."""
+    parts = [f"package {package}\n"]
+    seen: set[tuple[str | None, str]] = set()
+    uniq = [s for s in imports if not (s in seen or seen.add(s))]
+    if uniq:
+        parts.append(render_imports(uniq))
+    for d in decls:
+        if d.kind in ("package", "import"):
+            continue
+        parts.append(d.text.strip("\n") + "\n")
+    return "\n".join(parts)
