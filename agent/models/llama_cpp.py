@@ -1,0 +1,134 @@
+"""GGUF models in-process on CPU through xllamacpp (llama.cpp's own server engine).
+
+We call the engine's OpenAI-style chat handler directly (no HTTP hop), with one slot and
+`cache_prompt` on: llama.cpp keeps the slot's KV cache and reuses the longest common
+prefix of the next prompt, so a repair round prefills only the new tail. The engine
+reports how many prompt tokens it served from that cache; we pass the number on.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from agent.models.base import Generation, Message, ModelError, ModelUnavailable, Sampling
+
+if TYPE_CHECKING:
+    from agent.task import TaskSpec
+
+DEFAULT_CONTEXT = 8192
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (respects taskset/cgroup affinity)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def engine_params(path: str | Path, *, threads: int | None = None,
+                  context: int | None = None) -> Any:
+    """The xllamacpp CommonParams we run with; the benchmark builds its raw engine from it."""
+    import xllamacpp
+
+    n = threads or available_cores()
+    p = xllamacpp.CommonParams()
+    p.model.path = str(path)
+    p.n_ctx = context or DEFAULT_CONTEXT
+    p.n_parallel = 1  # one conversation at a time: its slot keeps the prefix cache
+    p.cpuparams.n_threads = n
+    p.cpuparams_batch.n_threads = n
+    p.cache_prompt = True
+    p.verbosity = -1  # llama.cpp logs every request to stderr otherwise
+    return p
+
+
+def chat_request(messages: list[Message], sampling: Sampling) -> dict[str, Any]:
+    """An OpenAI-style chat request body, with llama.cpp's extras (cache, repeat penalty)."""
+    body: dict[str, Any] = {
+        "messages": [m.model_dump() for m in messages],
+        "max_tokens": sampling.max_tokens,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "seed": sampling.seed,
+        "cache_prompt": True,
+    }
+    if sampling.stop:
+        body["stop"] = list(sampling.stop)
+    if sampling.repetition_penalty is not None:
+        body["repeat_penalty"] = sampling.repetition_penalty
+    return body
+
+
+def generation_from_response(data: Any, *, where: str) -> Generation:
+    """Read an OpenAI-style chat completion (plus llama.cpp `timings`) into a Generation."""
+    if not isinstance(data, dict):
+        raise ModelError(f"{where}: unexpected response type {type(data).__name__}")
+    if "error" in data:
+        err = data["error"]
+        msg = err.get("message", err) if isinstance(err, dict) else err
+        raise ModelError(f"{where}: {msg}")
+    try:
+        choice = data["choices"][0]
+        text = choice["message"].get("content") or ""
+    except (KeyError, IndexError, TypeError, AttributeError):
+        raise ModelError(f"{where}: response has no choices[0].message") from None
+    usage = data.get("usage") or {}
+    details = usage.get("prompt_tokens_details") or {}
+    timings = data.get("timings") or {}
+    cached = details.get("cached_tokens")
+    if cached is None:
+        cached = timings.get("cache_n", 0)
+    finish = choice.get("finish_reason") or "stop"
+    return Generation(
+        text=text,
+        prompt_tokens=int(usage.get("prompt_tokens") or 0),
+        cached_tokens=int(cached or 0),
+        completion_tokens=int(usage.get("completion_tokens") or 0),
+        prompt_seconds=float(timings.get("prompt_ms") or 0.0) / 1000.0,
+        generation_seconds=float(timings.get("predicted_ms") or 0.0) / 1000.0,
+        finish_reason="length" if finish == "length" else "stop",
+    )
+
+
+class LlamaCppModel:
+    """One GGUF file loaded into an in-process llama.cpp server engine."""
+
+    backend = "llama-cpp"
+
+    def __init__(self, path: str | Path, *, name: str | None = None,
+                 threads: int | None = None, context: int | None = None) -> None:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise ModelUnavailable(
+                f"no GGUF file at {path}; give a .gguf path or a catalog name "
+                "(`guild-agent models` lists them)")
+        try:
+            import xllamacpp
+        except ImportError as exc:  # pragma: no cover - depends on the platform
+            raise ModelUnavailable(
+                f"the llama-cpp backend needs xllamacpp ({exc}); `pip install xllamacpp`"
+            ) from None
+        self.name = name or path.stem
+        self.path = path
+        self.threads = threads or available_cores()
+        self.context_length = context or DEFAULT_CONTEXT
+        try:
+            self._server = xllamacpp.Server(
+                engine_params(path, threads=self.threads, context=self.context_length))
+        except Exception as exc:
+            raise ModelUnavailable(
+                f"llama.cpp cannot load {path}: {exc}; is it a complete GGUF file? "
+                "`guild-agent models pull NAME` fetches a verified one") from None
+
+    def start(self, task: TaskSpec | None) -> None:
+        """Nothing to reset: the engine reuses only a matching prefix, so tasks can't mix."""
+
+    def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
+        try:
+            data = self._server.handle_chat_completions(chat_request(messages, sampling))
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"llama.cpp rejected the request: {exc}") from None
+        return generation_from_response(data, where=f"llama.cpp ({self.name})")

@@ -1,0 +1,69 @@
+"""Scripted responses from a file, in order: for tests and demos of the loop's logic.
+
+The file is YAML or JSON with a `responses:` list of strings (a bare list works too).
+Running out is an error, not a silent repeat, so a test that expected fewer rounds fails
+loudly.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import yaml
+
+from agent.models.base import Generation, Message, ModelError, ModelUnavailable, Sampling
+
+if TYPE_CHECKING:
+    from agent.task import TaskSpec
+
+
+def load_responses(path: str | Path) -> list[str]:
+    """The scripted responses in `path`. Raises ModelUnavailable with one clear line."""
+    p = Path(path).expanduser()
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ModelUnavailable(f"{p}: no such replay file (--replay FILE)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelUnavailable(f"{p}: cannot read replay file: {exc}") from None
+    try:
+        data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ModelUnavailable(f"{p}: not valid YAML/JSON: {first}") from None
+    responses = data.get("responses") if isinstance(data, dict) else data
+    if not isinstance(responses, list) or not all(isinstance(r, str) for r in responses):
+        raise ModelUnavailable(f"{p}: expected `responses:` with a list of strings")
+    return responses
+
+
+class ReplayModel:
+    """Returns the scripted responses one per call, across all conversations."""
+
+    backend = "replay"
+
+    def __init__(self, responses: list[str], *, name: str = "replay",
+                 source: str | None = None) -> None:
+        self.name = name
+        self.responses = list(responses)
+        self.source = source or "the replay script"
+        self.calls = 0
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ReplayModel:
+        return cls(load_responses(path), name=f"replay:{Path(path).name}", source=str(path))
+
+    def start(self, task: TaskSpec | None) -> None:
+        """The script continues across tasks: one file can drive a whole run."""
+
+    def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
+        if self.calls >= len(self.responses):
+            raise ModelError(
+                f"{self.source} ran out of responses: call {self.calls + 1} but only "
+                f"{len(self.responses)} scripted; add more under `responses:`")
+        text = self.responses[self.calls]
+        self.calls += 1
+        return Generation(text=text, prompt_tokens=sum(len(m.content) for m in messages) // 4,
+                          completion_tokens=max(1, len(text) // 4), finish_reason="stop")
