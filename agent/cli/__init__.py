@@ -33,6 +33,7 @@ def _register() -> None:
     # Each command lives in its own module; importing them here attaches them to `main`.
     from agent.cli import (
         check,  # noqa: F401
+        models,  # noqa: F401
         solve,  # noqa: F401
     )
 
