@@ -49,8 +49,9 @@ class GoRunner:
         *,
         expected_tests: list[str] | None = None,
         options: CheckOptions | None = None,
+        pkg: str = "./...",
     ) -> CheckResult:
-        """Build, vet and test the workspace package.
+        """Build, vet and test the workspace package (`pkg`: a package pattern, e.g. `./cmd`).
 
         `expected_tests` are the top-level tests that must report a pass for the result to
         count as passed: a program that exits 0 early (os.Exit in init) cannot fake success.
@@ -63,7 +64,7 @@ class GoRunner:
             args.append("-race")
         if opts.run:
             args.append(f"-run={opts.run}")
-        args.append("./...")
+        args.append(pkg)
         limits = replace(opts.limits, wall_seconds=opts.test_timeout + opts.build_allowance)
         if opts.race:
             # The race runtime maps terabytes of shadow memory: an address-space cap breaks it.
@@ -78,7 +79,7 @@ class GoRunner:
                            readable=readable)
         result = parse_test_json(proc, ws.src, opts.test_timeout, expected_tests)
         if opts.full_vet and result.built:
-            vet = run_limited([str(tc.go), "vet", "./..."], cwd=ws.src, env=env, limits=limits,
+            vet = run_limited([str(tc.go), "vet", pkg], cwd=ws.src, env=env, limits=limits,
                               writable=writable, readable=readable)
             vet_diags = [
                 d.model_copy(update={"kind": Kind.vet})
