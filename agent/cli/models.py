@@ -46,19 +46,23 @@ def _list(as_json: bool) -> None:
         click.echo(json.dumps({"default_backend": default_backend(), "models": rows}))
         return
     table = Table(title=f"models (default backend here: {default_backend()})")
-    for col in ("name", "engine", "size", "here", "source"):
-        table.add_column(col)
+    table.add_column("name", no_wrap=True)
+    for col in ("engine", "size", "here"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("source", overflow="fold")
     for r in rows:
         for engine in ("llama-cpp", "mlx"):
             info = r[engine]
-            source = info["source"] + (f"\n  or PyPI {info['pip_parts']}"
+            source = info["source"] + (f"\nor PyPI {info['pip_parts']}"
                                        if info.get("pip_parts") else "")
-            name = r["name"] + (" (default)" if r["default"] and engine == "llama-cpp" else "")
+            name = r["name"] + (" *" if r["default"] else "")
             exact = engine == "llama-cpp" and CATALOG[r["name"]].gguf.size
             size = ("" if exact else "~") + human_size(info["bytes"])
             table.add_row(name if engine == "llama-cpp" else "", engine, size,
                           "[green]yes[/]" if info["present"] else "no", source)
     out.print(table)
+    out.print(f"* default model. Fetch one with `guild-agent models pull NAME`; "
+              f"weights live in {gguf_path(CATALOG[DEFAULT_MODEL].gguf).parent}")
 
 
 @main.group("models", invoke_without_command=True)
