@@ -54,6 +54,11 @@ STD_PATHS = frozenset(STD_PACKAGES.values()) | {
     "archive/zip", "archive/tar", "database/sql", "net/mail", "syscall", "unique", "weak",
 }
 
+# Third-party packages whose name is certain, so the source pass may drop them when unused
+# (HumanEval-X test files import testify's assert whether they use it or not).
+KNOWN_PATHS = frozenset({"github.com/stretchr/testify/assert",
+                         "github.com/stretchr/testify/require"})
+
 _UNUSED_RE = re.compile(r'^"(?P<path>[^"]+)" imported(?: as (?P<alias>\w+))? and not used')
 _UNDEFINED_RE = re.compile(r"^undefined: (?P<name>[A-Za-z_]\w*)$")
 
@@ -345,7 +350,7 @@ def fix_imports_source(src: str, file: str = "") -> tuple[str, list[AppliedFix]]
     for spec in section.specs:
         if spec.name in ("_", ".") or spec.path == "C":
             continue
-        if spec.path not in STD_PATHS and not spec.name:
+        if spec.path not in STD_PATHS and spec.path not in KNOWN_PATHS and not spec.name:
             continue
         name = _bound_name(spec)
         if name not in uses.selector_bases and name not in uses.bare:

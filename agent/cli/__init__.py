@@ -32,6 +32,7 @@ def main() -> None:
 def _register() -> None:
     # Each command lives in its own module; importing them here attaches them to `main`.
     from agent.cli import (
+        bench,  # noqa: F401
         check,  # noqa: F401
         models,  # noqa: F401
         solve,  # noqa: F401

@@ -1,0 +1,125 @@
+"""`guild-agent bench`: run suites (`bench SUITE`) and check them (`bench verify SUITE`).
+
+`bench` is a group whose first argument falls through to its `run` command when it is
+not a subcommand's name, so `guild-agent bench SUITE --backend oracle` and
+`guild-agent bench verify SUITE` live side by side. The run mode registers itself with
+`@bench.command("run")`; until it exists, no fall-through happens.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, err, fail, main, out
+from agent.suites import load_suite
+from agent.task import TaskError
+from agent.verify import SuiteVerification, TaskVerification, verify_tasks
+from tools.go import ToolchainError
+
+DEFAULT_COMMAND = "run"
+
+
+class BenchGroup(click.Group):
+    """A group that treats an unknown first argument as the default command's argument."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if (args and args[0] not in self.commands and args[0] not in ctx.help_option_names
+                and DEFAULT_COMMAND in self.commands):
+            args = [DEFAULT_COMMAND, *args]
+        return super().parse_args(ctx, args)
+
+
+@main.group(cls=BenchGroup)
+def bench() -> None:
+    """Benchmark suites of Go tasks; `bench verify SUITE` checks a suite's tests first."""
+
+
+@bench.command()
+@click.argument("suite", type=click.Path(path_type=Path))
+@click.option("--workers", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Tasks checked at once (the Go toolchain is the bottleneck).")
+@click.option("--task", "only", multiple=True, help="Verify only this task id (repeatable).")
+@click.option("--gocode", type=click.Path(path_type=Path), default=None,
+              help="Root of local Go module sources for suites whose tests import testify "
+                   "(default: $GUILD_AGENT_GOCODE, else /usr/share/gocode/src).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def verify(suite: Path, workers: int, only: tuple[str, ...], gocode: Path | None,
+           as_json: bool) -> None:
+    """Check that every task's reference passes and a zero-value solution fails.
+
+    SUITE is a directory of task files, a task file, or a JSONL file (our tasks, the
+    research log's format, or HumanEval-X Go). Exit 0 when every task is sound.
+    """
+    try:
+        loaded = load_suite(suite, gocode=gocode)
+    except TaskError as exc:
+        fail(str(exc))
+    tasks = loaded.tasks
+    if only:
+        unknown = sorted(set(only) - {t.id for t in tasks})
+        if unknown:
+            fail(f"{suite}: no task with id {unknown[0]!r}")
+        tasks = [t for t in tasks if t.id in only]
+    try:
+        result = _run_with_progress(tasks, loaded.name, workers, quiet=as_json)
+    except ToolchainError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    # Import fixes made while loading count as fixes the task needed, like those in verify.
+    for t in result.tasks:
+        t.fixes = loaded.fixes.get(t.task, []) + t.fixes
+    if as_json:
+        click.echo(json.dumps(result.public()))
+    else:
+        _print_table(result)
+    sys.exit(EXIT_OK if result.ok else EXIT_FAIL)
+
+
+def _run_with_progress(tasks: list, name: str, workers: int, *, quiet: bool
+                       ) -> SuiteVerification:
+    if quiet or not err.is_terminal:
+        return verify_tasks(tasks, suite=name, workers=workers)
+    lock = threading.Lock()
+    with Progress(TextColumn("verify {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, transient=True) as progress:
+        bar = progress.add_task(name, total=len(tasks))
+
+        def done(_: TaskVerification) -> None:
+            with lock:
+                progress.advance(bar)
+
+        return verify_tasks(tasks, suite=name, workers=workers, on_result=done)
+
+
+def _print_table(result: SuiteVerification) -> None:
+    table = Table(title=f"bench verify {result.suite}", title_justify="left")
+    table.add_column("task", overflow="fold")
+    table.add_column("reference")
+    table.add_column("zero-value solution")
+    table.add_column("s", justify="right")
+    table.add_column("notes", overflow="fold")
+    yes, no, skip = "[green]passes[/]", "[red]FAILS[/]", "[dim]-[/]"
+    for t in result.tasks:
+        ref = skip if t.reference_passed is None else (yes if t.reference_passed else no)
+        if t.wrong_failed is None:
+            wrong = skip
+        elif t.wrong_failed:
+            wrong = "[green]fails[/]" + ("" if t.wrong_built is not False else " (build)")
+        else:
+            wrong = "[red]PASSES[/]"
+        notes = [t.problem] if t.problem else []
+        notes += t.details
+        if t.fixes:
+            notes.append(f"{len(t.fixes)} import fix(es): "
+                         + ", ".join(f"{f.file} {f.detail}" for f in t.fixes[:3]))
+        table.add_row(t.task, ref, wrong, f"{t.seconds:.1f}", "\n".join(notes))
+    out.print(table)
+    bad = result.failures
+    status = "[bold green]OK[/]" if not bad else f"[bold red]{len(bad)} FAILED[/]"
+    out.print(f"{status} {len(result.tasks) - len(bad)}/{len(result.tasks)} tasks sound")
