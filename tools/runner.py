@@ -20,6 +20,8 @@ _POS_RE = re.compile(
 _FRAME_RE = re.compile(r"^\s*(=== (RUN|PAUSE|CONT|NAME)|--- (FAIL|PASS|SKIP))")
 _TEST_LOG_RE = re.compile(r"^\s+(?P<file>[\w./-]+\.go):(?P<line>\d+): (?P<msg>.*)$")
 _STACK_RE = re.compile(r"^\s+(?P<path>/\S+?\.go):(?P<line>\d+)")
+_CRASH_PREFIXES = ("panic: ", "fatal error: ")
+_RECOVERED_RE = re.compile(r" \[recovered(?:, repanicked)?\]$")
 
 
 def test_names(source: str) -> list[str]:
@@ -131,10 +133,18 @@ def _strip_frames(lines: list[str]) -> list[str]:
     return [ln for ln in lines if not _FRAME_RE.match(ln)]
 
 
+def _crash_index(lines: list[str]) -> int | None:
+    """Where a Go panic or runtime fatal error (deadlock, out of memory …) starts."""
+    return next((i for i, ln in enumerate(lines) if ln.startswith(_CRASH_PREFIXES)), None)
+
+
 def _panic_diagnostic(test: str | None, lines: list[str], root: Path) -> Diagnostic:
     """The panic message, located at the first stack frame inside the workspace."""
-    idx = next(i for i, ln in enumerate(lines) if ln.startswith("panic: "))
-    message = lines[idx].rstrip()
+    idx = _crash_index(lines)
+    assert idx is not None
+    # The testing package re-panics a test's panic: "[recovered, repanicked]" is its
+    # bookkeeping, not the program's message.
+    message = _RECOVERED_RE.sub("", lines[idx].rstrip())
     file = line = None
     src_root = str(root.resolve())
     for ln in lines[idx:]:
@@ -144,11 +154,24 @@ def _panic_diagnostic(test: str | None, lines: list[str], root: Path) -> Diagnos
             break
     timeout = message.startswith("panic: test timed out")
     if timeout:
-        running = [ln.strip() for ln in lines[idx + 1:] if ln.startswith("\t") and "(" in ln]
+        # Go prints "\trunning tests:" then one "\t\tTestName (2s)" line per running test.
+        running = []
+        for ln in lines[idx + 1:]:
+            if ln.startswith("\t\t") and ln.rstrip().endswith(")"):
+                running.append(ln.strip().split(" ")[0])
+            elif running or not ln.startswith("\t"):
+                break
         msg = message.removeprefix("panic: ")
         if running:
-            msg += "; still running: " + ", ".join(r.split(" ")[0] for r in running[:5])
-        return Diagnostic(message=msg, kind=Kind.timeout, test=test)
+            msg += "; still running: " + ", ".join(running[:5])
+        # Where the stuck goroutine is: a blocked channel op or lock names its line.
+        return Diagnostic(file=file, line=line, message=msg, kind=Kind.timeout, test=test)
+    if message == "fatal error: out of memory":
+        # The runtime names the failed allocation on the line before.
+        detail = lines[idx - 1].strip() if idx > 0 else ""
+        if detail.startswith("runtime: out of memory"):
+            message = "fatal error: " + detail.removeprefix("runtime: ")
+        return Diagnostic(file=file, line=line, message=message, kind=Kind.limit, test=test)
     return Diagnostic(file=file, line=line, message=message, kind=Kind.panic, test=test)
 
 
@@ -222,7 +245,7 @@ def parse_test_json(
     leaves = [n for n in failed if not any(o.startswith(n + "/") for o in failed)]
     for name in sorted(leaves, key=lambda n: list(outcomes).index(n)):
         lines = "".join(test_out.get(name, [])).splitlines()
-        if any(ln.startswith("panic: ") for ln in lines):
+        if _crash_index(lines) is not None:
             diags.append(_panic_diagnostic(name, lines, root))
             continue
         errs = "".join(test_err.get(name, [])).splitlines() or _strip_frames(lines)
@@ -236,15 +259,27 @@ def parse_test_json(
         message = "\n".join(x for x in msgs if x) or "test failed"
         diags.append(Diagnostic(file=file, line=line, message=message,
                                 kind=Kind.test_failure, test=name))
-    # Panics and timeouts can also be reported outside any test (in init or after a test).
+    # A crash that kills the test binary (timeout panic, deadlock, out of memory) leaves
+    # the running test with output but no pass/fail event: it failed all the same.
+    for name, chunks in test_out.items():
+        if name in outcomes:
+            continue
+        lines = "".join(chunks).splitlines()
+        if _crash_index(lines) is None:
+            continue
+        diags.append(_panic_diagnostic(name, lines, root))
+        tests.append(TestResult(name=name, outcome=Outcome.failed,
+                                output="\n".join(lines)[:4000]))
+        failed.add(name)
+    # Panics can also be reported outside any test (in init, or after a test returned).
     orphan = [ln.rstrip("\n") for ln in pkg_out]
-    all_lines = "".join(o for v in test_out.values() for o in v).splitlines()
-    if any(ln.startswith("panic: ") for ln in orphan) and not any(
-        d.kind in (Kind.panic, Kind.timeout) for d in diags
+    if _crash_index(orphan) is not None and not any(
+        d.kind in (Kind.panic, Kind.timeout, Kind.limit) for d in diags
     ):
         diags.append(_panic_diagnostic(None, orphan, root))
-    elif (not any(d.kind is Kind.timeout for d in diags)
-          and any(ln.startswith("panic: test timed out") for ln in all_lines)):
+    all_lines = "".join(o for v in test_out.values() for o in v).splitlines()
+    if (not any(d.kind is Kind.timeout for d in diags)
+            and any(ln.startswith("panic: test timed out") for ln in all_lines)):
         diags.append(Diagnostic(message=f"test timed out after {int(test_timeout)}s",
                                 kind=Kind.timeout))
 
