@@ -1,0 +1,611 @@
+"""Benchmarks: what the repair loop buys over single-shot and resampling, at what cost.
+
+One run puts the same tasks, model and seeds through up to three modes:
+
+- `single`: one generation per task (pass@1). Both the raw verdict (no deterministic fix)
+  and the verdict after the cheap fixes are recorded.
+- `repair`: the loop, up to K rounds; solved-by-round 1…K comes from `solved_at_round`.
+- `sample`: n independent one-round samples at temperature T with seeds seed+i, scored with
+  the unbiased pass@k estimator of Chen et al. (2021).
+
+Every attempt is one line of `results.jsonl`, appended and fsynced as it finishes, so a
+killed run resumes without redoing or duplicating anything. The summary is a pure function
+of those lines and the run's config: a resumed run summarises exactly like an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from enum import Enum
+from fractions import Fraction
+from math import comb
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from agent.atomic import write_text_atomic
+from agent.loop import LoopConfig, RepairLoop
+from agent.models.base import Generation, Message, Model, Sampling
+from agent.task import TaskSpec
+from agent.trajectory import FeedbackMode, RunResult
+
+if TYPE_CHECKING:
+    from agent.loop import Checker
+
+RESULTS = "results.jsonl"
+RUN_FILE = "run.json"
+SUMMARY = "summary.json"
+
+
+class BenchError(ValueError):
+    """Bad input or an unusable run directory; the message is one line (exit code 2)."""
+
+
+class Mode(str, Enum):
+    single = "single"
+    repair = "repair"
+    sample = "sample"
+
+
+MODE_ORDER = (Mode.single, Mode.repair, Mode.sample)
+
+
+def parse_modes(text: str) -> list[Mode]:
+    """`single,repair,sample` (any order, any subset) → modes in canonical order."""
+    names = [p.strip().lower() for p in text.split(",") if p.strip()]
+    if not names:
+        raise BenchError("--modes is empty; choose from single, repair, sample")
+    bad = [n for n in names if n not in Mode.__members__]
+    if bad:
+        raise BenchError(f"unknown mode {bad[0]!r} in --modes; choose from single, repair, "
+                         "sample (comma-separated)")
+    # Canonical order, so `repair,single` and `single,repair` are the same config.
+    return [m for m in MODE_ORDER if m.value in names]
+
+
+# -- pass@k ------------------------------------------------------------------------------
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples of which c passed (Chen et al. 2021, eq. 1).
+
+    1 - C(n-c, k) / C(n, k), the chance that k samples drawn without replacement from the
+    n include a passing one. Computed on exact integers, so large n neither overflows nor
+    loses precision (the paper's product form only avoids floats' overflow).
+    """
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n (n={n}, c={c}, k={k})")
+    if n - c < k:
+        return 1.0  # every draw of k contains a pass
+    return float(1 - Fraction(comb(n - c, k), comb(n, k)))
+
+
+# -- configuration -------------------------------------------------------------------------
+
+class BenchConfig(BaseModel):
+    """Everything that decides a run's results; stored as run.json and hashed into keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    suite: str
+    tasks: list[str]  # the selected task ids, in order
+    tasks_digest: str  # the selected tasks' content: an edited suite is a different run
+    modes: list[Mode]
+    max_rounds: int = Field(default=4, ge=1)
+    feedback: FeedbackMode | None = None
+    samples: int = Field(default=5, ge=1)
+    sample_temperature: float = Field(default=0.8, ge=0.0)
+    seed: int = 0
+    max_tokens: int | None = None
+    fixes: list[str] = Field(default_factory=list)
+    backend: str
+    model: str | None = None  # as asked for (--model), not as resolved
+    adapter: str | None = None
+    replay: str | None = None
+    task_filter: str | None = None  # --tasks as given, for the reproducing command
+    limit: int | None = None
+
+    def config_hash(self) -> str:
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def loop_config(self, mode: Mode, sample: int) -> LoopConfig:
+        if mode is Mode.single:
+            # Feedback is irrelevant in one round but `all` makes the check run every test.
+            return LoopConfig(max_rounds=1, feedback=FeedbackMode.all, seed=self.seed,
+                              max_tokens=self.max_tokens, fixes=self.fixes)
+        if mode is Mode.repair:
+            return LoopConfig(max_rounds=self.max_rounds, feedback=self.feedback,
+                              seed=self.seed, max_tokens=self.max_tokens, fixes=self.fixes)
+        return LoopConfig(max_rounds=1, feedback=FeedbackMode.all,
+                          temperature=self.sample_temperature, seed=self.seed + sample,
+                          max_tokens=self.max_tokens, fixes=self.fixes)
+
+    def attempts(self) -> list[AttemptKey]:
+        """All attempts, task-major, so whole tasks finish early and progress means something."""
+        h = self.config_hash()
+        keys = []
+        for task in self.tasks:
+            for mode in self.modes:
+                for i in range(self.samples if mode is Mode.sample else 1):
+                    keys.append(AttemptKey(task=task, mode=mode, sample=i, config=h))
+        return keys
+
+    def command(self, out: str | None = None) -> str:
+        """The command line that reproduces this run."""
+        parts = ["guild-agent", "bench", self.suite, "--backend", self.backend]
+        if self.model:
+            parts += ["--model", self.model]
+        if self.adapter:
+            parts += ["--adapter", self.adapter]
+        if self.replay:
+            parts += ["--replay", self.replay]
+        parts += ["--modes", ",".join(m.value for m in self.modes)]
+        if Mode.repair in self.modes:
+            parts += ["--max-rounds", str(self.max_rounds)]
+            if self.feedback:
+                parts += ["--feedback", self.feedback.value]
+        if Mode.sample in self.modes:
+            parts += ["--samples", str(self.samples),
+                      "--sample-temperature", f"{self.sample_temperature:g}"]
+        parts += ["--seed", str(self.seed)]
+        if self.max_tokens:
+            parts += ["--max-tokens", str(self.max_tokens)]
+        for f in ("gofmt", "unused-imports", "missing-imports"):
+            if f not in self.fixes:
+                parts += ["--no-fix", f]
+        if self.task_filter:
+            parts += ["--tasks", self.task_filter]
+        if self.limit is not None:
+            parts += ["--limit", str(self.limit)]
+        if out:
+            parts += ["--out", out]
+        return " ".join(_shell_quote(p) for p in parts)
+
+
+def _shell_quote(s: str) -> str:
+    safe = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./,:=+@%")
+    return s if s and all(c in safe for c in s) else "'" + s.replace("'", "'\\''") + "'"
+
+
+def select_tasks(tasks: list[TaskSpec], patterns: str | None = None,
+                 limit: int | None = None) -> list[TaskSpec]:
+    """Tasks whose id matches any comma-separated id or glob, then the first `limit`."""
+    chosen = tasks
+    if patterns:
+        pats = [p.strip() for p in patterns.split(",") if p.strip()]
+        chosen = [t for t in tasks if any(fnmatch.fnmatchcase(t.id, p) for p in pats)]
+        if not chosen:
+            raise BenchError(f"--tasks {patterns!r} matches no task in the suite")
+    if limit is not None:
+        chosen = chosen[:limit]
+    if not chosen:
+        raise BenchError("no tasks selected")
+    return chosen
+
+
+def tasks_digest(tasks: Iterable[TaskSpec]) -> str:
+    h = hashlib.sha256()
+    for t in tasks:
+        h.update(json.dumps(t.model_dump(mode="json"), sort_keys=True).encode() + b"\0")
+    return h.hexdigest()[:16]
+
+
+# -- records -------------------------------------------------------------------------------
+
+class AttemptKey(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    task: str
+    mode: Mode
+    sample: int = 0
+    config: str  # BenchConfig.config_hash()
+
+
+class AttemptRecord(BaseModel):
+    """One line of results.jsonl: which attempt, and the loop's result without files."""
+
+    task: str
+    mode: Mode
+    sample: int = 0
+    config: str
+    result: RunResult
+
+    @property
+    def key(self) -> AttemptKey:
+        return AttemptKey(task=self.task, mode=self.mode, sample=self.sample,
+                          config=self.config)
+
+    def line(self) -> str:
+        return json.dumps(self.model_dump(mode="json", exclude={"result": {"files"}}),
+                          sort_keys=True) + "\n"
+
+
+class ResultsLog:
+    """results.jsonl: append-only, one fsynced line per finished attempt, never duplicated."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.records: dict[AttemptKey, AttemptRecord] = {}
+        self._lock = threading.Lock()
+        self._load()
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        good_end = 0
+        pos = 0
+        while pos < len(data):
+            nl = data.find(b"\n", pos)
+            end = len(data) if nl < 0 else nl + 1
+            raw = data[pos:end]
+            if not raw.strip():
+                pos = good_end = end  # a blank line carries nothing; keep it harmlessly
+                continue
+            try:
+                rec = AttemptRecord.model_validate_json(raw)
+            except ValidationError:
+                if nl < 0 or end == len(data):
+                    break  # a torn last line: the attempt simply did not finish
+                lineno = data.count(b"\n", 0, pos) + 1
+                raise BenchError(f"{self.path}: line {lineno} is "
+                                 "corrupt (not the last line, so not a torn write); "
+                                 "fix or remove it") from None
+            if nl < 0:
+                break  # complete JSON but no newline: still torn, redo it
+            # A duplicate (impossible from this writer) would be dropped, never counted twice.
+            self.records.setdefault(rec.key, rec)
+            good_end = end
+            pos = end
+        if good_end != len(data):
+            # Rewrite cleanly: drop the torn tail so the next append starts a fresh line.
+            with open(self.path, "r+b") as fh:
+                fh.truncate(good_end)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def __contains__(self, key: AttemptKey) -> bool:
+        return key in self.records
+
+    def append(self, rec: AttemptRecord) -> bool:
+        """Write `rec` unless its attempt is already recorded; True when written."""
+        with self._lock:
+            if rec.key in self.records:
+                return False
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(rec.line())
+                fh.flush()
+                os.fsync(fh.fileno())
+            self.records[rec.key] = rec
+            return True
+
+
+def read_records(path: Path) -> list[AttemptRecord]:
+    return list(ResultsLog(path).records.values())
+
+
+# -- summary -------------------------------------------------------------------------------
+
+class BudgetPoint(BaseModel):
+    """Solved tasks after spending this much: one point of a solved-vs-cost curve."""
+
+    step: int  # repair: rounds allowed; sample: samples drawn; single: 1
+    solved: float  # expected count for sample (sum of per-task pass@k)
+    completion_tokens: float
+    seconds: float
+
+
+class ModeSummary(BaseModel):
+    mode: Mode
+    tasks: int
+    solved: int  # sample: tasks solved by any of the n samples
+    pass_rate: float
+    attempts: int
+    errors: int = 0  # attempts the model or toolchain failed for good
+    raw_solved: int | None = None  # single: round 1 passed with no deterministic fix
+    solved_by_round: dict[int, int] | None = None  # repair: cumulative, rounds 1..K
+    pass_at_k: dict[int, float] | None = None  # sample: mean over tasks, k = 1..n
+    first_failures: dict[str, int] = Field(default_factory=dict)
+    rounds: int = 0  # model calls made
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0  # wall time of the attempts (includes waiting for the model lock)
+    model_seconds: float = 0.0
+    check_seconds: float = 0.0
+    tokens_per_solved: float | None = None
+    budget_curve: list[BudgetPoint] = Field(default_factory=list)
+
+
+class TaskModeOutcome(BaseModel):
+    solved: bool
+    raw_solved: bool | None = None
+    solved_at_round: int | None = None
+    samples_solved: int | None = None
+    rounds: int
+    first_failure: str | None = None
+    stop_reason: str = ""
+    completion_tokens: int
+    seconds: float
+
+
+class TaskRow(BaseModel):
+    task: str
+    modes: dict[str, TaskModeOutcome]
+
+
+class Summary(BaseModel):
+    suite: str
+    model: str
+    backend: str
+    config: str
+    command: str  # reproduces the run (add --out DIR)
+    tasks: int
+    complete: bool  # every planned attempt is recorded
+    attempts_done: int
+    attempts_planned: int
+    modes: dict[str, ModeSummary]
+    per_task: list[TaskRow]
+
+
+def _round_seconds(r: RunResult) -> tuple[float, float]:
+    return (sum(x.model_seconds for x in r.rounds_detail),
+            sum(x.check_seconds for x in r.rounds_detail))
+
+
+def _solved_with_fixes(r: RunResult) -> bool:
+    return r.solved and r.solved_at_round == 1
+
+
+def summarize(config: BenchConfig, records: Iterable[AttemptRecord], *,
+              model_name: str | None = None, command: str | None = None) -> Summary:
+    """The summary of a run: a pure function of its config and its recorded attempts.
+
+    Records are grouped by key and read in the config's task order, so the order in which
+    workers finished (or a resume) changes nothing but timings.
+    """
+    h = config.config_hash()
+    by_key = {r.key: r for r in records if r.config == h}
+    planned = config.attempts()
+    modes: dict[str, ModeSummary] = {}
+    rows: dict[str, dict[str, TaskModeOutcome]] = {t: {} for t in config.tasks}
+    for mode in config.modes:
+        n_samples = config.samples if mode is Mode.sample else 1
+        per_task: dict[str, list[RunResult]] = {}
+        for task in config.tasks:
+            got = [by_key.get(AttemptKey(task=task, mode=mode, sample=i, config=h))
+                   for i in range(n_samples)]
+            if all(g is not None for g in got):
+                per_task[task] = [g.result for g in got if g is not None]
+        results = [r for rs in per_task.values() for r in rs]
+        ms = ModeSummary(mode=mode, tasks=len(per_task), solved=0, pass_rate=0.0,
+                         attempts=len(results))
+        for r in results:
+            ms.errors += r.error is not None
+            ms.rounds += r.rounds
+            ms.prompt_tokens += r.tokens.prompt
+            ms.completion_tokens += r.tokens.completion
+            ms.seconds += r.seconds
+            model_s, check_s = _round_seconds(r)
+            ms.model_seconds += model_s
+            ms.check_seconds += check_s
+            if not r.solved:
+                kind = r.first_failure or ("model-error" if r.error else "unknown")
+                ms.first_failures[kind] = ms.first_failures.get(kind, 0) + 1
+        for task, rs in per_task.items():
+            solved_n = sum(r.solved for r in rs)
+            r0 = rs[0]
+            rows[task][mode.value] = TaskModeOutcome(
+                solved=solved_n > 0,
+                raw_solved=r0.raw_solved_round1 if mode is Mode.single else None,
+                solved_at_round=r0.solved_at_round if mode is Mode.repair else None,
+                samples_solved=solved_n if mode is Mode.sample else None,
+                rounds=sum(r.rounds for r in rs), first_failure=r0.first_failure,
+                stop_reason=r0.stop_reason if len(rs) == 1 else "",
+                completion_tokens=sum(r.tokens.completion for r in rs),
+                seconds=round(sum(r.seconds for r in rs), 3))
+            ms.solved += solved_n > 0
+        ms.pass_rate = ms.solved / ms.tasks if ms.tasks else 0.0
+        ms.tokens_per_solved = (ms.completion_tokens / ms.solved) if ms.solved else None
+        if mode is Mode.single:
+            ms.raw_solved = sum(rs[0].raw_solved_round1 for rs in per_task.values())
+            ms.budget_curve = [BudgetPoint(step=1, solved=ms.solved,
+                                           completion_tokens=ms.completion_tokens,
+                                           seconds=ms.model_seconds + ms.check_seconds)]
+        elif mode is Mode.repair:
+            ms.solved_by_round, ms.budget_curve = _repair_curve(
+                [rs[0] for rs in per_task.values()], config.max_rounds)
+        else:
+            ms.pass_at_k, ms.budget_curve = _sample_curve(list(per_task.values()),
+                                                          config.samples)
+        modes[mode.value] = ms
+    backend = config.backend
+    return Summary(
+        suite=config.suite, model=model_name or config.model or backend, backend=backend,
+        config=h, command=command or config.command(), tasks=len(config.tasks),
+        complete=all(k in by_key for k in planned), attempts_done=sum(
+            k in by_key for k in planned), attempts_planned=len(planned), modes=modes,
+        per_task=[TaskRow(task=t, modes=rows[t]) for t in config.tasks])
+
+
+def _repair_curve(results: list[RunResult], max_rounds: int
+                  ) -> tuple[dict[int, int], list[BudgetPoint]]:
+    """Solved by round r (cumulative) and what stopping every task after r rounds costs."""
+    by_round: dict[int, int] = {}
+    curve = []
+    for r in range(1, max_rounds + 1):
+        solved = sum(1 for x in results if x.solved and (x.solved_at_round or 0) <= r)
+        by_round[r] = solved
+        tokens = sum(d.completion_tokens for x in results for d in x.rounds_detail
+                     if d.round <= r)
+        secs = sum(d.model_seconds + d.check_seconds for x in results for d in x.rounds_detail
+                   if d.round <= r)
+        curve.append(BudgetPoint(step=r, solved=solved, completion_tokens=tokens,
+                                 seconds=round(secs, 3)))
+    return by_round, curve
+
+
+def _sample_curve(per_task: list[list[RunResult]], n: int
+                  ) -> tuple[dict[int, float], list[BudgetPoint]]:
+    """Mean pass@k for k = 1..n, and the expected cost of drawing k samples per task."""
+    if not per_task:
+        return {k: 0.0 for k in range(1, n + 1)}, []
+    at_k: dict[int, float] = {}
+    curve = []
+    tokens = sum(r.tokens.completion for rs in per_task for r in rs)
+    secs = sum(sum(_round_seconds(r)) for rs in per_task for r in rs)
+    for k in range(1, n + 1):
+        expected = sum(pass_at_k(n, sum(r.solved for r in rs), k) for rs in per_task)
+        at_k[k] = expected / len(per_task)
+        # k of the n samples cost, in expectation, k/n of what all n cost.
+        curve.append(BudgetPoint(step=k, solved=round(expected, 6),
+                                 completion_tokens=round(tokens * k / n, 3),
+                                 seconds=round(secs * k / n, 3)))
+    return at_k, curve
+
+
+# -- running ------------------------------------------------------------------------------
+
+class SharedEngine:
+    """One model shared by worker threads: generate calls take turns under a lock.
+
+    Engines keep per-conversation state (a prompt cache, the oracle's task), set by
+    `start`. Each attempt gets its own `Conversation` view; when the engine last served
+    another conversation, it is restarted on this one's task before generating, so a
+    single worker (or a lucky schedule) keeps the engine's cache reuse.
+    """
+
+    def __init__(self, model: Model) -> None:
+        self.model = model
+        self.lock = threading.Lock()
+        self.owner: object | None = None
+
+    def conversation(self) -> Conversation:
+        return Conversation(self)
+
+
+class Conversation:
+    """The Model the loop sees for one attempt (see SharedEngine)."""
+
+    def __init__(self, engine: SharedEngine) -> None:
+        self.engine = engine
+        self.name = engine.model.name
+        self.backend = engine.model.backend
+        self._task: TaskSpec | None = None
+
+    def start(self, task: TaskSpec | None) -> None:
+        self._task = task
+        with self.engine.lock:
+            self.engine.model.start(task)
+            self.engine.owner = self
+
+    def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
+        with self.engine.lock:
+            if self.engine.owner is not self:
+                self.engine.model.start(self._task)
+                self.engine.owner = self
+            return self.engine.model.generate(messages, sampling)
+
+
+ProgressHook = Callable[[AttemptRecord], None]
+
+
+class BenchRun:
+    """Runs a config's unrecorded attempts into an output directory."""
+
+    def __init__(self, config: BenchConfig, tasks: list[TaskSpec], model: Model, out: Path,
+                 *, jobs: int = 2, resume: bool = False, command: str | None = None,
+                 checker_factory: Callable[[TaskSpec], Checker] | None = None) -> None:
+        self.config = config
+        self.tasks = {t.id: t for t in tasks}
+        if [t.id for t in tasks] != config.tasks:
+            raise BenchError("the tasks given do not match the config's task list")
+        self.model = model
+        self.out = out
+        # The replay script is consumed in call order: only one worker keeps it meaningful.
+        self.jobs = 1 if model.backend == "replay" else max(1, jobs)
+        self.command = command or config.command()
+        self.checker_factory = checker_factory
+        self.log = self._open(resume)
+
+    def _open(self, resume: bool) -> ResultsLog:
+        self.out.mkdir(parents=True, exist_ok=True)
+        run_file = self.out / RUN_FILE
+        results = self.out / RESULTS
+        if run_file.exists():
+            if not resume:
+                raise BenchError(f"{self.out} already holds a run; pass --resume to continue "
+                                 "it, or choose another --out")
+            try:
+                old = BenchConfig.model_validate_json(run_file.read_text())
+            except (ValidationError, OSError, ValueError) as exc:
+                raise BenchError(f"{run_file}: unreadable ({type(exc).__name__}); cannot "
+                                 "resume") from None
+            if old.config_hash() != self.config.config_hash():
+                diff = [k for k, v in self.config.model_dump(mode="json").items()
+                        if old.model_dump(mode="json").get(k) != v]
+                raise BenchError(f"{self.out} holds a run with a different config (differs "
+                                 f"in: {', '.join(diff)}); resume with the same options or "
+                                 "choose another --out")
+        else:
+            if results.exists() and results.stat().st_size and not resume:
+                raise BenchError(f"{results} exists without {RUN_FILE}; choose another --out")
+            write_text_atomic(run_file, json.dumps(
+                {**self.config.model_dump(mode="json")}, indent=2) + "\n")
+        return ResultsLog(results)
+
+    def pending(self) -> list[AttemptKey]:
+        return [k for k in self.config.attempts() if k not in self.log]
+
+    def run_attempt(self, key: AttemptKey, engine: SharedEngine) -> AttemptRecord:
+        task = self.tasks[key.task]
+        loop = RepairLoop(engine.conversation(), self.config.loop_config(key.mode, key.sample),
+                          checker_factory=self.checker_factory)
+        result = loop.run(task)
+        return AttemptRecord(task=key.task, mode=key.mode, sample=key.sample,
+                             config=key.config, result=result)
+
+    def run(self, on_record: ProgressHook | None = None) -> Summary:
+        """Run what is not yet recorded; write results, summary.json, report.md, plot."""
+        engine = SharedEngine(self.model)
+        todo = self.pending()
+        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="bench") as pool:
+            # Keep at most `jobs` attempts in flight: a Ctrl-C then abandons little work.
+            it = iter(todo)
+            running: set[Future[AttemptRecord]] = set()
+            try:
+                for key in it:
+                    running.add(pool.submit(self.run_attempt, key, engine))
+                    if len(running) >= self.jobs:
+                        break
+                while running:
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        rec = fut.result()
+                        self.log.append(rec)
+                        if on_record:
+                            on_record(rec)
+                        nxt = next(it, None)
+                        if nxt is not None:
+                            running.add(pool.submit(self.run_attempt, nxt, engine))
+            except BaseException:
+                for fut in running:
+                    fut.cancel()
+                raise
+        return self.finish()
+
+    def finish(self) -> Summary:
+        from agent.report import write_report
+
+        summary = summarize(self.config, self.log.records.values(), model_name=self.model.name,
+                            command=self.command)
+        write_text_atomic(self.out / SUMMARY, summary.model_dump_json(indent=2) + "\n")
+        write_report(self.out, summary)
+        return summary
