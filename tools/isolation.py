@@ -129,11 +129,19 @@ class PidsCgroup:
         except (OSError, ValueError):
             return []
 
-    def kill_all(self, wait: float = 2.0) -> int:
-        """SIGKILL everything left in the cgroup and remove it; returns how many were left."""
-        # No new processes from here on, so a fork bomb cannot outrun the kill loop.
-        with contextlib.suppress(OSError):
-            (self.path / "pids.max").write_text("0\n")
+    def forks_refused(self) -> int:
+        """How often pids.max refused a fork: a fork bomb leaves a trace here."""
+        try:
+            for line in (self.path / "pids.events").read_text().splitlines():
+                name, _, count = line.partition(" ")
+                if name == "max":
+                    return int(count)
+        except (OSError, ValueError):
+            pass
+        return 0
+
+    def kill_members(self, wait: float = 2.0) -> int:
+        """SIGKILL everything in the cgroup until it is empty; returns how many were alive."""
         killed: set[int] = set()
         kill_file = self.path / "cgroup.kill"  # cgroup v2 kills the lot atomically
         if kill_file.exists():
@@ -151,6 +159,14 @@ class PidsCgroup:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.005)
+        return len(killed)
+
+    def kill_all(self, wait: float = 2.0) -> int:
+        """Stop new forks, kill every member and remove the cgroup; returns how many."""
+        # No new processes from here on, so a fork bomb cannot outrun the kill loop.
+        with contextlib.suppress(OSError):
+            (self.path / "pids.max").write_text("0\n")
+        killed = self.kill_members(wait)
         for _ in range(200):  # rmdir fails (EBUSY) until the last zombie is reaped
             try:
                 self.path.rmdir()
@@ -159,7 +175,7 @@ class PidsCgroup:
                 break
             except OSError:
                 time.sleep(0.01)
-        return len(killed)
+        return killed
 
 
 # -- detection -----------------------------------------------------------------------------

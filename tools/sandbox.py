@@ -114,16 +114,21 @@ def run_limited(
     cgroup = None
     if iso.pids_cgroup is not None and limits.processes is not None:
         cgroup = PidsCgroup.create(iso.pids_cgroup, limits.processes)
-    proc = subprocess.Popen(
-        argv,
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=(lambda: _preexec(limits, cgroup)) if sys.platform != "win32" else None,
-    )
+    try:
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=(lambda: _preexec(limits, cgroup)) if sys.platform != "win32" else None,
+        )
+    except BaseException:
+        if cgroup is not None:
+            cgroup.kill_all()
+        raise
     pgid = proc.pid
     if stdin is not None and proc.stdin:
         with contextlib.suppress(BrokenPipeError):
@@ -145,6 +150,12 @@ def run_limited(
                 timed_out = True
                 break
             if not sel.select(timeout=min(remaining, 0.5)):
+                if proc.poll() is not None:
+                    # The command is done but something it left behind (setsid, nohup)
+                    # holds the pipe open: end it rather than wait for the wall clock.
+                    kill_group(pgid)
+                    if cgroup is not None:
+                        cgroup.kill_members(wait=0.5)
                 continue
             try:
                 data = os.read(fd, 1 << 16)
@@ -170,10 +181,18 @@ def run_limited(
             exit_code = proc.wait()
         kill_group(pgid)
         # Processes that called setsid left the group: the cgroup still lists them.
-        leftover = cgroup.kill_all() if cgroup is not None else 0
+        leftover = refused = 0
+        if cgroup is not None:
+            refused = cgroup.forks_refused()
+            leftover = cgroup.kill_all()
         proc.stdout.close()
     output = b"".join(chunks)[: limits.output_bytes]
+    notes: list[str] = []
+    if refused:
+        notes.append(f"process limit reached: {refused} process/thread creations refused "
+                     f"(limit {limits.processes})")
     return ProcResult(
+        notes=notes,
         isolation=level.value,
         leftover_processes=leftover,
         exit_code=None if timed_out or truncated else exit_code,
