@@ -517,28 +517,40 @@ class Conversation:
 ProgressHook = Callable[[AttemptRecord], None]
 
 
-class BenchRun:
-    """Runs a config's unrecorded attempts into an output directory."""
+class ModelFailed(RuntimeError):
+    """The model gave no answer at all for an attempt (engine down, script exhausted…).
 
-    def __init__(self, config: BenchConfig, tasks: list[TaskSpec], model: Model, out: Path,
-                 *, jobs: int = 2, resume: bool = False, command: str | None = None,
+    Such attempts are not recorded: a resumed run retries them instead of counting a
+    dead server as unsolved tasks.
+    """
+
+
+class BenchRun:
+    """Runs a config's unrecorded attempts into an output directory.
+
+    The directory is checked on construction (so bad input fails before a model loads);
+    run.json is written when the run starts.
+    """
+
+    def __init__(self, config: BenchConfig, tasks: list[TaskSpec], out: Path, *,
+                 jobs: int = 2, resume: bool = False, command: str | None = None,
                  checker_factory: Callable[[TaskSpec], Checker] | None = None) -> None:
         self.config = config
         self.tasks = {t.id: t for t in tasks}
         if [t.id for t in tasks] != config.tasks:
             raise BenchError("the tasks given do not match the config's task list")
-        self.model = model
         self.out = out
-        # The replay script is consumed in call order: only one worker keeps it meaningful.
-        self.jobs = 1 if model.backend == "replay" else max(1, jobs)
+        self.jobs = max(1, jobs)
         self.command = command or config.command()
         self.checker_factory = checker_factory
-        self.log = self._open(resume)
+        self._check_dir(resume)
+        self.log = ResultsLog(out / RESULTS)
 
-    def _open(self, resume: bool) -> ResultsLog:
-        self.out.mkdir(parents=True, exist_ok=True)
+    def _check_dir(self, resume: bool) -> None:
         run_file = self.out / RUN_FILE
         results = self.out / RESULTS
+        if self.out.exists() and not self.out.is_dir():
+            raise BenchError(f"--out {self.out} is a file, not a directory")
         if run_file.exists():
             if not resume:
                 raise BenchError(f"{self.out} already holds a run; pass --resume to continue "
@@ -549,17 +561,13 @@ class BenchRun:
                 raise BenchError(f"{run_file}: unreadable ({type(exc).__name__}); cannot "
                                  "resume") from None
             if old.config_hash() != self.config.config_hash():
-                diff = [k for k, v in self.config.model_dump(mode="json").items()
-                        if old.model_dump(mode="json").get(k) != v]
+                new, was = self.config.model_dump(mode="json"), old.model_dump(mode="json")
+                diff = [k for k in new if was.get(k) != new[k]]
                 raise BenchError(f"{self.out} holds a run with a different config (differs "
                                  f"in: {', '.join(diff)}); resume with the same options or "
                                  "choose another --out")
-        else:
-            if results.exists() and results.stat().st_size and not resume:
-                raise BenchError(f"{results} exists without {RUN_FILE}; choose another --out")
-            write_text_atomic(run_file, json.dumps(
-                {**self.config.model_dump(mode="json")}, indent=2) + "\n")
-        return ResultsLog(results)
+        elif results.exists() and results.stat().st_size:
+            raise BenchError(f"{results} exists without {RUN_FILE}; choose another --out")
 
     def pending(self) -> list[AttemptKey]:
         return [k for k in self.config.attempts() if k not in self.log]
@@ -572,39 +580,53 @@ class BenchRun:
         return AttemptRecord(task=key.task, mode=key.mode, sample=key.sample,
                              config=key.config, result=result)
 
-    def run(self, on_record: ProgressHook | None = None) -> Summary:
-        """Run what is not yet recorded; write results, summary.json, report.md, plot."""
-        engine = SharedEngine(self.model)
-        todo = self.pending()
-        with ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="bench") as pool:
-            # Keep at most `jobs` attempts in flight: a Ctrl-C then abandons little work.
-            it = iter(todo)
-            running: set[Future[AttemptRecord]] = set()
-            try:
-                for key in it:
-                    running.add(pool.submit(self.run_attempt, key, engine))
-                    if len(running) >= self.jobs:
-                        break
-                while running:
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
-                    for fut in done:
-                        rec = fut.result()
-                        self.log.append(rec)
-                        if on_record:
-                            on_record(rec)
-                        nxt = next(it, None)
-                        if nxt is not None:
-                            running.add(pool.submit(self.run_attempt, nxt, engine))
-            except BaseException:
-                for fut in running:
-                    fut.cancel()
-                raise
-        return self.finish()
+    def run(self, model: Model, on_record: ProgressHook | None = None) -> Summary:
+        """Run what is not yet recorded; write results, summary.json, report.md, plot.
 
-    def finish(self) -> Summary:
+        Raises ModelFailed when the model answers nothing for an attempt (after the
+        attempts already in flight are recorded).
+        """
+        self.out.mkdir(parents=True, exist_ok=True)
+        if not (self.out / RUN_FILE).exists():
+            write_text_atomic(self.out / RUN_FILE,
+                              self.config.model_dump_json(indent=2) + "\n")
+        # The replay script is consumed in call order: only one worker keeps it meaningful.
+        jobs = 1 if model.backend == "replay" else self.jobs
+        engine = SharedEngine(model)
+        todo = iter(self.pending())
+        failed: str | None = None
+        pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="bench")
+        running: set[Future[AttemptRecord]] = set()
+        try:
+            # At most `jobs` attempts in flight, so an interrupt abandons little work.
+            for key in todo:
+                running.add(pool.submit(self.run_attempt, key, engine))
+                if len(running) >= jobs:
+                    break
+            while running:
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    rec = fut.result()
+                    if rec.result.error and rec.result.rounds == 0:
+                        failed = failed or f"{rec.task} ({rec.mode.value}): {rec.result.error}"
+                        continue
+                    self.log.append(rec)
+                    if on_record:
+                        on_record(rec)
+                    nxt = None if failed else next(todo, None)
+                    if nxt is not None:
+                        running.add(pool.submit(self.run_attempt, nxt, engine))
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if failed:
+            raise ModelFailed(failed)
+        return self.finish(model.name)
+
+    def finish(self, model_name: str | None = None) -> Summary:
+        """Summarise everything recorded so far into summary.json, report.md and the plot."""
         from agent.report import write_report
 
-        summary = summarize(self.config, self.log.records.values(), model_name=self.model.name,
+        summary = summarize(self.config, self.log.records.values(), model_name=model_name,
                             command=self.command)
         write_text_atomic(self.out / SUMMARY, summary.model_dump_json(indent=2) + "\n")
         write_report(self.out, summary)

@@ -33,7 +33,9 @@ def _register() -> None:
     # Each command lives in its own module; importing them here attaches them to `main`.
     from agent.cli import (
         bench,  # noqa: F401
+        bench_run,  # noqa: F401 - the `bench` group's default `run` command
         check,  # noqa: F401
+        fix,  # noqa: F401
         models,  # noqa: F401
         solve,  # noqa: F401
     )

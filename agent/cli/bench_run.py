@@ -1,0 +1,224 @@
+"""`guild-agent bench SUITE`: single-shot, repair and resampling on one suite, one model.
+
+Registered as the `bench` group's `run` command, which the group falls through to, so
+`guild-agent bench SUITE …` and `guild-agent bench run SUITE …` are the same.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from agent.bench import (
+    AttemptRecord,
+    BenchConfig,
+    BenchError,
+    BenchRun,
+    Mode,
+    ModelFailed,
+    Summary,
+    parse_modes,
+    select_tasks,
+    tasks_digest,
+)
+from agent.cli import EXIT_OK, EXIT_UNAVAILABLE, fail
+from agent.cli.bench import bench
+from agent.cli.options import model_options, open_model
+from agent.fixes import FIX_NAMES
+from agent.report import REPORT
+from agent.suites import load_suite
+from agent.task import TaskError
+from agent.trajectory import FeedbackMode
+from tools.go import ToolchainError, find_toolchain
+from tools.warm import warm_unless_disabled
+
+
+class LiveProgress:
+    """Attempts done, whole tasks done / left, running pass rate per mode, ETA."""
+
+    def __init__(self, console: Console, config: BenchConfig, done: list[AttemptRecord]
+                 ) -> None:
+        self.config = config
+        per_task = sum(config.samples if m is Mode.sample else 1 for m in config.modes)
+        self.per_task = per_task
+        self.attempts_left: dict[str, int] = {t: per_task for t in config.tasks}
+        self.solved: dict[str, int] = {m.value: 0 for m in config.modes}
+        self.seen: dict[str, int] = {m.value: 0 for m in config.modes}
+        self.progress = Progress(
+            TextColumn("[bold]bench[/]"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[tasks]}"), TextColumn("{task.fields[rates]}"),
+            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console, transient=False)
+        total = per_task * len(config.tasks)
+        self.bar = self.progress.add_task("bench", total=total, tasks="", rates="")
+        for rec in done:
+            self._count(rec)
+        # Resumed attempts are done, but took no time now: keep them out of the ETA's rate.
+        self.progress.update(self.bar, completed=len(done), **self._fields())
+        self.progress.reset(self.bar, total=total, completed=len(done), **self._fields())
+
+    def _count(self, rec: AttemptRecord) -> None:
+        self.attempts_left[rec.task] = self.attempts_left.get(rec.task, 1) - 1
+        self.seen[rec.mode.value] += 1
+        self.solved[rec.mode.value] += rec.result.solved
+
+    def _fields(self) -> dict[str, str]:
+        done = sum(1 for v in self.attempts_left.values() if v <= 0)
+        rates = "  ".join(f"{m} {self.solved[m]}/{self.seen[m]}" for m in self.seen)
+        return {"tasks": f"tasks {done} done, {len(self.attempts_left) - done} left",
+                "rates": rates}
+
+    def __call__(self, rec: AttemptRecord) -> None:
+        self._count(rec)
+        self.progress.update(self.bar, advance=1, **self._fields())
+
+    def __enter__(self) -> LiveProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+
+def print_summary(console: Console, summary: Summary, out: Path) -> None:
+    table = Table(title=f"bench {summary.suite} · {summary.model}", title_justify="left")
+    for col in ("mode", "solved", "pass rate", "by round / pass@k", "completion tok",
+                "compute s"):
+        table.add_column(col, justify="left" if col == "mode" else "right")
+    for name, ms in summary.modes.items():
+        if ms.solved_by_round:
+            extra = " ".join(f"r{r}:{n}" for r, n in ms.solved_by_round.items())
+        elif ms.pass_at_k:
+            extra = " ".join(f"@{k}:{v:.2f}" for k, v in ms.pass_at_k.items())
+        else:
+            extra = f"raw {ms.raw_solved}" if ms.raw_solved is not None else ""
+        table.add_row(name, f"{ms.solved}/{ms.tasks}", f"{100 * ms.pass_rate:.1f}%", extra,
+                      str(ms.completion_tokens), f"{ms.model_seconds + ms.check_seconds:.1f}")
+    console.print(table)
+    console.print(f"report: {escape(str(out / REPORT))}")
+
+
+def default_out(suite: str) -> Path:
+    return Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{suite}"
+
+
+@bench.command("run")
+@click.argument("suite", type=click.Path(path_type=Path))
+@model_options
+@click.option("--modes", default="single,repair,sample", show_default=True,
+              help="Comma-separated: single (one shot), repair (the loop), sample (n "
+                   "independent samples, pass@k).")
+@click.option("--max-rounds", type=click.IntRange(1, 50), default=4, show_default=True,
+              help="Rounds per task in repair mode.")
+@click.option("--feedback", type=click.Choice([m.value for m in FeedbackMode]), default=None,
+              help="What repair mode tells the model (default: visible tests when the task "
+                   "has them, else all).")
+@click.option("--samples", type=click.IntRange(1, 1000), default=5, show_default=True,
+              help="Samples per task in sample mode (pass@k for k ≤ this).")
+@click.option("--sample-temperature", type=click.FloatRange(0, 2), default=0.8,
+              show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of single and repair; sample i uses seed+i.")
+@click.option("--max-tokens", type=click.IntRange(16, 32768), default=None,
+              help="Per answer (default: sized to the task).")
+@click.option("--no-fix", "no_fix", multiple=True,
+              type=click.Choice([*FIX_NAMES, "all"]),
+              help="Switch off a deterministic fix (repeatable).")
+@click.option("--tasks", "task_filter", default=None,
+              help="Only tasks whose id matches one of these comma-separated ids or globs.")
+@click.option("--limit", type=click.IntRange(1), default=None,
+              help="Only the first N (selected) tasks.")
+@click.option("--gocode", type=click.Path(path_type=Path), default=None,
+              help="Local Go module sources for suites whose tests import testify.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
+              help="Run directory (default: runs/bench-<time>-<suite>).")
+@click.option("--resume", is_flag=True,
+              help="Continue the run in --out: skip recorded attempts (same config only).")
+@click.option("--jobs", type=click.IntRange(1, 32), default=2, show_default=True,
+              help="Attempts in flight: one task's Go checks overlap another's generation.")
+@click.option("--no-warm", is_flag=True, help="Do not warm the shared Go build cache first.")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json on stdout.")
+def run(suite: Path, modes: str, max_rounds: int, feedback: str | None, samples: int,
+        sample_temperature: float, seed: int, max_tokens: int | None, no_fix: tuple[str, ...],
+        task_filter: str | None, limit: int | None, gocode: Path | None,
+        out_dir: Path | None, resume: bool, jobs: int, no_warm: bool, as_json: bool,
+        **model_kw: Any) -> None:
+    """Benchmark SUITE: single-shot vs the repair loop vs resampling, at equal cost.
+
+    Exit 0 when the run completes (whatever the pass rate), 2 on bad input, 3 when the
+    model or the Go toolchain is unavailable.
+    """
+    from agent.models import default_backend
+
+    console = Console(stderr=True)
+    if resume and out_dir is None:
+        fail("--resume needs --out DIR (the run to continue)")
+    try:
+        mode_list = parse_modes(modes)
+        loaded = load_suite(suite, gocode=gocode)
+        tasks = select_tasks(loaded.tasks, task_filter, limit)
+    except (BenchError, TaskError) as exc:
+        fail(str(exc))
+    fixes = [] if "all" in no_fix else [f for f in FIX_NAMES if f not in no_fix]
+    backend = model_kw.get("backend") or ("replay" if model_kw.get("replay")
+                                          else default_backend())
+    replay = model_kw.get("replay")
+    adapter = model_kw.get("adapter")
+    config = BenchConfig(
+        suite=str(suite), tasks=[t.id for t in tasks], tasks_digest=tasks_digest(tasks),
+        modes=mode_list, max_rounds=max_rounds,
+        feedback=FeedbackMode(feedback) if feedback else None, samples=samples,
+        sample_temperature=sample_temperature, seed=seed, max_tokens=max_tokens,
+        fixes=fixes, backend=backend, model=model_kw.get("model_name"),
+        adapter=str(adapter) if adapter else None, replay=str(replay) if replay else None,
+        task_filter=task_filter, limit=limit)
+    out = out_dir or default_out(loaded.name)
+    try:
+        runner = BenchRun(config, tasks, out, jobs=jobs, resume=resume)
+    except BenchError as exc:
+        fail(str(exc))
+    try:
+        find_toolchain()
+    except ToolchainError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    model = open_model(model_kw, console=console)
+    if not no_warm:
+        with console.status("warming the Go build cache (first run only)…"):
+            warm_unless_disabled()
+    done = list(runner.log.records.values())
+    left = len(runner.pending())
+    console.print(f"bench [bold]{escape(loaded.name)}[/]: {len(tasks)} task(s) · "
+                  f"{', '.join(m.value for m in mode_list)} · {escape(model.name)} · "
+                  f"{left} attempt(s) to run" + (f", {len(done)} recorded" if done else "")
+                  + f" · {escape(str(out))}")
+    try:
+        with LiveProgress(console, config, done) as progress:
+            summary = runner.run(model, on_record=progress)
+    except ModelFailed as exc:
+        runner.finish(model.name)
+        fail(f"the model gave no answer: {exc}; finished attempts are saved, rerun with "
+             f"--resume --out {out}", EXIT_UNAVAILABLE)
+    except ToolchainError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    except KeyboardInterrupt:
+        fail(f"interrupted; continue with --resume --out {out}", 130)
+    print_summary(console, summary, out)
+    if as_json:
+        click.echo(json.dumps(summary.model_dump(mode="json")))
+    sys.exit(EXIT_OK)
