@@ -427,7 +427,7 @@ func TestAnswer(t *testing.T) {{
 		}}
 	}}
 	// Only the path down to the shared cache (GOCACHE, read-only toolchain data) is bound in.
-	for _, dir := range []string{"/root", "{home}"} {{
+	for _, dir := range []string{{"/root", "{home}"}} {{
 		ents, _ := os.ReadDir(dir)
 		for _, e := range ents {{
 			if e.Name() != ".cache" {{
