@@ -87,37 +87,45 @@ def _block_name(text: str, start: int, explicit: str | None) -> str | None:
     return None
 
 
-def _locate(source: str, search: str) -> list[tuple[int, int]]:
-    """Character spans of `search` in `source`: exact first, then ignoring indentation.
-
-    Small models re-indent quoted code (tabs to spaces) and drop trailing blanks; a line
-    match on stripped text still pins the place unambiguously most of the time.
-    """
-    if search.strip() == "":
-        return []
-    spans = [(m.start(), m.start() + len(search)) for m in
-             re.finditer(re.escape(search), source)]
-    if spans:
-        return spans
-    want = [ln.strip() for ln in search.strip("\n").splitlines()]
+def _lines_at(source: str) -> tuple[list[str], list[int]]:
     lines = source.splitlines(keepends=True)
-    have = [ln.strip() for ln in lines]
     offsets = [0]
     for ln in lines:
         offsets.append(offsets[-1] + len(ln))
-    out = []
-    for i in range(len(have) - len(want) + 1):
-        if have[i:i + len(want)] == want:
-            out.append((offsets[i], offsets[i + len(want)]))
-    return out
+    return lines, offsets
 
 
-def _reindent(replacement: str, source: str, span: tuple[int, int]) -> str:
-    """Keep the file's line ending at the end of a fuzzy-matched replacement."""
-    matched = source[span[0]:span[1]]
-    if matched.endswith("\n") and not replacement.endswith("\n") and replacement:
-        return replacement + "\n"
-    return replacement
+def _locate(source: str, search: str) -> tuple[list[tuple[int, int]], bool]:
+    """Spans of whole lines of `source` that `search` quotes, and whether it was exact.
+
+    Exact lines first, then ignoring indentation: small models re-indent quoted code (tabs
+    to spaces) and drop trailing blanks; the stripped lines still pin the place most times.
+    """
+    want = search.strip("\n").splitlines()
+    if not want or not "".join(want).strip():
+        return [], True
+    lines, offsets = _lines_at(source)
+    bare = [ln.rstrip("\r\n") for ln in lines]
+    for exact, norm in ((True, lambda x: x.rstrip()), (False, lambda x: x.strip())):
+        w = [norm(x) for x in want]
+        h = [norm(x) for x in bare]
+        spans = [(offsets[i], offsets[i + len(w)]) for i in range(len(h) - len(w) + 1)
+                 if h[i:i + len(w)] == w]
+        if spans:
+            return spans, exact
+    return [], False
+
+
+def _replacement(replace: str, matched: str, exact: bool) -> str:
+    """The REPLACE text as whole lines, indented like the matched lines when it was not."""
+    text = replace.strip("\n")
+    if not text.strip():
+        return ""
+    lines = text.splitlines()
+    indent = matched[: len(matched) - len(matched.lstrip(" \t"))]
+    if not exact and indent and not lines[0][:1].isspace():
+        lines = [indent + ln if ln.strip() else ln for ln in lines]
+    return "\n".join(lines) + "\n"
 
 
 def apply_blocks(text: str, current: dict[str, str], rules: EditRules
@@ -141,7 +149,7 @@ def apply_blocks(text: str, current: dict[str, str], rules: EditRules
             if len(rules.editable) == 1:
                 name = rules.editable[0]
             else:
-                hits = [f for f in rules.editable if len(_locate(files[f], search)) == 1]
+                hits = [f for f in rules.editable if len(_locate(files[f], search)[0]) == 1]
                 if len(hits) != 1:
                     problems.append(f"block {n} does not say which file it edits "
                                     "(write the file name after SEARCH)")
@@ -152,7 +160,7 @@ def apply_blocks(text: str, current: dict[str, str], rules: EditRules
             if why not in dropped:
                 dropped.append(why)
             continue
-        spans = _locate(files[name], search)
+        spans, exact = _locate(files[name], search)
         if not spans:
             first = search.strip().splitlines()[0][:80] if search.strip() else ""
             problems.append(f"block {n}: the SEARCH text was not found in {name}"
@@ -165,7 +173,7 @@ def apply_blocks(text: str, current: dict[str, str], rules: EditRules
             continue
         lo, hi = spans[0]
         src = files[name]
-        files[name] = src[:lo] + _reindent(replace, src, (lo, hi)) + src[hi:]
+        files[name] = src[:lo] + _replacement(replace, src[lo:hi], exact) + src[hi:]
         changed.add(name)
     return {n: files[n] for n in changed}, dropped, problems
 
