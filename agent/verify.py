@@ -2,8 +2,9 @@
 
 For every task, the reference must pass all of its tests (visible and hidden), and a
 trivially wrong solution — the reference with every function body replaced by
-`return <zero values>` — must fail them. A task that fails either check would corrupt a
-benchmark: a broken test fails every model, a weak one passes every model.
+`return <zero values>` — must fail them; so must an edit task's starter (buggy) files.
+A task that fails a check would corrupt a benchmark: a broken test fails every model, a
+weak one passes every model.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class TaskVerification(BaseModel):
     reference_passed: bool | None = None  # None: not run (no reference, or an error)
     wrong_failed: bool | None = None  # the trivially wrong solution failed the tests
     wrong_built: bool | None = None  # False: it failed by not compiling (weaker evidence)
+    starter_failed: bool | None = None  # edit tasks: the buggy starter files fail the tests
     problem: str | None = None  # one line saying what is wrong, when not ok
     details: list[str] = Field(default_factory=list)  # first diagnostics, for the user
     fixes: list[AppliedFix] = Field(default_factory=list)  # import fixes needed to pass
@@ -275,7 +277,12 @@ def verify_task(task: TaskSpec) -> TaskVerification:
             elif not wrong.built:
                 v.details = ["zero-value solution did not build: "
                              + "; ".join(_summarize(wrong, 2))]
-    v.ok = bool(v.reference_passed and v.wrong_failed)
+            if task.files:
+                # An edit task whose buggy files already pass asks for nothing.
+                v.starter_failed = not h.check(dict(task.files), Suite.all).passed
+                if not v.starter_failed and v.problem is None:
+                    v.problem = "the starter files (the code to fix) already pass every test"
+    v.ok = bool(v.reference_passed and v.wrong_failed and v.starter_failed is not False)
     v.seconds = time.monotonic() - start
     return v
 

@@ -153,6 +153,16 @@ def test_broken_reference_is_caught():
 
 
 @needs_go
+def test_edit_task_starter_must_fail():
+    buggy = {"add.go": "package sandbox\n\nfunc Add(a, b int) int { return a - b }\n"}
+    v = verify_task(_task(files=buggy))
+    assert v.ok and v.starter_failed is True
+    v = verify_task(_task(files={"add.go": "package sandbox\n\n" + ADD_REF}))
+    assert not v.ok and v.starter_failed is False
+    assert v.problem == "the starter files (the code to fix) already pass every test"
+
+
+@needs_go
 def test_compiler_driven_import_fixes_rescue_a_reference():
     # `math` is shadowed by a local, so only the compiler can tell the import is unused.
     ref = 'import "math"\n\nfunc Add(a, b int) int {\n\tmath := a\n\treturn math + b\n}\n'

@@ -114,6 +114,8 @@ def _print_table(result: SuiteVerification) -> None:
         else:
             wrong = "[red]PASSES[/]"
         notes = [t.problem] if t.problem else []
+        if t.starter_failed:
+            notes.append("starter files fail, as they should")
         notes += t.details
         if t.fixes:
             notes.append(f"{len(t.fixes)} import fix(es): "
