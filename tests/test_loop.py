@@ -162,6 +162,7 @@ def test_compile_mode_feeds_only_compiler_output():
 
 def test_token_budget_stops_the_loop():
     result, model, _ = run([TYPE_ERROR] * 4, token_budget=1)
+    assert model.calls == 1
     assert result.rounds == 1 and result.stop_reason == "token budget spent"
 
 
