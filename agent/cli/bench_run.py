@@ -69,8 +69,8 @@ class LiveProgress:
         self.bar = self.progress.add_task("bench", total=total, tasks="", rates="")
         for rec in done:
             self._count(rec)
-        # Resumed attempts are done, but took no time now: keep them out of the ETA's rate.
-        self.progress.update(self.bar, completed=len(done), **self._fields())
+        # Resumed attempts count as done but took no time now: `reset` starts the clock
+        # here, so the ETA's rate comes from this session's attempts only.
         self.progress.reset(self.bar, total=total, completed=len(done), **self._fields())
 
     def _count(self, rec: AttemptRecord) -> None:
