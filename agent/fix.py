@@ -234,10 +234,12 @@ class PackageChecker:
     """
 
     def __init__(self, ws: Workspace, site: FixSite, *, run: str | None = None,
-                 test_timeout: float = 60.0, runner: GoRunner | None = None) -> None:
+                 test_timeout: float = 60.0, race: bool = False,
+                 runner: GoRunner | None = None) -> None:
         self.ws = ws
         self.site = site
         self.run = run
+        self.race = race
         self.test_timeout = test_timeout
         self.runner = runner or GoRunner()
         self.pkg_dir = ws.src if site.package_rel == "." else ws.src / site.package_rel
@@ -264,6 +266,7 @@ class PackageChecker:
                 (self.pkg_dir / name).write_text(content)
         run = run or self.run
         opts = CheckOptions(test_timeout=self.test_timeout, run=run, full_vet=True,
+                            race=self.race,
                             limits=self.runner.options.limits,
                             build_allowance=self.runner.options.build_allowance)
         result = self.runner.check(self.ws, expected_tests=self.expected_tests(run),
@@ -295,6 +298,7 @@ class FixRequest(BaseModel):
     run: str | None = None
     block_lines: int = Field(default=BLOCKS_OVER_LINES, ge=1)
     test_timeout: float = Field(default=60.0, gt=0)
+    race: bool = False  # go test -race (needs cgo and a C compiler)
 
 
 class FixSession:
@@ -307,7 +311,7 @@ class FixSession:
         self.modes = choose_modes(self.original, request.block_lines)
         self.ws = scratch_copy(site)
         self.checker = PackageChecker(self.ws, site, run=request.run,
-                                      test_timeout=request.test_timeout)
+                                      test_timeout=request.test_timeout, race=request.race)
         self.rules = EditRules(package=site.package, editable=site.names,
                                protected=sorted(set(self._package_files()) - set(site.names)))
 

@@ -126,6 +126,7 @@ class FixCommand:
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--test-timeout", type=click.FloatRange(1, 3600), default=60.0,
               show_default=True, help="Seconds for the package's tests per check.")
+@click.option("--race", is_flag=True, help="Run the tests with -race (needs a C compiler).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Where trajectory.jsonl goes (default: the user cache, fix-runs/).")
 @click.option("-v", "--verbose", is_flag=True, help="Show prompts and model answers.")
@@ -133,7 +134,7 @@ class FixCommand:
 def fix(files: tuple[Path, ...], instruction: str | None, run_re: str | None,
         max_rounds: int, yes: bool, apply_failing: bool, dry_run: bool, do_undo: bool,
         force: bool, block_lines: int, temperature: float, seed: int, test_timeout: float,
-        out_dir: Path | None, verbose: bool, **model_kw: Any) -> None:
+        race: bool, out_dir: Path | None, verbose: bool, **model_kw: Any) -> None:
     """Fix FILES (one package's .go files) in a loop; you decide what is written."""
     console = Console()
     if do_undo:
@@ -152,7 +153,7 @@ def fix(files: tuple[Path, ...], instruction: str | None, run_re: str | None,
     try:
         sys.exit(_fix(console, site, model, FixRequest(
             instruction=instruction, run=run_re, block_lines=block_lines,
-            test_timeout=test_timeout), LoopConfig(
+            test_timeout=test_timeout, race=race), LoopConfig(
                 max_rounds=max_rounds, temperature=temperature, seed=seed),
             yes=yes, apply_failing=apply_failing, dry_run=dry_run, out=out_dir,
             verbose=verbose))
