@@ -45,7 +45,8 @@ def engine_params(path: str | Path, *, threads: int | None = None,
     return p
 
 
-def chat_request(messages: list[Message], sampling: Sampling) -> dict[str, Any]:
+def chat_request(messages: list[Message], sampling: Sampling, *,
+                 cache_prompt: bool = True) -> dict[str, Any]:
     """An OpenAI-style chat request body, with llama.cpp's extras (cache, repeat penalty)."""
     body: dict[str, Any] = {
         "messages": [m.model_dump() for m in messages],
@@ -53,7 +54,7 @@ def chat_request(messages: list[Message], sampling: Sampling) -> dict[str, Any]:
         "temperature": sampling.temperature,
         "top_p": sampling.top_p,
         "seed": sampling.seed,
-        "cache_prompt": True,
+        "cache_prompt": cache_prompt,
     }
     if sampling.stop:
         body["stop"] = list(sampling.stop)
@@ -99,7 +100,8 @@ class LlamaCppModel:
     backend = "llama-cpp"
 
     def __init__(self, path: str | Path, *, name: str | None = None,
-                 threads: int | None = None, context: int | None = None) -> None:
+                 threads: int | None = None, context: int | None = None,
+                 cache_prompt: bool = True) -> None:
         path = Path(path).expanduser()
         if not path.is_file():
             raise ModelUnavailable(
@@ -115,6 +117,7 @@ class LlamaCppModel:
         self.path = path
         self.threads = threads or available_cores()
         self.context_length = context or DEFAULT_CONTEXT
+        self.cache_prompt = cache_prompt  # off only to measure what the cache saves
         try:
             self._server = xllamacpp.Server(
                 engine_params(path, threads=self.threads, context=self.context_length))
@@ -128,7 +131,8 @@ class LlamaCppModel:
 
     def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
         try:
-            data = self._server.handle_chat_completions(chat_request(messages, sampling))
+            data = self._server.handle_chat_completions(
+                chat_request(messages, sampling, cache_prompt=self.cache_prompt))
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp rejected the request: {exc}") from None
         return generation_from_response(data, where=f"llama.cpp ({self.name})")
