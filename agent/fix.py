@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 from agent.atomic import write_text_atomic
 from agent.edits import BLOCKS_OVER_LINES, EditMode, EditRules, choose_modes, parse_edit_answer
 from agent.extract import Extraction
+from agent.fixes import FIX_NAMES, gofmt_source
 from agent.harness import Suite
 from agent.prompts import render
 from agent.task import TaskSpec
@@ -318,6 +319,17 @@ class FixSession:
     def _package_files(self) -> dict[str, str]:
         return {p.name: p.read_text(errors="replace")
                 for p in sorted(self.checker.pkg_dir.glob("*.go"))}
+
+    def loop_fixes(self) -> list[str]:
+        """The loop's deterministic fixes; no gofmt when the user's file is not gofmt-clean.
+
+        Reformatting a file its author keeps unformatted would bury the fix in the diff.
+        """
+        unformatted = False
+        for text in self.original.values():
+            fmt = gofmt_source(text)
+            unformatted |= fmt is not None and fmt != text
+        return [f for f in FIX_NAMES if not (f == "gofmt" and unformatted)]
 
     def initial_check(self) -> CheckResult:
         return self.checker.check(self.original)

@@ -6,7 +6,9 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -122,6 +124,9 @@ def test_instruction_applied(tmp_path: Path) -> None:
     tests = TESTS + ("\nfunc TestSub(t *testing.T) {\n\tif Sub(5, 3) != 2 {\n"
                      "\t\tt.Fatal(\"Sub\")\n\t}\n}\n")
     target = make_module(tmp_path / "m", source=FIXED, tests=tests)
+    git = shutil.which("git")
+    if git:
+        subprocess.run([git, "init", "-q", str(tmp_path / "m")], check=True)
     new = FIXED + "\n// Sub returns a minus b.\nfunc Sub(a, b int) int {\n\treturn a - b\n}\n"
     code, out, events = run_fix(tmp_path, [str(target), "--instruction",
                                            "Add a Sub(a, b int) int function.", "--yes"],
@@ -130,6 +135,17 @@ def test_instruction_applied(tmp_path: Path) -> None:
     assert target.read_text() == new
     prompt = next(e for e in events if e["event"] == "request")["messages"][-1]["content"]
     assert "Add a Sub(a, b int) int function." in prompt
+    if git:
+        assert "git: changed calc/calc.go" in out
+
+
+def test_unformatted_file_is_not_reformatted(tmp_path: Path) -> None:
+    messy = WRONG.replace("func Add(a, b int) int {", "func Add(a, b int) int{")
+    target = make_module(tmp_path / "m", source=messy)
+    answer = messy.replace("a - b", "a + b")
+    code, out, _ = run_fix(tmp_path, [str(target), "--yes"], [fence(answer)])
+    assert code == 0, out
+    assert target.read_text() == answer  # only the fix, not gofmt's opinion
 
 
 def test_quit_leaves_every_byte(tmp_path: Path) -> None:

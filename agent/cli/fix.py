@@ -203,6 +203,7 @@ def _fix(console: Console, site: Any, model: Model, request: FixRequest, config:
                 console.print("nothing to fix: it builds, vet is clean and the tests pass")
                 return EXIT_OK
             feedback = "" if first.passed else render_feedback(first, session.original)[0]
+            config = config.model_copy(update={"fixes": session.loop_fixes()})
             cmd = FixCommand(session, model, config, console, traj, verbose)
             return _interact(cmd, feedback, yes=yes, apply_failing=apply_failing,
                              dry_run=dry_run)
