@@ -115,4 +115,5 @@ def summary_line(result: CheckResult) -> str:
     loc = f" ({d.location()})" if d.location() else ""
     extra = len(result.diagnostics) - 1
     tail = f" (+{extra} more)" if extra > 0 else ""
-    return f"{_heading(d).lower()}{loc}: {first}{tail}"
+    head = _heading(d)
+    return f"{head[0].lower()}{head[1:]}{loc}: {first}{tail}"

@@ -62,8 +62,10 @@ class TaskHarness:
                             limits=self.runner.options.limits,
                             build_allowance=self.runner.options.build_allowance)
         # With a -run filter only the matching tests run; none are required to.
+        own_main = any("func TestMain(" in c for c in tests.values())
         return self.runner.check(self.ws, expected_tests=expected if run is None else [],
-                                 options=opts)
+                                 options=opts,
+                                 sentinel_package=None if own_main else self.task.package)
 
     def close(self) -> None:
         self.ws.cleanup()

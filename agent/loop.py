@@ -167,6 +167,7 @@ class RepairLoop:
                 support_files=task.support_files,
                 visible_tests=task.visible_tests)),
         ]
+        task_msg = base[1]  # replaced by a restart prompt when the loop gets stuck
         follow: list[Message] = []
         history: list[str] = []
         seen: set[str] = set()
@@ -187,7 +188,7 @@ class RepairLoop:
                 if time.monotonic() - start >= seconds_cap:
                     result.stop_reason = "time budget spent"
                     break
-                messages = base + follow
+                messages = [base[0], task_msg, *follow]
                 sampling = Sampling(temperature=temperature, top_p=cfg.top_p if temperature
                                     else 1.0, seed=seed, max_tokens=max_tokens, stop=stop,
                                     repetition_penalty=cfg.repetition_penalty)
@@ -281,14 +282,22 @@ class RepairLoop:
                 stuck = sig == last_sig or digest in seen
                 last_sig = sig
                 seen.add(digest)
+                history.append(f"round {rnd}: {rec.summary}")
                 if stuck:
                     self._emit(traj, "stuck", round=rnd, action=cfg.on_stuck)
                     if cfg.on_stuck == "stop":
                         result.stop_reason = "stuck: same failure again"
                         break
+                    # Small models copy the code they are shown: a stuck conversation
+                    # restarts from the task, hotter, told only what failed before.
                     temperature = max(temperature, cfg.resample_temperature)
                     seed += 1009
-                history.append(f"round {rnd}: {rec.summary}")
+                    task_msg = Message(role="user", content=render(
+                        "restart", task_prompt=base[1].content,
+                        history=history[-cfg.history:]))
+                    follow = []
+                    self._emit(traj, "feedback", round=rnd, text=task_msg.content)
+                    continue
                 prompt = render("repair", history=history[-cfg.history - 1:-1],
                                 moved_aside=ext.dropped, applied_fixes=applied,
                                 feedback=text, problem_count=count, multi_file=multi)

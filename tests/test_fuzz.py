@@ -145,12 +145,6 @@ def test_parse_test_json_never_raises(lines: list[str], exit_code: int | None,
     _check_stream(lines, exit_code, timed_out, truncated, expected, cut)
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="runner finding: events whose fields have the wrong JSON type (\"Output\": 0, "
-    "\"Test\": 1, \"Elapsed\": []) raise AttributeError/ValidationError/TypeError in "
-    "parse_test_json; a test binary can forge such lines (see docs/bad-inputs.md)",
-)
 @FUZZ
 @given(lines=st.lists(_lines(True), max_size=30), **_stream_args)
 def test_parse_test_json_wrong_field_types(lines: list[str], exit_code: int | None,

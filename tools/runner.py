@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -52,13 +53,20 @@ class GoRunner:
         expected_tests: list[str] | None = None,
         options: CheckOptions | None = None,
         pkg: str = "./...",
+        sentinel_package: str | None = None,
     ) -> CheckResult:
         """Build, vet and test the workspace package (`pkg`: a package pattern, e.g. `./cmd`).
 
         `expected_tests` are the top-level tests that must report a pass for the result to
         count as passed: a program that exits 0 early (os.Exit in init) cannot fake success.
+        With `sentinel_package`, a TestMain is added to that (root) package that records a
+        per-run secret only after `m.Run()` succeeds; without that record there is no pass,
+        whatever events the program printed.
         """
         opts = options or self.options
+        verdict: Path | None = None
+        if sentinel_package and not opts.run:
+            verdict = _write_sentinel(ws, sentinel_package)
         tc = find_toolchain()
         env = go_env(ws.home, ws.tmp, cgo=opts.race)
         args = [str(tc.go), "test", "-json", "-count=1", f"-timeout={int(opts.test_timeout)}s"]
@@ -80,6 +88,8 @@ class GoRunner:
         proc = run_limited(args, cwd=ws.src, env=env, limits=limits, writable=writable,
                            readable=readable)
         result = parse_test_json(proc, ws.src, opts.test_timeout, expected_tests)
+        if verdict is not None:
+            _settle_sentinel(ws, verdict, result)
         if opts.full_vet and result.built:
             vet = run_limited([str(tc.go), "vet", pkg], cwd=ws.src, env=env, limits=limits,
                               writable=writable, readable=readable)
@@ -93,6 +103,48 @@ class GoRunner:
                 result.passed = False
         result.seconds = time.monotonic() - start
         return result
+
+
+SENTINEL_FILE = "zz_guild_verdict_test.go"
+
+
+def _write_sentinel(ws: Workspace, package: str) -> Path:
+    nonce = secrets.token_hex(16)
+    verdict = ws.tmp / f"verdict-{nonce}"
+    ws.write(SENTINEL_FILE, f"""package {package}
+
+import (
+\tguildos "os"
+\tguildtesting "testing"
+)
+
+func TestMain(m *guildtesting.M) {{
+\tcode := m.Run()
+\tif code == 0 {{
+\t\t_ = guildos.WriteFile({json.dumps(str(verdict))}, []byte({json.dumps(nonce)}), 0o600)
+\t}}
+\tguildos.Exit(code)
+}}
+""")
+    return verdict
+
+
+def _settle_sentinel(ws: Workspace, verdict: Path, result: CheckResult) -> None:
+    nonce = verdict.name.removeprefix("verdict-")
+    try:
+        ok = verdict.read_text() == nonce
+    except OSError:
+        ok = False
+    verdict.unlink(missing_ok=True)
+    ws.remove(SENTINEL_FILE)
+    result.diagnostics = [d for d in result.diagnostics if d.file != SENTINEL_FILE] or (
+        result.diagnostics)
+    if result.passed and not ok:
+        result.passed = False
+        result.diagnostics.append(Diagnostic(
+            message="the test binary exited before the tests completed (os.Exit in init, "
+                    "a crash, or printed fake results): not counted as a pass",
+            kind=Kind.test_failure))
 
 
 def _rel(path: str, root: Path) -> str:
@@ -149,7 +201,8 @@ def _panic_diagnostic(test: str | None, lines: list[str], root: Path) -> Diagnos
     src_root = str(root.resolve())
     for ln in lines[idx:]:
         m = _STACK_RE.match(ln)
-        if m and (m["path"].startswith(src_root) or m["path"].startswith(str(root))):
+        if (m and (m["path"].startswith(src_root) or m["path"].startswith(str(root)))
+                and not m["path"].endswith(SENTINEL_FILE)):
             file, line = _rel(m["path"], root), int(m["line"])
             break
     timeout = message.startswith("panic: test timed out")
@@ -202,14 +255,15 @@ def parse_test_json(
             continue
         if not isinstance(ev, dict):
             continue
+        # A test binary can forge event lines: trust no field's type.
         action = ev.get("Action")
-        test = ev.get("Test")
+        test = ev.get("Test") if isinstance(ev.get("Test"), str) else None
+        out = ev.get("Output") if isinstance(ev.get("Output"), str) else ""
         if action == "build-output":
-            build_text.append(ev.get("Output", ""))
+            build_text.append(out)
         elif action == "build-fail":
             build_failed = True
         elif action == "output":
-            out = ev.get("Output", "")
             if test:
                 test_out.setdefault(test, []).append(out)
                 if ev.get("OutputType") == "error":
@@ -219,7 +273,8 @@ def parse_test_json(
         elif action in ("pass", "fail", "skip"):
             if test:
                 outcomes[test] = Outcome(action)
-                elapsed[test] = float(ev.get("Elapsed") or 0.0)
+                el = ev.get("Elapsed")
+                elapsed[test] = float(el) if isinstance(el, int | float) else 0.0
             elif action == "fail":
                 pkg_failed = True
                 if ev.get("FailedBuild"):
