@@ -208,6 +208,15 @@ def test_large_file_uses_search_replace_blocks(tmp_path: Path) -> None:
     assert "<<<<<<< SEARCH calc.go" in prompt
 
 
+def test_run_filters_the_tests(tmp_path: Path) -> None:
+    other = TESTS + '\nfunc TestOther(t *testing.T) { t.Fatal("unrelated and broken") }\n'
+    target = make_module(tmp_path / "m", tests=other)
+    code, out, _ = run_fix(tmp_path, [str(target), "--yes", "--run", "^TestAdd$"],
+                           [fence(FIXED)])
+    assert code == 0, out
+    assert target.read_text() == FIXED
+
+
 def test_nothing_to_fix(tmp_path: Path) -> None:
     target = make_module(tmp_path / "m", source=FIXED)
     code, out, _ = run_fix(tmp_path, [str(target)], [])
