@@ -61,6 +61,19 @@ def size_max_tokens(task: TaskSpec) -> int:
     return int(min(2048, max(768, chars / 3.5 * 1.5 + 512)))
 
 
+def stop_sequences(task: TaskSpec, multi: bool) -> list[str]:
+    """Where an answer is over: small models follow the code with tests, a main function
+    and explanations; cutting there saves tokens and the degenerate repetition that
+    often follows. The extractor copes with the unclosed fence this leaves."""
+    # At most four: OpenAI-compatible servers often refuse more.
+    stops = ["\nfunc Test", "\nfunc Example"]
+    if task.package != "main":
+        stops.append("\nfunc main(")
+    if not multi:
+        stops.append("\n```\n")
+    return stops
+
+
 def _fence(files: dict[str, str]) -> str:
     if len(files) == 1:
         return f"```go\n{next(iter(files.values())).rstrip()}\n```"
@@ -175,7 +188,7 @@ class RepairLoop:
         temperature = cfg.temperature
         seed = cfg.seed
         max_tokens = cfg.max_tokens or size_max_tokens(task)
-        stop = [] if multi else ["\n```\n"]
+        stop = stop_sequences(task, multi)
         visible_src = {VISIBLE_TEST: task.visible_test_file()} if task.visible_tests else {}
         checker = self.checker_factory(task)
         current = {n: task.with_package(c) for n, c in task.files.items()}
