@@ -24,6 +24,7 @@ from agent.fix import (
     FixError,
     FixRequest,
     FixSession,
+    FixSite,
     StaleFileError,
     apply_changes,
     changed_files,
@@ -175,7 +176,7 @@ def _undo(console: Console, files: list[Path], force: bool) -> None:
     sys.exit(EXIT_OK)
 
 
-def _fix(console: Console, site: Any, model: Model, request: FixRequest, config: LoopConfig,
+def _fix(console: Console, site: FixSite, model: Model, request: FixRequest, config: LoopConfig,
          *, yes: bool, apply_failing: bool, dry_run: bool, out: Path | None,
          verbose: bool) -> int:
     names = ", ".join(site.names)
