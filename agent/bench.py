@@ -35,7 +35,7 @@ from agent.atomic import write_text_atomic
 from agent.loop import LoopConfig, RepairLoop
 from agent.models.base import Generation, Message, Model, Sampling
 from agent.task import TaskSpec
-from agent.trajectory import FeedbackMode, RunResult
+from agent.trajectory import FeedbackMode, RunResult, Trajectory
 
 if TYPE_CHECKING:
     from agent.loop import Checker
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
 SUMMARY = "summary.json"
+TRAJECTORIES = "trajectories"  # one event log per attempt, for looking back at answers
 
 
 class BenchError(ValueError):
@@ -572,11 +573,22 @@ class BenchRun:
     def pending(self) -> list[AttemptKey]:
         return [k for k in self.config.attempts() if k not in self.log]
 
+    def trajectory_path(self, key: AttemptKey) -> Path:
+        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in key.task)
+        return self.out / TRAJECTORIES / f"{slug}.{key.mode.value}.{key.sample}.jsonl"
+
     def run_attempt(self, key: AttemptKey, engine: SharedEngine) -> AttemptRecord:
         task = self.tasks[key.task]
         loop = RepairLoop(engine.conversation(), self.config.loop_config(key.mode, key.sample),
                           checker_factory=self.checker_factory)
-        result = loop.run(task)
+        path = self.trajectory_path(key)
+        # An attempt cut short by a kill left a partial log: this run of it starts afresh.
+        path.unlink(missing_ok=True)
+        traj = Trajectory(path)
+        try:
+            result = loop.run(task, traj)
+        finally:
+            traj.close()
         return AttemptRecord(task=key.task, mode=key.mode, sample=key.sample,
                              config=key.config, result=result)
 

@@ -79,6 +79,7 @@ def test_oracle_solves_everything_in_every_mode(tmp_path):
     assert s["modes"]["sample"]["pass_at_k"] == {"1": 1.0, "2": 1.0}
     lines = (out / RESULTS).read_text().splitlines()
     assert len(lines) == 3 * (1 + 1 + 2)
+    assert len(list((out / "trajectories").glob("*.jsonl"))) == len(lines)
     report = (out / "report.md").read_text()
     assert "guild-agent bench" in report and "## Equal budget" in report
     assert (out / "plot.png").stat().st_size > 1000
