@@ -158,6 +158,9 @@ def write_plot(path: Path, summary: Summary) -> str | None:
         ax1.plot(steps, solved, styles[name], label=label)
         ax2.plot([p.completion_tokens for p in ms.budget_curve], solved, styles[name],
                  label=name)
+    from matplotlib.ticker import MaxNLocator
+
+    ax1.xaxis.set_major_locator(MaxNLocator(integer=True))  # rounds and samples are counts
     ax1.set_xlabel("rounds (repair) / samples (sample)")
     ax1.set_ylabel(f"tasks solved (of {summary.tasks})")
     ax1.set_title("solved vs rounds")

@@ -179,3 +179,21 @@ def test_summary_of_a_partial_run_counts_only_whole_tasks():
     other = _config(modes=[Mode.sample], samples=3)  # another config's lines are ignored
     s2 = summarize(cfg, [_rec(other, "a", Mode.single, True)])
     assert s2.attempts_done == 0
+
+
+def test_report_tables_and_a_note_when_matplotlib_is_missing(tmp_path, monkeypatch):
+    import sys
+
+    from agent.report import write_report
+
+    cfg = _config(modes=[Mode.single, Mode.repair], max_rounds=2)
+    recs = [_rec(cfg, "a", Mode.single, True), _rec(cfg, "b", Mode.single, False),
+            _rec(cfg, "a", Mode.repair, True),
+            _rec(cfg, "b", Mode.repair, True, rounds=[(10, False), (10, True)])]
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails
+    write_report(tmp_path, summarize(cfg, recs))
+    text = (tmp_path / "report.md").read_text()
+    assert "plot skipped: matplotlib is not installed" in text
+    assert not (tmp_path / "plot.png").exists()
+    assert "| 2 | 2 | 100.0% | 30 |" in text  # repair: solved by round 2, tokens to there
+    assert "| single | 20 | 3.0 | 1 | — |" in text  # equal budget, no sampling run
