@@ -361,10 +361,6 @@ def _round_seconds(r: RunResult) -> tuple[float, float]:
             sum(x.check_seconds for x in r.rounds_detail))
 
 
-def _solved_with_fixes(r: RunResult) -> bool:
-    return r.solved and r.solved_at_round == 1
-
-
 def summarize(config: BenchConfig, records: Iterable[AttemptRecord], *,
               model_name: str | None = None, command: str | None = None) -> Summary:
     """The summary of a run: a pure function of its config and its recorded attempts.
