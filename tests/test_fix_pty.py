@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -22,11 +23,12 @@ PROMPT = r"\[a\]pply / \[s\]how full file / \[k\]eep looping with a note / \[q\]
 pytestmark = pytest.mark.skipif(not CLI.exists(), reason="guild-agent is not installed")
 
 
-def spawn(tmp_path: Path, target: Path, responses: list[str], *extra: str) -> pexpect.spawn:
+def spawn(tmp_path: Path, target: Path, responses: list[str], *extra: str,
+          env: dict[str, str] | None = None) -> pexpect.spawn:
     replay = tmp_path / "replay.yaml"
     replay.write_text(yaml.safe_dump({"responses": responses}))
     env = {**os.environ, "GUILD_AGENT_FIX_BACKUPS": str(tmp_path / "backups"),
-           "TERM": "xterm", "COLUMNS": "160"}
+           "TERM": "xterm", "COLUMNS": "160", **(env or {})}
     return pexpect.spawn(str(CLI), ["fix", str(target), "--backend", "replay", "--replay",
                                     str(replay), "--out", str(tmp_path / "run"), *extra],
                          env=env, encoding="utf-8", timeout=90, dimensions=(50, 160))
@@ -101,4 +103,18 @@ def test_ctrl_c_during_the_loop_and_at_the_prompt(tmp_path: Path) -> None:
     child.expect(PROMPT)
     child.sendintr()
     assert finish(child) in (1, 130)
+    assert tree_hashes(tmp_path / "m") == before
+
+
+def test_hangup_at_the_prompt_removes_the_scratch_copy(tmp_path: Path) -> None:
+    target = make_module(tmp_path / "m")
+    before = tree_hashes(tmp_path / "m")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    child = spawn(tmp_path, target, [fence(FIXED)], env={"TMPDIR": str(scratch)})
+    child.expect(PROMPT)
+    assert any(scratch.glob("guild-fix-*"))
+    child.kill(signal.SIGHUP)
+    assert finish(child) in (1, 130)  # at the prompt it reads as "quit"
+    assert not any(scratch.glob("guild-fix-*"))
     assert tree_hashes(tmp_path / "m") == before

@@ -6,6 +6,7 @@ refused; 2 bad input; 3 model or toolchain unavailable; 130 interrupted.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
 from pathlib import Path
@@ -42,6 +43,10 @@ from tools.warm import warm_unless_disabled
 
 EXIT_INTERRUPTED = 130
 CHOICES = {"a": "apply", "s": "show", "k": "keep", "q": "quit"}
+
+
+def _as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def check_line(result: CheckResult) -> str:
@@ -151,6 +156,10 @@ def fix(files: tuple[Path, ...], instruction: str | None, run_re: str | None,
     except ToolchainError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
     model = open_model(model_kw, console=console)
+    # A closed terminal or a kill takes the Ctrl-C path: the scratch copy is removed and a
+    # half-done apply is rolled back instead of the process dying mid-way.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _as_interrupt)
     try:
         sys.exit(_fix(console, site, model, FixRequest(
             instruction=instruction, run=run_re, block_lines=block_lines,
