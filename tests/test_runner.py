@@ -326,3 +326,22 @@ func Add(a, b int) int {{
     while _survivors() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _survivors() == [], "the bomb's processes outlived the run"
+
+
+def test_data_race_names_both_accesses():
+    from agent.harness import check_task
+    from agent.task import TaskSpec
+
+    task = TaskSpec(
+        id="racy", race=True, prompt="x",
+        tests=('import (\n\t"sync"\n\t"testing"\n)\n\nfunc TestRace(t *testing.T) {\n'
+               '\tc := &C{}\n\tvar wg sync.WaitGroup\n\tfor i := 0; i < 4; i++ {\n'
+               '\t\twg.Add(1)\n\t\tgo func() { defer wg.Done(); c.Inc() }()\n\t}\n'
+               '\twg.Wait()\n}\n'),
+        reference="type C struct{ n int }\n\nfunc (c *C) Inc() { c.n++ }\n")
+    result = check_task(task)
+    assert not result.passed
+    d = result.diagnostics[0]
+    assert d.message.startswith("data race")
+    assert (d.file, d.line) == ("solution.go", 5)
+    assert "(*C).Inc" in d.message

@@ -105,6 +105,35 @@ class GoRunner:
         return result
 
 
+_RACE_ACCESS_RE = re.compile(r"^(Read|Write|Previous read|Previous write) at \S+ by "
+                             r"(goroutine \d+|main goroutine):")
+
+
+def _race_diagnostic(test: str, lines: list[str], root: Path) -> Diagnostic:
+    """The race detector's report, cut to the two conflicting accesses and where they are."""
+    start = next(i for i, ln in enumerate(lines) if "WARNING: DATA RACE" in ln)
+    accesses: list[str] = []
+    file = line = None
+    i = start + 1
+    while i < len(lines) and not lines[i].startswith("=================="):
+        m = _RACE_ACCESS_RE.match(lines[i].strip())
+        if m:
+            # The first frame inside the workspace says where this access is.
+            for j in range(i + 1, min(i + 40, len(lines))):
+                f = _STACK_RE.match(lines[j])
+                if f and f["path"].startswith((str(root), str(root.resolve()))):
+                    func = lines[j - 1].strip()
+                    rel, ln_no = _rel(f["path"], root), int(f["line"])
+                    accesses.append(f"{m.group(1).lower()} in {func} at {rel}:{ln_no}")
+                    if file is None:
+                        file, line = rel, ln_no
+                    break
+        i += 1
+    detail = "; ".join(accesses[:2]) or "see the race detector report"
+    return Diagnostic(file=file, line=line, kind=Kind.test_failure, test=test,
+                      message=f"data race (unsynchronized concurrent access): {detail}")
+
+
 SENTINEL_FILE = "zz_guild_verdict_test.go"
 
 
@@ -302,6 +331,9 @@ def parse_test_json(
         lines = "".join(test_out.get(name, [])).splitlines()
         if _crash_index(lines) is not None:
             diags.append(_panic_diagnostic(name, lines, root))
+            continue
+        if any("WARNING: DATA RACE" in ln for ln in lines):
+            diags.append(_race_diagnostic(name, lines, root))
             continue
         errs = "".join(test_err.get(name, [])).splitlines() or _strip_frames(lines)
         file = line = None

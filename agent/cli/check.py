@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, fail, main, out
 from agent.harness import Suite, check_task
@@ -51,7 +52,7 @@ def check(task_file: Path, solutions: tuple[Path, ...], suite: str, as_json: boo
         out.print(f"{status} {task.id}: {npass}/{len(result.tests)} tests passed "
                   f"in {result.seconds:.2f}s")
         for d in result.diagnostics[:20]:
-            out.print(f"  [yellow]{d.kind.value}[/] {d}", highlight=False)
+            out.print(f"  [yellow]{d.kind.value}[/] {escape(str(d))}", highlight=False)
     sys.exit(EXIT_OK if result.passed else EXIT_FAIL)
 
 
