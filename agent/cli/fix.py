@@ -212,7 +212,9 @@ def _fix(console: Console, site: FixSite, model: Model, request: FixRequest, con
             if first.passed and not request.instruction:
                 console.print("nothing to fix: it builds, vet is clean and the tests pass")
                 return EXIT_OK
-            feedback = "" if first.passed else render_feedback(first, session.original)[0]
+            # Tests first in the context map: a failure's source lines are usually there.
+            context = {**session.support_files(), **session.original}
+            feedback = "" if first.passed else render_feedback(first, context)[0]
             config = config.model_copy(update={"fixes": session.loop_fixes()})
             cmd = FixCommand(session, model, config, console, traj, verbose)
             return _interact(cmd, feedback, yes=yes, apply_failing=apply_failing,
@@ -279,7 +281,8 @@ def _interact(cmd: FixCommand, feedback: str, *, yes: bool, apply_failing: bool,
                     note = None
                 cmd.traj.event("decision", action="keep", note=note)
                 feedback = ("" if cmd.check is None or cmd.check.passed
-                            else render_feedback(cmd.check, cmd.files)[0])
+                            else render_feedback(cmd.check, {**cmd.s.support_files(),
+                                                             **cmd.files})[0])
                 break
             c.print("answer a, s, k or q")
 
