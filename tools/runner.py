@@ -69,6 +69,9 @@ class GoRunner:
             verdict = _write_sentinel(ws, sentinel_package)
         tc = find_toolchain()
         env = go_env(ws.home, ws.tmp, cgo=opts.race)
+        if (ws.src / "vendor" / "modules.txt").is_file():
+            # A user's vendored module (fix) builds from its vendor tree: nothing to fetch.
+            env["GOFLAGS"] = "-mod=vendor"
         args = [str(tc.go), "test", "-json", "-count=1", f"-timeout={int(opts.test_timeout)}s"]
         if opts.race:
             args.append("-race")
