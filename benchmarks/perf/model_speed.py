@@ -9,7 +9,7 @@ Usage: python benchmarks/perf/model_speed.py [--model NAME|FILE.gguf] [--tokens 
    we report the median wall-clock tokens/s and the ratio (target: ours ≥ 95% of raw).
 2. Prefill: round 2 of a repair conversation (round 1 + the model's answer + a compiler
    error), with the engine's prompt-prefix cache on versus off: prompt tokens prefilled
-   and prompt seconds.
+   and prompt seconds. `--mlx MODEL` measures the same through the mlx backend.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 
 from agent.models import DEFAULT_MODEL, Message, Sampling, make_model
 from agent.models.llama_cpp import LlamaCppModel, available_cores, chat_request
+from agent.models.mlx import MLXModel
 
 SYSTEM = "You are an expert Go programmer. Reply with one ```go block."
 TASK = ("Write a Go function `WordFreq(text string) map[string]int` that counts words, "
@@ -68,12 +69,16 @@ def throughput(model: LlamaCppModel, reps: int, tokens: int) -> None:
     print(f"  ratio ours/raw     {o / r:7.1%}   (target >= 95%: {verdict})")
 
 
-def prefill(model: LlamaCppModel, tokens: int) -> None:
+def prefill(model: LlamaCppModel | MLXModel, tokens: int) -> None:
     first = [Message(role="system", content=SYSTEM), Message(role="user", content=TASK)]
     sampling = Sampling(max_tokens=tokens, temperature=0.0, seed=0)
-    print("round 2 of a repair conversation (prompt tokens prefilled):")
+    print(f"round 2 of a repair conversation through {model.backend} "
+          "(prompt tokens prefilled):")
     for cache in (True, False):
-        model.cache_prompt = cache
+        if isinstance(model, LlamaCppModel):
+            model.cache_prompt = cache
+        else:
+            model.reuse_cache = cache
         model.start(None)
         # Put something else in the slot first, so round 1 starts cold in both runs.
         model.generate([Message(role="user", content="Say hi.")], Sampling(max_tokens=1))
@@ -85,7 +90,8 @@ def prefill(model: LlamaCppModel, tokens: int) -> None:
         label = "with cache reuse   " if cache else "without cache reuse"
         print(f"  {label} {prefilled:5d} of {g.prompt_tokens} prefilled "
               f"({g.cached_tokens} cached), prompt time {g.prompt_seconds * 1000:7.1f} ms")
-    model.cache_prompt = True
+    if isinstance(model, LlamaCppModel):
+        model.cache_prompt = True
 
 
 def main() -> None:
@@ -94,12 +100,16 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=128)
     ap.add_argument("--reps", type=int, default=4)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--mlx", metavar="MODEL", default=None,
+                    help="also measure round-2 prefill through the mlx backend (dir or repo)")
     args = ap.parse_args()
     model = make_model("llama-cpp", args.model, threads=args.threads)
     assert isinstance(model, LlamaCppModel)
     print(f"model {model.name} ({model.path}), cores available {available_cores()}")
     throughput(model, args.reps, args.tokens)
     prefill(model, args.tokens)
+    if args.mlx:
+        prefill(MLXModel(args.mlx), args.tokens)
 
 
 if __name__ == "__main__":
