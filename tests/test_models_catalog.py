@@ -182,3 +182,12 @@ def test_cli_lists_models_and_presence(cache, wheelhouse):
 def test_cli_pull_unknown_exits_3():
     res = CliRunner().invoke(main, ["models", "pull", "nope"])
     assert res.exit_code == 3
+
+
+def test_mlx_catalog_model_offline_says_what_to_do(cache, monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    with pytest.raises(ModelUnavailable, match="--backend llama-cpp"):
+        make_model("mlx", "qwen2.5-coder-7b")
