@@ -35,7 +35,7 @@ from agent.atomic import write_text_atomic
 from agent.loop import LoopConfig, RepairLoop
 from agent.models.base import Generation, Message, Model, Sampling
 from agent.task import TaskSpec
-from agent.trajectory import FeedbackMode, RunResult, Trajectory
+from agent.trajectory import FeedbackMode, RunResult, TokenUsage, Trajectory
 
 if TYPE_CHECKING:
     from agent.loop import Checker
@@ -112,6 +112,14 @@ class BenchConfig(BaseModel):
     replay: str | None = None
     task_filter: str | None = None  # --tasks as given, for the reproducing command
     limit: int | None = None
+    # Greedy repair's round 1 is the very generation a single-shot attempt would make
+    # (same prompt, seed and sampling), so with both modes it is read off, not redone.
+    single_from_repair: bool = True
+
+    @property
+    def derives_single(self) -> bool:
+        return self.single_from_repair and Mode.single in self.modes and (
+            Mode.repair in self.modes)
 
     def config_hash(self) -> str:
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
@@ -162,6 +170,8 @@ class BenchConfig(BaseModel):
         for f in ("gofmt", "unused-imports", "missing-imports"):
             if f not in self.fixes:
                 parts += ["--no-fix", f]
+        if not self.single_from_repair:
+            parts.append("--separate-single")
         if self.task_filter:
             parts += ["--tasks", self.task_filter]
         if self.limit is not None:
@@ -514,6 +524,28 @@ class Conversation:
 ProgressHook = Callable[[AttemptRecord], None]
 
 
+def single_from_repair(rec: AttemptRecord) -> AttemptRecord:
+    """The single-shot attempt contained in a greedy repair attempt: its first round."""
+    r = rec.result
+    first = r.rounds_detail[0] if r.rounds_detail else None
+    solved = bool(first and first.passed)
+    tokens = TokenUsage(prompt=first.prompt_tokens, cached=first.cached_tokens,
+                        completion=first.completion_tokens) if first else TokenUsage()
+    result = r.model_copy(deep=True, update={
+        "solved": solved,
+        "rounds": 1 if first else 0,
+        "solved_at_round": 1 if solved else None,
+        "feedback": FeedbackMode.all,
+        "tokens": tokens,
+        "seconds": (first.model_seconds + first.check_seconds) if first else 0.0,
+        "stop_reason": "tests pass" if solved else "round budget spent",
+        "rounds_detail": [first] if first else [],
+        "files": {},
+    })
+    return AttemptRecord(task=rec.task, mode=Mode.single, sample=0, config=rec.config,
+                         result=result)
+
+
 class ModelFailed(RuntimeError):
     """The model gave no answer at all for an attempt (engine down, script exhausted…).
 
@@ -567,7 +599,25 @@ class BenchRun:
             raise BenchError(f"{results} exists without {RUN_FILE}; choose another --out")
 
     def pending(self) -> list[AttemptKey]:
-        return [k for k in self.config.attempts() if k not in self.log]
+        derived = self.config.derives_single
+        return [k for k in self.config.attempts() if k not in self.log
+                and not (derived and k.mode is Mode.single)]
+
+    def _record(self, rec: AttemptRecord) -> list[AttemptRecord]:
+        """Append a finished attempt (and the single-shot attempt it implies)."""
+        written = [rec] if self.log.append(rec) else []
+        if self.config.derives_single and rec.mode is Mode.repair:
+            single = single_from_repair(rec)
+            if self.log.append(single):
+                written.append(single)
+        return written
+
+    def _backfill(self) -> None:
+        """A run killed between a repair line and its single line gets the latter now."""
+        if self.config.derives_single:
+            for rec in list(self.log.records.values()):
+                if rec.mode is Mode.repair:
+                    self.log.append(single_from_repair(rec))
 
     def trajectory_path(self, key: AttemptKey) -> Path:
         slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in key.task)
@@ -598,6 +648,7 @@ class BenchRun:
         if not (self.out / RUN_FILE).exists():
             write_text_atomic(self.out / RUN_FILE,
                               self.config.model_dump_json(indent=2) + "\n")
+        self._backfill()
         # The replay script is consumed in call order: only one worker keeps it meaningful.
         jobs = 1 if model.backend == "replay" else self.jobs
         engine = SharedEngine(model)
@@ -618,9 +669,9 @@ class BenchRun:
                     if rec.result.error and rec.result.rounds == 0:
                         failed = failed or f"{rec.task} ({rec.mode.value}): {rec.result.error}"
                         continue
-                    self.log.append(rec)
-                    if on_record:
-                        on_record(rec)
+                    for written in self._record(rec):
+                        if on_record:
+                            on_record(written)
                     nxt = None if failed else next(todo, None)
                     if nxt is not None:
                         running.add(pool.submit(self.run_attempt, nxt, engine))

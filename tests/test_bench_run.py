@@ -79,7 +79,8 @@ def test_oracle_solves_everything_in_every_mode(tmp_path):
     assert s["modes"]["sample"]["pass_at_k"] == {"1": 1.0, "2": 1.0}
     lines = (out / RESULTS).read_text().splitlines()
     assert len(lines) == 3 * (1 + 1 + 2)
-    assert len(list((out / "trajectories").glob("*.jsonl"))) == len(lines)
+    # Single-shot attempts are read off repair's first round: they have no trajectory.
+    assert len(list((out / "trajectories").glob("*.jsonl"))) == len(lines) - 3
     report = (out / "report.md").read_text()
     assert "guild-agent bench" in report and "## Equal budget" in report
     assert (out / "plot.png").stat().st_size > 1000
@@ -130,7 +131,8 @@ def test_replay_drives_the_per_round_accounting(tmp_path):
     script.write_text(yaml.safe_dump({"responses": [r for rs in SCRIPT.values() for r in rs]}))
     out = tmp_path / "run"
     res = invoke([str(suite), "--replay", str(script), "--samples", "2", "--max-rounds", "3",
-                  "--out", str(out), "--jobs", "4"])  # replay runs one job regardless
+                  "--separate-single", "--out", str(out),
+                  "--jobs", "4"])  # replay runs one job regardless
     assert res.exit_code == 0, res.output
     s = summary_of(out)
     single, repair, sample = (s["modes"][m] for m in ("single", "repair", "sample"))
@@ -167,6 +169,26 @@ def test_replay_drives_the_per_round_accounting(tmp_path):
         "completion_tokens": tokens(SCRIPT[("neg", "repair")]), "seconds": 0}
     assert rows["square"]["single"]["raw_solved"] is False
     assert rows["square"]["single"]["solved"] is True
+
+
+def test_single_is_read_off_greedy_repair_round_one(tmp_path):
+    suite = make_suite(tmp_path, ["add", "neg", "square"])
+    script = tmp_path / "script.yaml"
+    # Only repair generates: each task's single-shot attempt is its repair round 1.
+    responses = [r for (_, m), rs in SCRIPT.items() if m == "repair" for r in rs]
+    script.write_text(yaml.safe_dump({"responses": responses}))
+    out = tmp_path / "run"
+    res = invoke([str(suite), "--replay", str(script), "--modes", "single,repair",
+                  "--max-rounds", "3", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    s = summary_of(out)
+    single, repair = s["modes"]["single"], s["modes"]["repair"]
+    assert single["solved"] == repair["solved_by_round"]["1"] == 1
+    assert single["rounds"] == 3 and single["completion_tokens"] == tokens(
+        [WRONG_ADD, COMPILE_NEG, GOOD_SQ])
+    assert single["first_failures"] == {"test-failure": 1, "compile": 1}
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 6 and len(set(lines)) == 6
 
 
 def test_a_model_that_never_answers_exits_3_and_records_nothing(tmp_path):

@@ -152,13 +152,16 @@ def default_out(suite: str) -> Path:
               help="Continue the run in --out: skip recorded attempts (same config only).")
 @click.option("--jobs", type=click.IntRange(1, 32), default=2, show_default=True,
               help="Attempts in flight: one task's Go checks overlap another's generation.")
+@click.option("--separate-single", is_flag=True,
+              help="Generate single-shot attempts on their own instead of reading them off "
+                   "greedy repair's first round (the same generation).")
 @click.option("--no-warm", is_flag=True, help="Do not warm the shared Go build cache first.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json on stdout.")
 def run(suite: Path, modes: str, max_rounds: int, feedback: str | None, samples: int,
         sample_temperature: float, seed: int, max_tokens: int | None, no_fix: tuple[str, ...],
         task_filter: str | None, limit: int | None, gocode: Path | None,
-        out_dir: Path | None, resume: bool, jobs: int, no_warm: bool, as_json: bool,
-        **model_kw: Any) -> None:
+        out_dir: Path | None, resume: bool, jobs: int, separate_single: bool, no_warm: bool,
+        as_json: bool, **model_kw: Any) -> None:
     """Benchmark SUITE: single-shot vs the repair loop vs resampling, at equal cost.
 
     Exit 0 when the run completes (whatever the pass rate), 2 on bad input, 3 when the
@@ -187,7 +190,7 @@ def run(suite: Path, modes: str, max_rounds: int, feedback: str | None, samples:
         sample_temperature=sample_temperature, seed=seed, max_tokens=max_tokens,
         fixes=fixes, backend=backend, model=model_kw.get("model_name"),
         adapter=str(adapter) if adapter else None, replay=str(replay) if replay else None,
-        task_filter=task_filter, limit=limit)
+        task_filter=task_filter, limit=limit, single_from_repair=not separate_single)
     out = out_dir or default_out(loaded.name)
     try:
         runner = BenchRun(config, tasks, out, jobs=jobs, resume=resume)
