@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agent.atomic import write_text_atomic
+from agent.fixes import FIX_NAMES
 from agent.loop import LoopConfig, RepairLoop
 from agent.models.base import Generation, Message, Model, Sampling
 from agent.task import TaskSpec
@@ -167,7 +168,7 @@ class BenchConfig(BaseModel):
         parts += ["--seed", str(self.seed)]
         if self.max_tokens:
             parts += ["--max-tokens", str(self.max_tokens)]
-        for f in ("gofmt", "unused-imports", "missing-imports"):
+        for f in FIX_NAMES:
             if f not in self.fixes:
                 parts += ["--no-fix", f]
         if not self.single_from_repair:

@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from tools.diagnostics import Diagnostic
 from tools.go import ToolchainError, find_toolchain
 
-FIX_NAMES = ("gofmt", "unused-imports", "missing-imports")
+FIX_NAMES = ("gofmt", "unused-imports", "missing-imports", "spec-declarations")
 GOFMT_TIMEOUT = 10.0
 
 # Package name → import path, for names that identify one standard-library package.
@@ -403,16 +403,66 @@ def _match_file(diag_file: str | None, files: dict[str, str]) -> str | None:
     return by_base[0] if len(by_base) == 1 else None
 
 
+_SPEC_VALUE_RE = re.compile(
+    r"^[ \t]*(?P<kw>var|const)[ \t]+(?P<name>[A-Za-z_]\w*)(?:[ \t]+[\w.*\[\]]+)?[ \t]*=[ \t]*\S.*$",
+    re.M)
+_SPEC_TYPE_RE = re.compile(r"^[ \t]*type[ \t]+(?P<name>[A-Za-z_]\w*)[ \t]+(?P<rest>.+)$", re.M)
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for c in re.sub(r'"(\\.|[^"\\])*"|`[^`]*`', "", text):
+        depth += c in "([{"
+        depth -= c in ")]}"
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+def spec_declarations(spec: str) -> dict[str, str]:
+    """Complete var/const/type declarations a task's prompt spells out, by name.
+
+    Prompts often pin names (`var ErrNotFound = errors.New("not found")`, `type Celsius
+    float64`) that small models then leave out. Only declarations written out in full
+    count: a struct with a placeholder body (`/* your fields */`, `...`) is the model's job.
+    """
+    out: dict[str, str] = {}
+    for m in _SPEC_VALUE_RE.finditer(spec):
+        line = m.group(0).strip()
+        if _balanced(line) and "..." not in line:
+            out.setdefault(m["name"], line)
+    lines = spec.splitlines()
+    for m in _SPEC_TYPE_RE.finditer(spec):
+        rest = m["rest"].strip()
+        text = m.group(0).strip()
+        if rest.endswith("{"):
+            start = spec.count("\n", 0, m.start())
+            indent = len(lines[start]) - len(lines[start].lstrip())
+            body = [text]
+            for ln in lines[start + 1:]:
+                body.append(ln[indent:] if ln[:indent].strip() == "" else ln.strip())
+                if _balanced("\n".join(body)):
+                    break
+            text = "\n".join(body)
+        if not _balanced(text) or "/*" in text or "..." in text:
+            continue
+        out.setdefault(m["name"], text)
+    return out
+
+
 def apply_fixes(
     files: dict[str, str],
     diagnostics: list[Diagnostic],
     enabled: Iterable[str] = FIX_NAMES,
+    *,
+    spec: str = "",
 ) -> tuple[dict[str, str], list[AppliedFix]]:
     """Apply the enabled deterministic fixes the compiler's diagnostics call for.
 
     `files` maps file name → Go source. Returns the new mapping (unchanged files are the
     same strings) and what was done, in order. Import fixes act only on files the
-    diagnostics name; gofmt formats every file it can parse.
+    diagnostics name; gofmt formats every file it can parse. `spec` is the task's prompt:
+    a name the compiler calls undefined that the prompt declares in full is declared.
     """
     on = set(enabled)
     unknown = on - set(FIX_NAMES)
@@ -457,6 +507,17 @@ def apply_fixes(
                 fixes += [AppliedFix(name="missing-imports", file=name,
                                      detail=f'added import "{p}"')
                           for p in sorted(set(paths)) if p not in have]
+    if "spec-declarations" in on and spec and undefined:
+        wanted = spec_declarations(spec)
+        for name, idents in undefined.items():
+            # The compiler has the last word: `undefined` means no file declares it.
+            src = out[name]
+            add = [n for n in dict.fromkeys(idents) if n in wanted]
+            if add:
+                out[name] = src.rstrip("\n") + "\n\n" + "\n\n".join(
+                    wanted[n] for n in add) + "\n"
+                fixes += [AppliedFix(name="spec-declarations", file=name,
+                                     detail=f"declared {n} as the task states") for n in add]
     if "gofmt" in on:
         for name, src in out.items():
             try:

@@ -45,6 +45,9 @@ class LoopConfig(BaseModel):
     fixes: list[str] = Field(default_factory=lambda: list(FIX_NAMES))
     on_stuck: Literal["resample", "stop"] = "resample"
     resample_temperature: float = 0.7
+    # Greedy repair rounds tend to copy the code they are shown verbatim; a little
+    # sampling breaks that while staying close to the model's best answer.
+    repair_temperature: float = Field(default=0.3, ge=0.0)
     history: int = 3  # earlier rounds summarised in the repair prompt
     token_budget: int | None = None  # completion tokens for the whole task
     seconds_budget: float | None = None
@@ -132,7 +135,7 @@ class RepairLoop:
         return out, done
 
     def _check_with_fixes(self, checker: Checker, files: dict[str, str], suite: Suite,
-                          run: str | None, traj: Trajectory, rnd: int
+                          run: str | None, traj: Trajectory, rnd: int, spec: str
                           ) -> tuple[dict[str, str], CheckResult, bool, list[str]]:
         """Check; while the compiler names import problems, fix them without a model call."""
         result = checker.check(files, suite, run=run)
@@ -145,7 +148,7 @@ class RepairLoop:
             if result.passed or not enabled or not any(
                     d.kind is Kind.compile for d in result.diagnostics):
                 break
-            fixed, fixes = apply_fixes(files, result.diagnostics, enabled)
+            fixed, fixes = apply_fixes(files, result.diagnostics, enabled, spec=spec)
             if not fixes or fixed == files:
                 break
             files = fixed
@@ -202,6 +205,9 @@ class RepairLoop:
                     result.stop_reason = "time budget spent"
                     break
                 messages = [base[0], task_msg, *follow]
+                if rnd > 1 and temperature < cfg.repair_temperature:
+                    temperature = cfg.repair_temperature
+                    seed += 1
                 sampling = Sampling(temperature=temperature, top_p=cfg.top_p if temperature
                                     else 1.0, seed=seed, max_tokens=max_tokens, stop=stop,
                                     repetition_penalty=cfg.repetition_penalty)
@@ -257,7 +263,7 @@ class RepairLoop:
                 run = COMPILE_ONLY if mode is FeedbackMode.compile else None
                 t0 = time.monotonic()
                 files, fb, raw_passed, applied = self._check_with_fixes(
-                    checker, files, suite, run, traj, rnd)
+                    checker, files, suite, run, traj, rnd, task.prompt)
                 rec.fixes = fmt_done + applied
                 rec.raw_passed = raw_passed
                 rec.feedback_passed = fb.passed

@@ -188,7 +188,7 @@ def test_apply_fixes_switches_and_matching():
     assert fixes == [] and fixed == {"pkg/a.go": src}
     with pytest.raises(ValueError, match="unknown fix"):
         apply_fixes({}, [], ["gofmt", "magic"])
-    assert FIX_NAMES == ("gofmt", "unused-imports", "missing-imports")
+    assert FIX_NAMES == ("gofmt", "unused-imports", "missing-imports", "spec-declarations")
 
 
 @needs_go
@@ -198,3 +198,28 @@ def test_gofmt_fix_is_recorded_only_when_it_changes_something():
     assert [f.file for f in fixes] == ["a.go"] and fixes[0].name == "gofmt"
     assert fixed["a.go"] == "package x\n\nfunc F() {}\n"
     assert fixed["c.go"] == "func {"  # unparsable: left alone
+
+
+PASSING_TEST = ('import "testing"\n\nfunc TestCheck(t *testing.T) {\n'
+                '\tif Check(1) != nil || Check(9) == nil {\n\t\tt.Fatal("Check")\n\t}\n}\n')
+
+
+@needs_go
+def test_spec_declarations_fill_in_what_the_prompt_declares():
+    from agent.fixes import apply_fixes, spec_declarations
+
+    spec = ("Use these:\n\n    var ErrEmpty = errors.New(\"empty\")\n    const Limit = 3\n"
+            "    type Celsius float64\n    type Box struct { /* your fields */ }\n")
+    decls = spec_declarations(spec)
+    assert set(decls) == {"ErrEmpty", "Limit", "Celsius"}
+    src = ("package sandbox\n\nfunc Check(n int) error {\n\tif n > Limit {\n"
+           "\t\treturn ErrEmpty\n\t}\n\treturn nil\n}\n")
+    result = check_task(TaskSpec(id="t", prompt=spec, tests=PASSING_TEST), {"solution.go": src})
+    fixed, fixes = apply_fixes({"solution.go": src}, result.diagnostics, spec=spec)
+    assert [f.name for f in fixes if f.name != "gofmt"] == ["spec-declarations"] * 2
+    assert 'var ErrEmpty = errors.New("empty")' in fixed["solution.go"]
+    # The next pass adds the import the declaration needs.
+    again = check_task(TaskSpec(id="t", prompt=spec, tests=PASSING_TEST), fixed)
+    fixed2, fixes2 = apply_fixes(fixed, again.diagnostics, spec=spec)
+    assert any(f.detail == 'added import "errors"' for f in fixes2)
+    assert check_task(TaskSpec(id="t", prompt=spec, tests=PASSING_TEST), fixed2).passed

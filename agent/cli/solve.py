@@ -15,6 +15,7 @@ from rich.markup import escape
 from agent.atomic import write_text_atomic
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, fail, main
 from agent.cli.options import model_options, open_model
+from agent.fixes import FIX_NAMES
 from agent.loop import LoopConfig, RepairLoop
 from agent.task import TaskError, load_task
 from agent.trajectory import FeedbackMode, RunResult, Trajectory
@@ -101,7 +102,7 @@ def default_out(task_id: str) -> Path:
               help="What the model is told: visible tests (default when the task has "
                    "them), all tests, or compile errors only.")
 @click.option("--no-fix", "no_fix", multiple=True,
-              type=click.Choice(["gofmt", "unused-imports", "missing-imports", "all"]),
+              type=click.Choice([*FIX_NAMES, "all"]),
               help="Switch off a deterministic fix (repeatable).")
 @click.option("--on-stuck", type=click.Choice(["resample", "stop"]), default="resample",
               show_default=True)
@@ -127,8 +128,7 @@ def solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
     except ToolchainError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
     model = open_model(model_kw, console=console)
-    fixes = [] if "all" in no_fix else [f for f in ("gofmt", "unused-imports",
-                                                     "missing-imports") if f not in no_fix]
+    fixes = [] if "all" in no_fix else [f for f in FIX_NAMES if f not in no_fix]
     config = LoopConfig(max_rounds=max_rounds, temperature=temperature, seed=seed,
                         feedback=FeedbackMode(feedback) if feedback else None, fixes=fixes,
                         on_stuck=on_stuck, max_tokens=max_tokens)
