@@ -91,6 +91,13 @@ class GoRunner:
         proc = run_limited(args, cwd=ws.src, env=env, limits=limits, writable=writable,
                            readable=readable)
         result = parse_test_json(proc, ws.src, opts.test_timeout, expected_tests)
+        limit_notes = [n for n in proc.notes if n.startswith("process limit")]
+        if limit_notes and not result.passed:
+            # A fork bomb can starve the go command itself: its crash is not a compile error.
+            result.diagnostics = [
+                d.model_copy(update={"kind": Kind.limit}) if d.kind is Kind.compile
+                and not d.file else d for d in result.diagnostics]
+            result.diagnostics.insert(0, Diagnostic(message=limit_notes[0], kind=Kind.limit))
         if verdict is not None:
             _settle_sentinel(ws, verdict, result)
         if opts.full_vet and result.built:
