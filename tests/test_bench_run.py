@@ -281,3 +281,44 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     recs = [AttemptRecord.model_validate_json(x) for x in lines]  # none corrupt
     assert len(recs) == 16 and len({r.key for r in recs}) == 16  # none duplicated
     assert without_timings(summary_of(killed)) == without_timings(summary_of(clean))
+
+
+def test_repeated_kill_9_and_resume_loses_and_duplicates_nothing(tmp_path):
+    """Kill the run at random points several times, resuming each time (issue: safety)."""
+    import random
+
+    tasks = ["add", "neg", "square", "double"]
+    suite = make_suite(tmp_path, tasks)
+    common = [str(suite), "--backend", "oracle", "--modes", "single,repair,sample",
+              "--samples", "2"]
+    total = len(tasks) * (1 + 1 + 2)
+    out = tmp_path / "killed"
+    exe = Path(sys.executable).with_name("guild-agent")
+    results = out / RESULTS
+    rng = random.Random(11)
+    kills = 0
+    for _ in range(4):
+        args = [str(exe), "bench", *common, "--out", str(out)]
+        if (out / "run.json").exists():
+            args.append("--resume")
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        have = len(results.read_bytes().splitlines()) if results.exists() else 0
+        want = have + rng.randint(1, 4)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if results.exists() and len(results.read_bytes().splitlines()) >= want:
+                break
+            time.sleep(0.02)
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert kills >= 3
+    final = invoke([*common, "--out", str(out), "--resume"])
+    assert final.exit_code == 0, final.output
+    lines = results.read_text().splitlines()
+    recs = [AttemptRecord.model_validate_json(x) for x in lines]
+    assert len(recs) == total and len({r.key for r in recs}) == total
+    clean = tmp_path / "clean"
+    assert invoke([*common, "--out", str(clean)]).exit_code == 0
+    assert without_timings(summary_of(out)) == without_timings(summary_of(clean))
