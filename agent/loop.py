@@ -136,10 +136,9 @@ class RepairLoop:
 
     def _check_with_fixes(self, checker: Checker, files: dict[str, str], suite: Suite,
                           run: str | None, traj: Trajectory, rnd: int, spec: str
-                          ) -> tuple[dict[str, str], CheckResult, bool, list[str]]:
+                          ) -> tuple[dict[str, str], CheckResult, CheckResult, list[str]]:
         """Check; while the compiler names import problems, fix them without a model call."""
-        result = checker.check(files, suite, run=run)
-        raw_passed = result.passed
+        result = raw = checker.check(files, suite, run=run)
         self._emit(traj, "check", round=rnd, suite=suite.value, stage="raw",
                    result=result.public())
         applied: list[str] = []
@@ -157,7 +156,7 @@ class RepairLoop:
             result = checker.check(files, suite, run=run)
             self._emit(traj, "check", round=rnd, suite=suite.value, stage="fixed",
                        result=result.public())
-        return files, result, raw_passed, applied
+        return files, result, raw, applied
 
     # -- the loop ------------------------------------------------------------
     def run(self, task: TaskSpec, traj: Trajectory | None = None) -> RunResult:
@@ -262,10 +261,10 @@ class RepairLoop:
                 suite = Suite.all if mode is FeedbackMode.all else Suite.visible
                 run = COMPILE_ONLY if mode is FeedbackMode.compile else None
                 t0 = time.monotonic()
-                files, fb, raw_passed, applied = self._check_with_fixes(
+                files, fb, raw, applied = self._check_with_fixes(
                     checker, files, suite, run, traj, rnd, task.prompt)
                 rec.fixes = fmt_done + applied
-                rec.raw_passed = raw_passed
+                rec.raw_passed = raw.passed
                 rec.feedback_passed = fb.passed
                 verdict = fb
                 if fb.passed and (suite is not Suite.all or run is not None):
@@ -276,9 +275,9 @@ class RepairLoop:
                 rec.passed = verdict.passed
                 result.files = files
                 if rnd == 1:
-                    result.raw_solved_round1 = raw_passed and verdict.passed and not applied
-                if result.first_failure is None and not raw_passed:
-                    kind = fb.first_failure_kind()
+                    result.raw_solved_round1 = raw.passed and verdict.passed and not applied
+                if result.first_failure is None and not raw.passed:
+                    kind = raw.first_failure_kind()
                     result.first_failure = kind.value if kind else "test-failure"
                 if verdict.passed:
                     result.solved = True
