@@ -276,8 +276,9 @@ class RepairLoop:
                 result.files = files
                 if rnd == 1:
                     result.raw_solved_round1 = raw.passed and verdict.passed and not applied
-                if result.first_failure is None and not raw.passed:
-                    kind = raw.first_failure_kind()
+                if result.first_failure is None and not verdict.passed:
+                    # The raw answer's first problem; when only hidden tests failed, theirs.
+                    kind = raw.first_failure_kind() or verdict.first_failure_kind()
                     result.first_failure = kind.value if kind else "test-failure"
                 if verdict.passed:
                     result.solved = True
