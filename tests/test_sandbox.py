@@ -72,14 +72,15 @@ def test_filesystem_is_read_only_but_the_workspace(iso: Isolation, ws: Path) -> 
     mark = uuid.uuid4().hex
     code, out = _sh(iso, ws, f"""
         echo ok > {ws}/src/inside && echo wrote-inside
-        echo x > {Path.cwd()}/{mark} 2>/dev/null && echo WROTE-CWD
+        echo x > /etc/guild-{mark} 2>/dev/null && echo WROTE-ETC
         echo x > /tmp/{mark} && echo private-tmp
         echo x > /root/{mark} 2>/dev/null; ls -A /root
         mount -o remount,rw / 2>/dev/null && echo REMOUNTED
         exit 0""")
     assert code == 0, out
     assert "wrote-inside" in out and (ws / "src" / "inside").exists()
-    assert "WROTE-CWD" not in out and not (Path.cwd() / mark).exists()
+    # /etc stands for any host path: a checkout under /tmp would land in the private tmpfs.
+    assert "WROTE-ETC" not in out and not Path(f"/etc/guild-{mark}").exists()
     assert "private-tmp" in out and not Path(f"/tmp/{mark}").exists()
     assert not Path(f"/root/{mark}").exists()
     assert "REMOUNTED" not in out
