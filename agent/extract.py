@@ -86,6 +86,19 @@ def _unfenced(text: str) -> str | None:
     return body[: last + 1] + "\n"
 
 
+_NUMBERED = re.compile(r"^[ \t]*>?[ \t]*\d+[ \t]*\| ?")
+
+
+def _strip_line_numbers(code: str, notes: list[str]) -> str:
+    """Undo `  12 | code` prefixes: small models copy the numbered context they are shown."""
+    lines = [ln for ln in code.splitlines() if ln.strip()]
+    if len(lines) < 3 or sum(bool(_NUMBERED.match(ln)) for ln in lines) * 2 < len(lines):
+        return code
+    notes.append("removed line-number prefixes copied from the feedback")
+    return "\n".join(_NUMBERED.sub("", ln, count=1) for ln in code.splitlines()
+                     if not re.match(r"^[ \t]*\|[ \t]*\^?[ \t]*$", ln)) + "\n"
+
+
 def _cut_repetition(code: str, notes: list[str]) -> str:
     """Drop a degenerate tail where the model repeated the same line until max_tokens."""
     lines = code.splitlines()
@@ -134,7 +147,7 @@ def extract_code(
     named: dict[str, list[Decl]] = {}
     imports: dict[str, list[tuple[str | None, str]]] = {}
     for b in blocks:
-        code = _cut_repetition(b.code, notes)
+        code = _cut_repetition(_strip_line_numbers(b.code, notes), notes)
         name = b.name or default_name
         if "/" in name:
             name = name.rsplit("/", 1)[-1]
@@ -152,6 +165,10 @@ def extract_code(
                 notes.append(f"dropped a repeated definition of {d.name}")
             elif d.kind == "func" and not balanced(d.text):
                 notes.append(f"dropped the unfinished func {d.name or '(unnamed)'}")
+            elif d.kind == "other":
+                if any(ln.strip() and not ln.strip().startswith("//")
+                       for ln in d.text.splitlines()):
+                    notes.append("dropped text between declarations that is not Go")
             elif d.is_test:
                 dropped.append(f"func {d.name}")
             elif d.kind == "func" and d.name == "main" and package != "main":

@@ -99,6 +99,13 @@ def split_decls(src: str) -> list[Decl]:
             pending = []
         elif current is None or (depth == 0 and _is_comment_or_blank(line) and _closed(current)):
             pending.append(line)
+        elif depth == 0 and kind != "other" and _complete(current):
+            # Text after a finished declaration that starts no new one is not Go (prose,
+            # pasted feedback): it becomes its own chunk instead of corrupting the last decl.
+            decls.append(_make(kind, current))
+            kind = "other"
+            current = pending + [line]
+            pending = []
         else:
             current.append(line)
     if current is not None:
@@ -111,6 +118,11 @@ def split_decls(src: str) -> list[Decl]:
 def _is_comment_or_blank(line: str) -> bool:
     s = line.strip()
     return not s or s.startswith("//")
+
+
+def _complete(chunk: list[str]) -> bool:
+    text = "".join(chunk).rstrip()
+    return text.endswith(("}", ")")) and balanced(text)
 
 
 def _closed(chunk: list[str]) -> bool:
@@ -166,7 +178,7 @@ def assemble(package: str, imports: list[tuple[str | None, str]], decls: list[De
     if uniq:
         parts.append(render_imports(uniq))
     for d in decls:
-        if d.kind in ("package", "import"):
+        if d.kind in ("package", "import", "other"):
             continue
         parts.append(d.text.strip("\n") + "\n")
     return "\n".join(parts)

@@ -98,3 +98,20 @@ def test_protected_and_test_files_refused():
 def test_nothing_usable_is_a_format_error(text):
     with pytest.raises(FormatError):
         extract_code(text, package="sandbox")
+
+
+def test_line_numbers_copied_from_feedback_are_removed():
+    text = ("```go\n    1 | package sandbox\n    2 | \n>   3 | func A() int {\n"
+            "      | ^\n    4 | \treturn 1\n    5 | }\n```")
+    ext = extract_code(text, package="sandbox")
+    assert "func A() int {\n\treturn 1\n}" in ext.files["solution.go"]
+    assert "|" not in ext.files["solution.go"]
+    assert any("line-number" in n for n in ext.notes)
+
+
+def test_junk_after_a_finished_function_does_not_swallow_it():
+    text = ("```go\nfunc A() int {\n\treturn 1\n}\n\n// B does things\n"
+            "   24 | \tfor i := range s {\n   25 | \t\tif x {\n")
+    ext = extract_code(text, package="sandbox")
+    assert "func A() int {\n\treturn 1\n}" in ext.files["solution.go"]
+    assert "24 |" not in ext.files["solution.go"]
