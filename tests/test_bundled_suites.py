@@ -21,6 +21,13 @@ def test_bundled_suite_verifies(suite: str) -> None:
     assert report.ok, [(f.task, f.model_dump()) for f in report.failures]
 
 
+def test_examples_verify() -> None:
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    assert verify_tasks(load_suite(str(examples)).tasks, suite="examples").ok
+
+
 def test_suite_has_three_tiers() -> None:
     tags = [t.tags[0] for t in load_suite(str(BUNDLED / "suite")).tasks]
     assert {tags.count(tier) >= 18 for tier in ("basics", "logic", "packages")} == {True}
