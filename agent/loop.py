@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from collections.abc import Callable
 from typing import Literal, Protocol
@@ -64,16 +65,30 @@ def size_max_tokens(task: TaskSpec) -> int:
     return int(min(2048, max(768, chars / 3.5 * 1.5 + 512)))
 
 
+FENCE_STOP = "\n```\n"
+_TEST_STOPS = ("\nfunc Test", "\nfunc Example")
+
+
+def _cut_before_code(gen: Generation, sampling: Sampling) -> bool:
+    """A test stop fired before the answer declared anything but imports."""
+    if gen.finish_reason != "stop" or not any(s in sampling.stop for s in _TEST_STOPS):
+        return False
+    if gen.text.count("```") != 1:  # a fence opened and never closed: cut mid-block
+        return False
+    body = re.sub(r"(?s)import\s*\(.*?\)|import\s+\S+", "", gen.text)
+    return re.search(r"^\s*(func|type|var|const)\b", body, re.M) is None
+
+
 def stop_sequences(task: TaskSpec, multi: bool) -> list[str]:
     """Where an answer is over: small models follow the code with tests, a main function
     and explanations; cutting there saves tokens and the degenerate repetition that
     often follows. The extractor copes with the unclosed fence this leaves."""
     # At most four: OpenAI-compatible servers often refuse more.
-    stops = ["\nfunc Test", "\nfunc Example"]
+    stops = list(_TEST_STOPS)
     if task.package != "main":
         stops.append("\nfunc main(")
     if not multi:
-        stops.append("\n```\n")
+        stops.append(FENCE_STOP)
     return stops
 
 
@@ -215,6 +230,15 @@ class RepairLoop:
                            sampling=sampling.model_dump())
                 try:
                     gen: Generation = self.model.generate(messages, sampling)
+                    if _cut_before_code(gen, sampling):
+                        # The model opened with a test and the stop sequence ended it
+                        # before any code: ask again in the same round, letting it run on.
+                        self._emit(traj, "retry_without_stops", round=rnd, text=gen.text)
+                        usage.add(gen.prompt_tokens, gen.cached_tokens,
+                                  gen.completion_tokens)
+                        sampling = sampling.model_copy(
+                            update={"stop": [] if multi else [FENCE_STOP]})
+                        gen = self.model.generate(messages, sampling)
                 except ModelError as exc:
                     result.error = str(exc)
                     result.stop_reason = "model error"

@@ -200,3 +200,13 @@ def test_solve_cli_bad_task_is_one_line_exit_2(tmp_path):
     assert res.exit_code == 2
     assert "Traceback" not in res.output
     assert "bad.yaml" in res.output
+
+
+def test_answer_cut_by_a_test_stop_before_any_code_is_asked_again():
+    cut = '```go\npackage sandbox\n\nimport (\n\t"testing"\n)\n'  # stopped at "\nfunc Test"
+    result, model, traj = run([cut, GOOD])
+    assert result.solved and result.solved_at_round == 1 and result.rounds == 1
+    assert model.calls == 2
+    assert model.samplings[0].stop and "\nfunc Test" in model.samplings[0].stop
+    assert "\nfunc Test" not in model.samplings[1].stop
+    assert any(e["event"] == "retry_without_stops" for e in traj.events)
