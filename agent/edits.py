@@ -21,7 +21,14 @@ from enum import Enum
 
 from pydantic import BaseModel, Field
 
-from agent.extract import _NON_GO_LANGS, Extraction, FormatError, find_blocks
+from agent.extract import (
+    _NON_GO_LANGS,
+    Block,
+    Extraction,
+    FormatError,
+    find_blocks,
+    unfenced_code,
+)
 from agent.gosrc import Decl, split_decls
 
 BLOCKS_OVER_LINES = 150  # longer files are edited with blocks: rewriting them costs too much
@@ -255,6 +262,8 @@ def parse_edit_answer(text: str, current: dict[str, str], rules: EditRules) -> E
         blocks = [b for b in find_blocks(text) if b.lang in ("go", "golang")
                   or (b.lang not in _NON_GO_LANGS and re.search(r"^\s*(package|func|type)\s",
                                                                  b.code, re.M))]
+        if not blocks and (raw := unfenced_code(text)):
+            blocks = [Block(code=raw)]  # code written without (or with half a) fence
         for b in blocks:
             name = _base(b.name) if b.name else None
             if name is None:

@@ -74,7 +74,7 @@ def _looks_like_go(code: str) -> bool:
     return bool(_GO_HINT.search(code))
 
 
-def _unfenced(text: str) -> str | None:
+def unfenced_code(text: str) -> str | None:
     """Code written without fences: from the first Go-looking line to the last brace."""
     m = _GO_HINT.search(text)
     if not m:
@@ -134,7 +134,7 @@ def extract_code(
               if b.lang in ("go", "golang") or (b.lang not in _NON_GO_LANGS
                                                  and _looks_like_go(b.code))]
     if not blocks:
-        raw = _unfenced(text)
+        raw = unfenced_code(text)
         if raw:
             notes.append("code was not fenced")
             blocks = [Block(code=raw)]

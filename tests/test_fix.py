@@ -348,3 +348,13 @@ def test_refused_files_only() -> None:
 def test_choose_modes_by_size() -> None:
     modes = choose_modes({"a.go": "x\n" * 10, "b.go": "x\n" * 200})
     assert modes == {"a.go": EditMode.whole, "b.go": EditMode.blocks}
+
+
+def test_edit_answer_without_an_opening_fence_is_used():
+    from agent.edits import EditRules, parse_edit_answer
+
+    current = {"grade.go": "package sandbox\n\nfunc Grade(s int) string {\n\treturn \"\"\n}\n"}
+    answer = 'package sandbox\n\nfunc Grade(s int) string {\n\treturn "A"\n}\n```'
+    rules = EditRules(editable=["grade.go"], package="sandbox")
+    ext = parse_edit_answer(answer, current, rules)
+    assert 'return "A"' in ext.files["grade.go"]
