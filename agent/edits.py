@@ -241,6 +241,12 @@ def _whole_file(code: str, name: str, original: str, package: str,
         removed: list[str] = []
         code = _strip_additions(code, original, package, removed)
         dropped += removed
+        had_code = any(d.kind in ("func", "type", "var", "const") for d in split_decls(original))
+        if had_code and not any(d.kind in ("func", "type", "var", "const")
+                                for d in split_decls(code)):
+            # Only tests (moved aside) or imports: never let that wipe the user's file.
+            raise FormatError(f"the answer for {name} holds only tests or imports, not the "
+                              "corrected code")
     return code.rstrip("\n") + "\n"
 
 

@@ -358,3 +358,15 @@ def test_edit_answer_without_an_opening_fence_is_used():
     rules = EditRules(editable=["grade.go"], package="sandbox")
     ext = parse_edit_answer(answer, current, rules)
     assert 'return "A"' in ext.files["grade.go"]
+
+
+def test_answer_with_only_a_test_does_not_wipe_the_file():
+    from agent.edits import EditRules, parse_edit_answer
+    from agent.extract import FormatError
+
+    current = {"grade.go": "package sandbox\n\nfunc Grade(s int) string {\n\treturn \"\"\n}\n"}
+    answer = ('```go\npackage sandbox\n\nimport "testing"\n\n'
+              "func TestGrade(t *testing.T) {}\n```")
+    rules = EditRules(editable=["grade.go"], package="sandbox")
+    with pytest.raises(FormatError, match="only tests"):
+        parse_edit_answer(answer, current, rules)
