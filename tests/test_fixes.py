@@ -4,6 +4,7 @@ what the real Go compiler reports."""
 from __future__ import annotations
 
 import pytest
+from conftest import needs_go
 
 from agent.fixes import (
     FIX_NAMES,
@@ -18,14 +19,6 @@ from agent.fixes import (
 from agent.harness import check_task
 from agent.task import TaskSpec
 from tools.diagnostics import Diagnostic, Kind
-from tools.go import ToolchainError, find_toolchain
-
-try:
-    find_toolchain()
-    HAVE_GO = True
-except ToolchainError:
-    HAVE_GO = False
-needs_go = pytest.mark.skipif(not HAVE_GO, reason="no Go toolchain")
 
 TEST = ('import "testing"\n\n'
         'func TestF(t *testing.T) {\n\tif F() != "A-B 3" {\n\t\tt.Fatal(F())\n\t}\n}\n')

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import needs_go
 
 from agent.harness import Suite, check_task
 from agent.suites import (
@@ -23,19 +24,12 @@ from agent.suites import (
 )
 from agent.suites import testify_requirements as requirements_for_testify
 from agent.task import TaskError
-from tools.go import ToolchainError, find_toolchain
 
 DATA = Path(__file__).resolve().parent / "data"
 HEX = DATA / "humaneval_x_go_sample.jsonl"
 HAVE_TESTIFY = (gocode_root() / TESTIFY / "go.mod").is_file()
 needs_testify = pytest.mark.skipif(
     not HAVE_TESTIFY, reason="testify sources missing (golang-github-stretchr-testify-dev)")
-try:
-    find_toolchain()
-    HAVE_GO = True
-except ToolchainError:
-    HAVE_GO = False
-needs_go = pytest.mark.skipif(not HAVE_GO, reason="no Go toolchain")
 
 TASK_YAML = """\
 prompt: Write Add.

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import pytest
 from click.testing import CliRunner
+from conftest import needs_go
 
 from agent.cli import main
 from agent.cli.bench import BenchGroup
@@ -22,14 +23,7 @@ from agent.verify import (
     zero_value_solution,
     zero_value_source,
 )
-from tools.go import ToolchainError, find_toolchain
 
-try:
-    find_toolchain()
-    HAVE_GO = True
-except ToolchainError:
-    HAVE_GO = False
-needs_go = pytest.mark.skipif(not HAVE_GO, reason="no Go toolchain")
 HEX = Path(__file__).resolve().parent / "data" / "humaneval_x_go_sample.jsonl"
 
 ADD_TESTS = ('import "testing"\n\nfunc TestAdd(t *testing.T) {\n'

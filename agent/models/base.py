@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import BaseModel, Field
 
@@ -69,3 +69,20 @@ class Model(Protocol):
     def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
         """One chat completion. Raises ModelError (or ModelUnavailable)."""
         ...
+
+
+def chat_body(messages: list[Message], sampling: Sampling) -> dict[str, Any]:
+    """The OpenAI chat-completions fields every engine here understands.
+
+    Engines add their own extras (llama.cpp's cache_prompt, a server's model name).
+    """
+    body: dict[str, Any] = {
+        "messages": [m.model_dump() for m in messages],
+        "max_tokens": sampling.max_tokens,
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "seed": sampling.seed,
+    }
+    if sampling.stop:
+        body["stop"] = list(sampling.stop)
+    return body

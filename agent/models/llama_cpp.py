@@ -12,7 +12,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.models.base import Generation, Message, ModelError, ModelUnavailable, Sampling
+from agent.models.base import (
+    Generation,
+    Message,
+    ModelError,
+    ModelUnavailable,
+    Sampling,
+    chat_body,
+)
 
 if TYPE_CHECKING:
     from agent.task import TaskSpec
@@ -48,16 +55,8 @@ def engine_params(path: str | Path, *, threads: int | None = None,
 def chat_request(messages: list[Message], sampling: Sampling, *,
                  cache_prompt: bool = True) -> dict[str, Any]:
     """An OpenAI-style chat request body, with llama.cpp's extras (cache, repeat penalty)."""
-    body: dict[str, Any] = {
-        "messages": [m.model_dump() for m in messages],
-        "max_tokens": sampling.max_tokens,
-        "temperature": sampling.temperature,
-        "top_p": sampling.top_p,
-        "seed": sampling.seed,
-        "cache_prompt": cache_prompt,
-    }
-    if sampling.stop:
-        body["stop"] = list(sampling.stop)
+    body = chat_body(messages, sampling)
+    body["cache_prompt"] = cache_prompt
     if sampling.repetition_penalty is not None:
         body["repeat_penalty"] = sampling.repetition_penalty
     return body

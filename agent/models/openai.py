@@ -23,7 +23,14 @@ from tenacity import (
     wait_exponential,
 )
 
-from agent.models.base import Generation, Message, ModelError, ModelUnavailable, Sampling
+from agent.models.base import (
+    Generation,
+    Message,
+    ModelError,
+    ModelUnavailable,
+    Sampling,
+    chat_body,
+)
 from agent.models.llama_cpp import generation_from_response
 
 if TYPE_CHECKING:
@@ -82,14 +89,8 @@ class OpenAIModel:
         """Servers keep no conversation state we could drop."""
 
     def request_body(self, messages: list[Message], sampling: Sampling) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "messages": [m.model_dump() for m in messages],
-            "max_tokens": sampling.max_tokens,
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "seed": sampling.seed,
-            "stream": False,
-        }
+        body = chat_body(messages, sampling)
+        body["stream"] = False
         if self.model:
             body["model"] = self.model
         if sampling.stop:
