@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import Enum
@@ -81,7 +82,8 @@ def _own_cgroup_dirs() -> list[Path]:
 
 def _probe_pids_cgroup() -> Path | None:
     for parent in _own_cgroup_dirs():
-        probe = parent / f"guild-probe-{os.getpid()}"
+        # Unique per call: a probe left by a killed process must not make this one fail.
+        probe = parent / f"guild-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             probe.mkdir()
         except OSError:
@@ -108,7 +110,9 @@ class PidsCgroup:
 
     @classmethod
     def create(cls, parent: Path, max_pids: int) -> PidsCgroup | None:
-        path = parent / f"guild-{os.getpid()}-{next(_counter)}"
+        # The random part keeps a cgroup left by a killed run (same pid, reused) from
+        # costing this run its process cap.
+        path = parent / f"guild-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
         try:
             path.mkdir()
             (path / "pids.max").write_text(f"{max_pids}\n")
