@@ -6,6 +6,7 @@ import hashlib
 import re
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
@@ -175,184 +176,238 @@ class RepairLoop:
 
     # -- the loop ------------------------------------------------------------
     def run(self, task: TaskSpec, traj: Trajectory | None = None) -> RunResult:
+        st = self._begin(task, traj or Trajectory())
+        self.model.start(task)
+        try:
+            for rnd in range(1, st.rounds_cap + 1):
+                if spent := st.spent():
+                    st.result.stop_reason = spent
+                    break
+                gen = self._generate(st, rnd)
+                if gen is None:
+                    break
+                ext = self._parse(st, rnd, gen)
+                if ext is not None and self._check_round(st, rnd, ext):
+                    break
+            else:
+                st.result.stop_reason = st.result.stop_reason or "round budget spent"
+        finally:
+            st.checker.close()
+        st.result.tokens = st.usage
+        st.result.seconds = time.monotonic() - st.start
+        self._emit(st.traj, "result", result=st.result.public())
+        return st.result
+
+    def _begin(self, task: TaskSpec, traj: Trajectory) -> _Run:
         cfg = self.config
-        traj = traj or Trajectory()
         mode = cfg.mode_for(task)
-        rounds_cap = min(cfg.max_rounds, task.budget.rounds or cfg.max_rounds)
-        token_cap = min(x for x in (cfg.token_budget, task.budget.tokens, 10**12) if x)
-        seconds_cap = min(x for x in (cfg.seconds_budget, task.budget.seconds, 1e12) if x)
         multi = len(task.files) > 1 or len(task.reference_files) > 1
         result = RunResult(task=task.id, solved=False, rounds=0, feedback=mode,
                            model=self.model.name, backend=self.model.backend,
                            temperature=cfg.temperature, seed=cfg.seed)
-        usage = TokenUsage()
-        start = time.monotonic()
         self._emit(traj, "start", task=task.id, mode=mode.value, config=cfg.model_dump(),
                    model=self.model.name, backend=self.model.backend)
-        base = [
-            Message(role="system", content=render("system", package=task.package,
-                                                  multi_file=multi)),
-            Message(role="user", content=render(
-                "task", package=task.package, prompt=task.prompt, files=task.files,
-                support_files=task.support_files,
-                visible_tests=task.visible_tests)),
-        ]
-        task_msg = base[1]  # replaced by a restart prompt when the loop gets stuck
-        follow: list[Message] = []
-        history: list[str] = []
-        seen: set[str] = set()
-        last_sig: str | None = None
-        temperature = cfg.temperature
-        seed = cfg.seed
-        max_tokens = cfg.max_tokens or size_max_tokens(task)
-        stop = stop_sequences(task, multi)
-        visible_src = {VISIBLE_TEST: task.visible_test_file()} if task.visible_tests else {}
-        checker = self.checker_factory(task)
-        current = {n: task.with_package(c) for n, c in task.files.items()}
-        self.model.start(task)
-        try:
-            for rnd in range(1, rounds_cap + 1):
-                if usage.completion >= token_cap:
-                    result.stop_reason = "token budget spent"
-                    break
-                if time.monotonic() - start >= seconds_cap:
-                    result.stop_reason = "time budget spent"
-                    break
-                messages = [base[0], task_msg, *follow]
-                if rnd > 1 and temperature < cfg.repair_temperature:
-                    temperature = cfg.repair_temperature
-                    seed += 1
-                sampling = Sampling(temperature=temperature, top_p=cfg.top_p if temperature
-                                    else 1.0, seed=seed, max_tokens=max_tokens, stop=stop,
-                                    repetition_penalty=cfg.repetition_penalty)
-                self._emit(traj, "request", round=rnd, messages=[m.model_dump() for m in
-                                                                  messages],
-                           sampling=sampling.model_dump())
-                try:
-                    gen: Generation = self.model.generate(messages, sampling)
-                    if _cut_before_code(gen, sampling):
-                        # The model opened with a test and the stop sequence ended it
-                        # before any code: ask again in the same round, letting it run on.
-                        self._emit(traj, "retry_without_stops", round=rnd, text=gen.text)
-                        usage.add(gen.prompt_tokens, gen.cached_tokens,
-                                  gen.completion_tokens)
-                        sampling = sampling.model_copy(
-                            update={"stop": [] if multi else [FENCE_STOP]})
-                        gen = self.model.generate(messages, sampling)
-                except ModelError as exc:
-                    result.error = str(exc)
-                    result.stop_reason = "model error"
-                    self._emit(traj, "error", round=rnd, message=str(exc))
-                    break
-                usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
-                result.rounds = rnd
-                rec = RoundRecord(round=rnd, temperature=temperature,
-                                  completion_tokens=gen.completion_tokens,
-                                  prompt_tokens=gen.prompt_tokens,
-                                  cached_tokens=gen.cached_tokens, model_seconds=gen.seconds)
-                result.rounds_detail.append(rec)
-                self._emit(traj, "response", round=rnd, text=gen.text,
-                           finish_reason=gen.finish_reason,
-                           tokens={"prompt": gen.prompt_tokens, "cached": gen.cached_tokens,
-                                   "completion": gen.completion_tokens},
-                           seconds=round(gen.seconds, 3),
-                           tokens_per_second=round(gen.tokens_per_second, 1))
-                try:
-                    if self.answer_parser is not None:
-                        ext = self.answer_parser(gen.text, task, current)
-                    else:
-                        ext = extract_code(gen.text, package=task.package,
-                                           protected=frozenset(task.support_files))
-                except FormatError as exc:
-                    rec.format_error = True
-                    rec.failure = "format"
-                    rec.summary = f"format error: {exc}"
-                    if result.first_failure is None:
-                        result.first_failure = "format"
-                    history.append(f"round {rnd}: {rec.summary}")
-                    follow = [Message(role="assistant", content=gen.text[-1500:]),
-                              Message(role="user", content=render(
-                                  "format_error", reason=str(exc), package=task.package))]
-                    self._emit(traj, "format_error", round=rnd, message=str(exc))
-                    continue
-                files = self._solution_files(task, ext)
-                current = files
-                files, fmt_done = self._gofmt(files)
-                rec.dropped = ext.dropped
-                self._emit(traj, "extract", round=rnd, files=files, dropped=ext.dropped,
-                           notes=ext.notes, fixes=fmt_done)
+        system = Message(role="system", content=render("system", package=task.package,
+                                                       multi_file=multi))
+        task_msg = Message(role="user", content=render(
+            "task", package=task.package, prompt=task.prompt, files=task.files,
+            support_files=task.support_files, visible_tests=task.visible_tests))
+        return _Run(
+            task=task, traj=traj, result=result, mode=mode, multi=multi,
+            system=system, task_msg=task_msg, prompt_msg=task_msg,
+            rounds_cap=min(cfg.max_rounds, task.budget.rounds or cfg.max_rounds),
+            token_cap=min(x for x in (cfg.token_budget, task.budget.tokens, 10**12) if x),
+            seconds_cap=min(x for x in (cfg.seconds_budget, task.budget.seconds, 1e12) if x),
+            temperature=cfg.temperature, seed=cfg.seed,
+            sampling=Sampling(max_tokens=cfg.max_tokens or size_max_tokens(task),
+                              stop=stop_sequences(task, multi),
+                              repetition_penalty=cfg.repetition_penalty),
+            visible_src=({VISIBLE_TEST: task.visible_test_file()} if task.visible_tests
+                         else {}),
+            checker=self.checker_factory(task),
+            current={n: task.with_package(c) for n, c in task.files.items()},
+        )
 
-                suite = Suite.all if mode is FeedbackMode.all else Suite.visible
-                run = COMPILE_ONLY if mode is FeedbackMode.compile else None
-                t0 = time.monotonic()
-                files, fb, raw, applied = self._check_with_fixes(
-                    checker, files, suite, run, traj, rnd, task.prompt)
-                rec.fixes = fmt_done + applied
-                rec.raw_passed = raw.passed
-                rec.feedback_passed = fb.passed
-                verdict = fb
-                if fb.passed and (suite is not Suite.all or run is not None):
-                    verdict = checker.check(files, Suite.all)
-                    self._emit(traj, "check", round=rnd, suite="all", stage="verdict",
-                               result=verdict.public())
-                rec.check_seconds = time.monotonic() - t0
-                rec.passed = verdict.passed
-                result.files = files
-                if rnd == 1:
-                    result.raw_solved_round1 = raw.passed and verdict.passed and not applied
-                if result.first_failure is None and not verdict.passed:
-                    # The raw answer's first problem; when only hidden tests failed, theirs.
-                    kind = raw.first_failure_kind() or verdict.first_failure_kind()
-                    result.first_failure = kind.value if kind else "test-failure"
-                if verdict.passed:
-                    result.solved = True
-                    result.solved_at_round = rnd
-                    result.stop_reason = "tests pass"
-                    rec.summary = "passed"
-                    break
-                if fb.passed:
-                    # The model has nothing left to act on: its feedback is all green.
-                    result.stop_reason = ("builds, but tests fail" if run else
-                                          "visible tests pass, hidden tests fail")
-                    rec.failure = (verdict.first_failure_kind() or Kind.test_failure).value
-                    rec.summary = result.stop_reason
-                    break
-                rec.failure = (fb.first_failure_kind() or Kind.test_failure).value
-                rec.summary = summary_line(fb)
-                text, count = render_feedback(fb, {**files, **visible_src})
-                sig = fb.signature()
-                digest = _digest(files)
-                stuck = sig == last_sig or digest in seen
-                last_sig = sig
-                seen.add(digest)
-                history.append(f"round {rnd}: {rec.summary}")
-                if stuck:
-                    self._emit(traj, "stuck", round=rnd, action=cfg.on_stuck)
-                    if cfg.on_stuck == "stop":
-                        result.stop_reason = "stuck: same failure again"
-                        break
-                    # Small models copy the code they are shown: a stuck conversation
-                    # restarts from the task, hotter, told only what failed before.
-                    temperature = max(temperature, cfg.resample_temperature)
-                    seed += 1009
-                    task_msg = Message(role="user", content=render(
-                        "restart", task_prompt=base[1].content,
-                        history=history[-cfg.history:]))
-                    follow = []
-                    self._emit(traj, "feedback", round=rnd, text=task_msg.content)
-                    continue
-                prompt = render("repair", history=history[-cfg.history - 1:-1],
-                                moved_aside=ext.dropped, applied_fixes=applied,
-                                feedback=text, problem_count=count, multi_file=multi)
-                follow = [Message(role="assistant", content=_fence(
-                    {n: c for n, c in files.items() if n not in task.support_files})),
-                    Message(role="user", content=prompt)]
-                self._emit(traj, "feedback", round=rnd, text=prompt)
-            else:
-                result.stop_reason = result.stop_reason or "round budget spent"
-        finally:
-            checker.close()
-        result.tokens = usage
-        result.seconds = time.monotonic() - start
-        self._emit(traj, "result", result=result.public())
-        return result
+    def _generate(self, st: _Run, rnd: int) -> Generation | None:
+        """One model answer for this round (None: the model failed and the run is over)."""
+        cfg = self.config
+        messages = [st.system, st.prompt_msg, *st.follow]
+        if rnd > 1 and st.temperature < cfg.repair_temperature:
+            st.temperature = cfg.repair_temperature
+            st.seed += 1
+        sampling = st.sampling.model_copy(update={
+            "temperature": st.temperature, "seed": st.seed,
+            "top_p": cfg.top_p if st.temperature else 1.0})
+        self._emit(st.traj, "request", round=rnd, messages=[m.model_dump() for m in messages],
+                   sampling=sampling.model_dump())
+        try:
+            gen = self.model.generate(messages, sampling)
+            if _cut_before_code(gen, sampling):
+                # The model opened with a test and the stop sequence ended it before any
+                # code: ask again in the same round, letting it run on.
+                self._emit(st.traj, "retry_without_stops", round=rnd, text=gen.text)
+                st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
+                sampling = sampling.model_copy(
+                    update={"stop": [] if st.multi else [FENCE_STOP]})
+                gen = self.model.generate(messages, sampling)
+        except ModelError as exc:
+            st.result.error = str(exc)
+            st.result.stop_reason = "model error"
+            self._emit(st.traj, "error", round=rnd, message=str(exc))
+            return None
+        st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
+        st.result.rounds = rnd
+        st.rec = RoundRecord(round=rnd, temperature=st.temperature,
+                             completion_tokens=gen.completion_tokens,
+                             prompt_tokens=gen.prompt_tokens,
+                             cached_tokens=gen.cached_tokens, model_seconds=gen.seconds)
+        st.result.rounds_detail.append(st.rec)
+        self._emit(st.traj, "response", round=rnd, text=gen.text,
+                   finish_reason=gen.finish_reason,
+                   tokens={"prompt": gen.prompt_tokens, "cached": gen.cached_tokens,
+                           "completion": gen.completion_tokens},
+                   seconds=round(gen.seconds, 3),
+                   tokens_per_second=round(gen.tokens_per_second, 1))
+        return gen
+
+    def _parse(self, st: _Run, rnd: int, gen: Generation) -> Extraction | None:
+        """The files the answer proposes; a format error is fed back (None) instead."""
+        task, rec = st.task, st.rec
+        try:
+            if self.answer_parser is not None:
+                return self.answer_parser(gen.text, task, st.current)
+            return extract_code(gen.text, package=task.package,
+                                protected=frozenset(task.support_files))
+        except FormatError as exc:
+            rec.format_error = True
+            rec.failure = "format"
+            rec.summary = f"format error: {exc}"
+            if st.result.first_failure is None:
+                st.result.first_failure = "format"
+            st.history.append(f"round {rnd}: {rec.summary}")
+            st.follow = [Message(role="assistant", content=gen.text[-1500:]),
+                         Message(role="user", content=render(
+                             "format_error", reason=str(exc), package=task.package))]
+            self._emit(st.traj, "format_error", round=rnd, message=str(exc))
+            return None
+
+    def _check_round(self, st: _Run, rnd: int, ext: Extraction) -> bool:
+        """Check the answer (fixing what needs no model) and judge it; True ends the run."""
+        task, rec, result = st.task, st.rec, st.result
+        files = self._solution_files(task, ext)
+        st.current = files
+        files, fmt_done = self._gofmt(files)
+        rec.dropped = ext.dropped
+        self._emit(st.traj, "extract", round=rnd, files=files, dropped=ext.dropped,
+                   notes=ext.notes, fixes=fmt_done)
+
+        suite = Suite.all if st.mode is FeedbackMode.all else Suite.visible
+        run = COMPILE_ONLY if st.mode is FeedbackMode.compile else None
+        t0 = time.monotonic()
+        files, fb, raw, applied = self._check_with_fixes(
+            st.checker, files, suite, run, st.traj, rnd, task.prompt)
+        rec.fixes = fmt_done + applied
+        rec.raw_passed = raw.passed
+        rec.feedback_passed = fb.passed
+        verdict = fb
+        if fb.passed and (suite is not Suite.all or run is not None):
+            verdict = st.checker.check(files, Suite.all)
+            self._emit(st.traj, "check", round=rnd, suite="all", stage="verdict",
+                       result=verdict.public())
+        rec.check_seconds = time.monotonic() - t0
+        rec.passed = verdict.passed
+        result.files = files
+        if rnd == 1:
+            result.raw_solved_round1 = raw.passed and verdict.passed and not applied
+        if result.first_failure is None and not verdict.passed:
+            # The raw answer's first problem; when only hidden tests failed, theirs.
+            kind = raw.first_failure_kind() or verdict.first_failure_kind()
+            result.first_failure = kind.value if kind else "test-failure"
+        if verdict.passed:
+            result.solved = True
+            result.solved_at_round = rnd
+            result.stop_reason = "tests pass"
+            rec.summary = "passed"
+            return True
+        if fb.passed:
+            # The model has nothing left to act on: its feedback is all green.
+            result.stop_reason = ("builds, but tests fail" if run else
+                                  "visible tests pass, hidden tests fail")
+            rec.failure = (verdict.first_failure_kind() or Kind.test_failure).value
+            rec.summary = result.stop_reason
+            return True
+        rec.failure = (fb.first_failure_kind() or Kind.test_failure).value
+        rec.summary = summary_line(fb)
+        st.history.append(f"round {rnd}: {rec.summary}")
+        return self._next_prompt(st, rnd, ext, files, fb, applied)
+
+    def _next_prompt(self, st: _Run, rnd: int, ext: Extraction, files: dict[str, str],
+                     fb: CheckResult, applied: list[str]) -> bool:
+        """Set up the next round: feedback on this answer, or a restart when stuck."""
+        cfg = self.config
+        sig, digest = fb.signature(), _digest(files)
+        stuck = sig == st.last_sig or digest in st.seen
+        st.last_sig = sig
+        st.seen.add(digest)
+        if stuck:
+            self._emit(st.traj, "stuck", round=rnd, action=cfg.on_stuck)
+            if cfg.on_stuck == "stop":
+                st.result.stop_reason = "stuck: same failure again"
+                return True
+            # Small models copy the code they are shown: a stuck conversation restarts
+            # from the task, hotter, told only what failed before.
+            st.temperature = max(st.temperature, cfg.resample_temperature)
+            st.seed += 1009
+            st.prompt_msg = Message(role="user", content=render(
+                "restart", task_prompt=st.task_msg.content,
+                history=st.history[-cfg.history:]))
+            st.follow = []
+            self._emit(st.traj, "feedback", round=rnd, text=st.prompt_msg.content)
+            return False
+        text, count = render_feedback(fb, {**files, **st.visible_src})
+        prompt = render("repair", history=st.history[-cfg.history - 1:-1],
+                        moved_aside=ext.dropped, applied_fixes=applied,
+                        feedback=text, problem_count=count, multi_file=st.multi)
+        st.follow = [Message(role="assistant", content=_fence(
+            {n: c for n, c in files.items() if n not in st.task.support_files})),
+            Message(role="user", content=prompt)]
+        self._emit(st.traj, "feedback", round=rnd, text=prompt)
+        return False
+
+
+@dataclass
+class _Run:
+    """Everything one run carries from round to round."""
+
+    task: TaskSpec
+    traj: Trajectory
+    result: RunResult
+    mode: FeedbackMode
+    multi: bool
+    system: Message
+    task_msg: Message
+    prompt_msg: Message  # the task, or a restart prompt once the loop got stuck
+    rounds_cap: int
+    token_cap: int
+    seconds_cap: float
+    temperature: float
+    seed: int
+    sampling: Sampling  # the fixed parts: max tokens, stops, repetition penalty
+    visible_src: dict[str, str]
+    checker: Checker
+    current: dict[str, str]  # the files as last proposed, before fixes
+    follow: list[Message] = field(default_factory=list)  # answer + feedback after the task
+    history: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    last_sig: str | None = None
+    usage: TokenUsage = field(default_factory=TokenUsage)
+    start: float = field(default_factory=time.monotonic)
+    rec: RoundRecord = field(  # the current round's record
+        default_factory=lambda: RoundRecord(round=0, temperature=0.0))
+
+    def spent(self) -> str | None:
+        if self.usage.completion >= self.token_cap:
+            return "token budget spent"
+        if time.monotonic() - self.start >= self.seconds_cap:
+            return "time budget spent"
+        return None
