@@ -27,7 +27,7 @@ from enum import Enum
 from fractions import Fraction
 from math import comb
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -102,6 +102,7 @@ class BenchConfig(BaseModel):
     modes: list[Mode]
     max_rounds: int = Field(default=4, ge=1)
     feedback: FeedbackMode | None = None
+    after_copy: Literal["resample", "repair"] = "resample"
     samples: int = Field(default=5, ge=1)
     sample_temperature: float = Field(default=0.8, ge=0.0)
     seed: int = 0
@@ -133,7 +134,8 @@ class BenchConfig(BaseModel):
                               max_tokens=self.max_tokens, fixes=self.fixes)
         if mode is Mode.repair:
             return LoopConfig(max_rounds=self.max_rounds, feedback=self.feedback,
-                              seed=self.seed, max_tokens=self.max_tokens, fixes=self.fixes)
+                              seed=self.seed, max_tokens=self.max_tokens, fixes=self.fixes,
+                              after_copy=self.after_copy)
         return LoopConfig(max_rounds=1, feedback=FeedbackMode.all,
                           temperature=self.sample_temperature, seed=self.seed + sample,
                           max_tokens=self.max_tokens, fixes=self.fixes)
@@ -162,6 +164,8 @@ class BenchConfig(BaseModel):
             parts += ["--max-rounds", str(self.max_rounds)]
             if self.feedback:
                 parts += ["--feedback", self.feedback.value]
+            if self.after_copy != "resample":
+                parts += ["--after-copy", self.after_copy]
         if Mode.sample in self.modes:
             parts += ["--samples", str(self.samples),
                       "--sample-temperature", f"{self.sample_temperature:g}"]

@@ -197,3 +197,13 @@ def test_report_tables_and_a_note_when_matplotlib_is_missing(tmp_path, monkeypat
     assert not (tmp_path / "plot.png").exists()
     assert "| 2 | 2 | 100.0% | 30 |" in text  # repair: solved by round 2, tokens to there
     assert "| single | 20 | 3.0 | 1 | — |" in text  # equal budget, no sampling run
+
+
+def test_after_copy_reaches_the_loop_the_hash_and_the_reproducing_command():
+    default, repair = _config(modes=[Mode.repair]), _config(modes=[Mode.repair],
+                                                           after_copy="repair")
+    assert default.loop_config(Mode.repair, 0).after_copy == "resample"
+    assert repair.loop_config(Mode.repair, 0).after_copy == "repair"
+    assert default.config_hash() != repair.config_hash()
+    assert "--after-copy" not in default.command()
+    assert "--after-copy repair" in repair.command()

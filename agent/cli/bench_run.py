@@ -39,7 +39,7 @@ from agent.bench import (
 )
 from agent.cli import EXIT_OK, EXIT_UNAVAILABLE, fail
 from agent.cli.bench import bench
-from agent.cli.options import model_options, open_model
+from agent.cli.options import after_copy_option, model_options, open_model
 from agent.fixes import FIX_NAMES
 from agent.report import REPORT
 from agent.suites import load_suite
@@ -129,6 +129,7 @@ def default_out(suite: str) -> Path:
 @click.option("--feedback", type=click.Choice([m.value for m in FeedbackMode]), default=None,
               help="What repair mode tells the model (default: visible tests when the task "
                    "has them, else all).")
+@after_copy_option
 @click.option("--samples", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="Samples per task in sample mode (pass@k for k ≤ this).")
 @click.option("--sample-temperature", type=click.FloatRange(0, 2), default=0.8,
@@ -157,7 +158,8 @@ def default_out(suite: str) -> Path:
                    "greedy repair's first round (the same generation).")
 @click.option("--no-warm", is_flag=True, help="Do not warm the shared Go build cache first.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json on stdout.")
-def run(suite: Path, modes: str, max_rounds: int, feedback: str | None, samples: int,
+def run(suite: Path, modes: str, max_rounds: int, feedback: str | None, after_copy: str,
+        samples: int,
         sample_temperature: float, seed: int, max_tokens: int | None, no_fix: tuple[str, ...],
         task_filter: str | None, limit: int | None, gocode: Path | None,
         out_dir: Path | None, resume: bool, jobs: int, separate_single: bool, no_warm: bool,
@@ -186,7 +188,8 @@ def run(suite: Path, modes: str, max_rounds: int, feedback: str | None, samples:
     config = BenchConfig(
         suite=str(suite), tasks=[t.id for t in tasks], tasks_digest=tasks_digest(tasks),
         modes=mode_list, max_rounds=max_rounds,
-        feedback=FeedbackMode(feedback) if feedback else None, samples=samples,
+        feedback=FeedbackMode(feedback) if feedback else None, after_copy=after_copy,
+        samples=samples,
         sample_temperature=sample_temperature, seed=seed, max_tokens=max_tokens,
         fixes=fixes, backend=backend, model=model_kw.get("model_name"),
         adapter=str(adapter) if adapter else None, replay=str(replay) if replay else None,

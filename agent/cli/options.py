@@ -39,6 +39,14 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
+# Shared by `solve` and `bench run`: what a repair round is once the model copies itself.
+after_copy_option = click.option(
+    "--after-copy", type=click.Choice(["resample", "repair"]), default="resample",
+    show_default=True,
+    help="Once the model answers a repair prompt with code it already wrote, later rounds "
+         "resample from the task (told what failed) or keep asking for repairs.")
+
+
 def open_model(kw: dict[str, Any], *, console: Console | None = None) -> Model:
     """The model the options name; exit 3 with the fix in the message when unavailable."""
     from agent.models import default_backend, make_model

@@ -14,7 +14,7 @@ from rich.markup import escape
 
 from agent.atomic import write_text_atomic
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, fail, main
-from agent.cli.options import model_options, open_model
+from agent.cli.options import after_copy_option, model_options, open_model
 from agent.fixes import FIX_NAMES
 from agent.loop import LoopConfig, RepairLoop
 from agent.task import TaskError, load_task
@@ -75,6 +75,8 @@ class RoundPrinter:
                 p(f"    [yellow]{d['kind']}[/] {escape(loc + first)}")
         elif kind == "stuck":
             p(f"  [magenta]stuck[/]: same failure again → {ev['action']}")
+        elif kind == "copies":
+            p(f"  [magenta]copies[/]: {escape(ev['note'])}")
         elif kind == "error":
             p(f"  [red]model error[/]: {escape(ev['message'])}")
 
@@ -106,6 +108,7 @@ def default_out(task_id: str) -> Path:
               help="Switch off a deterministic fix (repeatable).")
 @click.option("--on-stuck", type=click.Choice(["resample", "stop"]), default="resample",
               show_default=True)
+@after_copy_option
 @click.option("--max-tokens", type=click.IntRange(16, 32768), default=None,
               help="Per answer (default: sized to the task).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
@@ -114,7 +117,7 @@ def default_out(task_id: str) -> Path:
 @click.option("--json", "as_json", is_flag=True, help="Print the result object on stdout.")
 @click.option("-v", "--verbose", is_flag=True, help="Show prompts and model answers.")
 def solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
-          feedback: str | None, no_fix: tuple[str, ...], on_stuck: str,
+          feedback: str | None, no_fix: tuple[str, ...], on_stuck: str, after_copy: str,
           max_tokens: int | None, out_dir: Path | None, as_json: bool, verbose: bool,
           **model_kw: Any) -> None:
     """Solve TASK_FILE: generate, check with the Go toolchain, repair, repeat."""
@@ -131,7 +134,7 @@ def solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
     fixes = [] if "all" in no_fix else [f for f in FIX_NAMES if f not in no_fix]
     config = LoopConfig(max_rounds=max_rounds, temperature=temperature, seed=seed,
                         feedback=FeedbackMode(feedback) if feedback else None, fixes=fixes,
-                        on_stuck=on_stuck, max_tokens=max_tokens)
+                        on_stuck=on_stuck, after_copy=after_copy, max_tokens=max_tokens)
     with console.status("warming the Go build cache (first run only)…"):
         warm_unless_disabled()
     out = out_dir or default_out(task.id)
