@@ -324,12 +324,15 @@ class FixSession:
         """The loop's deterministic fixes; no gofmt when the user's file is not gofmt-clean.
 
         Reformatting a file its author keeps unformatted would bury the fix in the diff.
+        `_ = x` silences the compiler, which is fine for a benchmark answer but not a
+        repair to hand a person: their unused variable is the model's to resolve.
         """
         unformatted = False
         for text in self.original.values():
             fmt = gofmt_source(text)
             unformatted |= fmt is not None and fmt != text
-        return [f for f in FIX_NAMES if not (f == "gofmt" and unformatted)]
+        return [f for f in FIX_NAMES
+                if f != "unused-vars" and not (f == "gofmt" and unformatted)]
 
     def initial_check(self) -> CheckResult:
         return self.checker.check(self.original)

@@ -292,6 +292,8 @@ def test_scratch_copy_keeps_user_tree(tmp_path: Path) -> None:
         result = s.checker.check({"calc.go": FIXED, "calc_test.go": "package calc\n"})
         assert result.passed, result.diagnostics  # the test file was not overwritten
         assert s.checker.check({"calc.go": BROKEN}).diagnostics[0].file == "calc.go"
+        # A person's unused variable is the model's to resolve, never silenced by `_ = x`.
+        assert "unused-imports" in s.loop_fixes() and "unused-vars" not in s.loop_fixes()
     assert tree_hashes(root) == before
 
 
