@@ -1,7 +1,9 @@
-"""Deterministic repairs applied before spending a model call: gofmt and import hygiene.
+"""Deterministic repairs applied before spending a model call: gofmt, import hygiene, and
+the few type errors whose fix the compiler spells out.
 
 Small models lose whole rounds to mistakes a tool can fix in milliseconds: an import they
-declared and never used, `strings.Fields` without importing `strings`, bad formatting.
+declared and never used, `strings.Fields` without importing `strings`, bad formatting, a
+variable declared and never used, a `rune` returned as `int`.
 The compiler-driven pass (`apply_fixes`) acts only on what `go` reported and is the
 authority; `fix_imports_source` guesses the same fixes from the source alone, so a round
 can skip a toolchain run when the answer is obviously missing an import.
@@ -23,7 +25,8 @@ from pydantic import BaseModel
 from tools.diagnostics import Diagnostic
 from tools.go import ToolchainError, find_toolchain
 
-FIX_NAMES = ("gofmt", "unused-imports", "missing-imports", "unused-vars", "spec-declarations")
+FIX_NAMES = ("gofmt", "unused-imports", "missing-imports", "unused-vars", "conversions",
+             "spec-declarations")
 GOFMT_TIMEOUT = 10.0
 
 # Package name → import path, for names that identify one standard-library package.
@@ -62,6 +65,11 @@ KNOWN_PATHS = frozenset({"github.com/stretchr/testify/assert",
 _UNUSED_RE = re.compile(r'^"(?P<path>[^"]+)" imported(?: as (?P<alias>\w+))? and not used')
 _UNDEFINED_RE = re.compile(r"^undefined: (?P<name>[A-Za-z_]\w*)$")
 _UNUSED_VAR_RE = re.compile(r"^declared and not used: (?P<name>[A-Za-z_]\w*)$")
+_NUMERIC = frozenset({"int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16",
+                      "uint32", "uint64", "uintptr", "byte", "rune", "float32", "float64"})
+_CANNOT_USE_RE = re.compile(
+    r"^cannot use (?P<expr>.+) \((?:variable|value) of type (?P<call>func\(\) )?"
+    r"(?P<have>[\w.]+)\) as (?P<want>[\w.]+) value in ")
 
 
 class AppliedFix(BaseModel):
@@ -415,14 +423,10 @@ def _use_point(src: str, toks: list[Token], i: int) -> tuple[int, str] | None:
     return None
 
 
-def use_unused_vars(src: str, spots: Iterable[tuple[int, int, str]]) -> tuple[str, list[str]]:
-    """Mark each `declared and not used` variable (line, byte column, name) as used with
-    `_ = name` right after its declaration, as gopls offers to: the answer then reaches
-    the tests, which judge whether the variable was meant to matter. A spot that is not
-    where the compiler said, or an edit gofmt cannot parse, is left alone."""
+def _unused_var_edits(src: str, spots: Iterable[tuple[int, int, str]]) -> list[_Edit]:
     toks = tokenize(src)
     by_start = {t.start: k for k, t in enumerate(toks)}
-    edits: list[tuple[int, str, str]] = []
+    edits: list[_Edit] = []
     for line, col, name in spots:
         off = _offset(src, line, col)
         k = by_start.get(off) if off is not None else None
@@ -430,19 +434,67 @@ def use_unused_vars(src: str, spots: Iterable[tuple[int, int, str]]) -> tuple[st
             continue
         if (point := _use_point(src, toks, k)) is not None:
             at, where = point
-            edits.append((at, {"line": f"\n_ = {name}", "before": f"; _ = {name}; ",
-                               "after": f" _ = {name};"}[where], name))
-    done: list[str] = []
+            text = {"line": f"\n_ = {name}", "before": f"; _ = {name}; ",
+                    "after": f" _ = {name};"}[where]
+            edits.append(_Edit(at, at, text, "unused-vars",
+                               f"{name} declared and not used: added `_ = {name}`"))
+    return edits
+
+
+def _conversion_edits(src: str, spots: Iterable[tuple[int, int, str, str]]) -> list[_Edit]:
+    edits = []
+    for line, col, expr, new in spots:
+        off = _offset(src, line, col)
+        if off is not None and src.startswith(expr, off):
+            edits.append(_Edit(off, off + len(expr), new, "conversions", f"{expr} → {new}"))
+    return edits
+
+
+def use_unused_vars(src: str, spots: Iterable[tuple[int, int, str]]) -> tuple[str, list[str]]:
+    """Mark each `declared and not used` variable (line, byte column, name) as used with
+    `_ = name` right after its declaration, as gopls offers to: the answer then reaches
+    the tests, which judge whether the variable was meant to matter. A spot that is not
+    where the compiler said, or an edit gofmt cannot parse, is left alone."""
+    src, done = _apply_checked(src, _unused_var_edits(src, spots))
+    return src, [e.detail.split()[0] for e in done]
+
+
+def convert_values(src: str, spots: Iterable[tuple[int, int, str, str]]
+                   ) -> tuple[str, list[str]]:
+    """Apply the conversion the compiler names exactly, at (line, byte column, expression,
+    replacement) where the source holds that expression: a numeric value of the wrong
+    basic type is converted (`int(c - 'a')`), a method value where its result was wanted
+    is called (`a.Balance()`)."""
+    src, done = _apply_checked(src, _conversion_edits(src, spots))
+    return src, [e.detail for e in done]
+
+
+@dataclass(frozen=True)
+class _Edit:
+    start: int
+    end: int
+    text: str
+    fix: str  # the name in FIX_NAMES
+    detail: str
+
+
+def _apply_checked(src: str, edits: list[_Edit]) -> tuple[str, list[_Edit]]:
+    """Apply the edits (positions in `src`), each only if gofmt still parses the result;
+    the applied ones, in source order. Overlapping edits: the later one wins."""
+    done: list[_Edit] = []
+    end = len(src) + 1
     # From the end backwards, so each edit leaves the earlier offsets valid.
-    for at, text, name in sorted(edits, key=lambda e: e[0], reverse=True):
-        new = src[:at] + text + src[at:]
+    for e in sorted(edits, key=lambda e: (e.start, e.end), reverse=True):
+        if e.end > end:
+            continue
+        new = src[:e.start] + e.text + src[e.end:]
         try:
             if gofmt_source(new) is None:
                 continue
         except ToolchainError:
             pass  # no gofmt to vet the edit with: the compiler will
-        src = new
-        done.append(name)
+        src, end = new, e.start
+        done.append(e)
     return src, done[::-1]
 
 
@@ -550,6 +602,7 @@ def apply_fixes(
     unused: dict[str, list[tuple[str, str | None]]] = {}
     undefined: dict[str, list[str]] = {}
     unused_vars: dict[str, list[tuple[int, int, str]]] = {}
+    conversions: dict[str, list[tuple[int, int, str, str]]] = {}
     for d in diagnostics:
         name = _match_file(d.file, out)
         if name is None:
@@ -561,16 +614,27 @@ def apply_fixes(
             undefined.setdefault(name, []).append(m["name"])
         elif (m := _UNUSED_VAR_RE.match(first_line)) and d.line and d.column:
             unused_vars.setdefault(name, []).append((d.line, d.column, m["name"]))
+        elif (m := _CANNOT_USE_RE.match(first_line)) and d.line and d.column and (
+                "…" not in m["expr"]):
+            expr, have, want = m["expr"], m["have"], m["want"]
+            if m["call"] and have == want:
+                new = f"{expr}()"
+            elif not m["call"] and have != want and {have, want} <= _NUMERIC:
+                new = f"{want}({expr})"
+            else:
+                continue
+            conversions.setdefault(name, []).append((d.line, d.column, expr, new))
 
-    if "unused-vars" in on:
-        for name, spots in unused_vars.items():
-            # First, while the positions are still the compiler's.
-            src, used = use_unused_vars(out[name], spots)
-            if used:
-                out[name] = src
-                fixes += [AppliedFix(name="unused-vars", file=name,
-                                     detail=f"{v} declared and not used: added `_ = {v}`")
-                          for v in used]
+    # Position-based edits first, together, while the positions are still the compiler's.
+    for name in dict.fromkeys([*unused_vars, *conversions]):
+        edits = ((_unused_var_edits(out[name], unused_vars.get(name, []))
+                  if "unused-vars" in on else []) +
+                 (_conversion_edits(out[name], conversions.get(name, []))
+                  if "conversions" in on else []))
+        src, done = _apply_checked(out[name], edits)
+        if done:
+            out[name] = src
+            fixes += [AppliedFix(name=e.fix, file=name, detail=e.detail) for e in done]
     if "unused-imports" in on:
         for name, doomed in unused.items():
             src, removed = remove_imports(out[name], doomed)

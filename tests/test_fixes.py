@@ -11,6 +11,7 @@ from agent.fixes import (
     AppliedFix,
     add_imports,
     apply_fixes,
+    convert_values,
     fix_imports_source,
     gofmt_source,
     parse_imports,
@@ -182,7 +183,7 @@ def test_apply_fixes_switches_and_matching():
     assert fixes == [] and fixed == {"pkg/a.go": src}
     with pytest.raises(ValueError, match="unknown fix"):
         apply_fixes({}, [], ["gofmt", "magic"])
-    assert FIX_NAMES == ("gofmt", "unused-imports", "missing-imports", "unused-vars",
+    assert FIX_NAMES == ("gofmt", "unused-imports", "missing-imports", "unused-vars", "conversions",
                          "spec-declarations")
 
 
@@ -288,3 +289,52 @@ def test_unused_var_at_a_wrong_position_is_left_alone():
     assert use_unused_vars(src, [(40, 2, "a")]) == (src, [])
     new, done = use_unused_vars("package x\n\nfunc F() { a := 1 }\n", [(3, 12, "a")])
     assert done == ["a"] and "a := 1 ; _ = a; }" in new
+
+
+CONVERSIONS_SRC = """package sandbox
+
+type Acc struct{ bal int }
+
+func (a *Acc) Balance() int { return a.bal }
+
+type Pair struct{ v int64 }
+
+func Score(s string, a *Acc) (int, int64, Pair) {
+	var n int
+	for _, c := range s {
+		n = c
+	}
+	var b byte = 'x'
+	var total int = a.Balance
+	return int(b) + total, n, Pair{v: b}
+}
+
+func Offset(c rune) int { return c - 'a' }
+
+func Name(a *Acc) string { return a.bal }
+"""
+
+
+@needs_go
+def test_conversions_the_compiler_names_are_applied():
+    task = TaskSpec(id="t", prompt="p", tests=(
+        'import "testing"\n\nfunc TestOffset(t *testing.T) {\n'
+        '\tif Offset(\'c\') != 2 {\n\t\tt.Fatal("Offset")\n\t}\n}\n'))
+    before = check_task(task, {"solution.go": CONVERSIONS_SRC})
+    fixed, fixes = apply_fixes({"solution.go": CONVERSIONS_SRC}, before.diagnostics)
+    done = sorted(f.detail for f in fixes if f.name == "conversions")
+    assert done == sorted(["c → int(c)", "a.Balance → a.Balance()", "n → int64(n)",
+                           "b → int64(b)", "c - 'a' → int(c - 'a')"])
+    src = fixed["solution.go"]
+    assert "return int(c - 'a')" in src and "var total int = a.Balance()" in src
+    after = check_task(task, fixed)
+    # An int is no string: no conversion is guessed for that one.
+    assert [d.message for d in after.diagnostics if d.kind.value == "compile"] == [
+        "cannot use a.bal (variable of type int) as string value in return statement"]
+
+
+def test_conversion_is_applied_only_where_the_expression_is():
+    src = "package x\n\nfunc F(c rune) int { return c }\n"
+    new, done = convert_values(src, [(3, 29, "c", "int(c)")])
+    assert done == ["c → int(c)"] and "return int(c)" in new
+    assert convert_values(src, [(3, 22, "c", "int(c)")]) == (src, [])
