@@ -21,7 +21,8 @@ import pytest
 from agent.harness import HIDDEN_TEST, TaskHarness
 from agent.task import TaskSpec
 from tools.diagnostics import CheckResult, Kind
-from tools.go import ToolchainError, find_toolchain
+from tools.go import ToolchainError, find_toolchain, go_env
+from tools.guard import guard_binary
 from tools.isolation import Level, detect
 from tools.runner import CheckOptions, GoRunner
 from tools.sandbox import Limits
@@ -383,6 +384,48 @@ func Answer() int {{ return 41 }}
     # The harness wrote the real hidden test again before the second run, so the tampered
     # copy the first run left behind did not turn it into a pass.
     assert second.diagnostics[0].kind is Kind.test_failure
+
+
+@pytest.mark.skipif(guard_binary() is None, reason="no Landlock on this kernel")
+def test_the_test_binary_cannot_write_the_shared_build_cache(run: type[Run],
+                                                               marker: str) -> None:
+    # The go command must write GOCACHE; the code it runs must not (a poisoned entry
+    # would change later verdicts). Both the new file and an existing one are tried.
+    cache = Path(go_env(Path("/nonexistent"), Path("/nonexistent"))["GOCACHE"])
+    readme = cache / "README"
+    before = readme.read_bytes()
+    code = f"""package sandbox
+
+import (
+	"os"
+	"path/filepath"
+)
+
+var errs []error
+
+func init() {{
+	dir := os.Getenv("GOCACHE")
+	errs = append(errs, os.WriteFile(filepath.Join(dir, "{marker}"), []byte("x"), 0o644))
+	errs = append(errs, os.WriteFile(filepath.Join(dir, "README"), []byte("poison"), 0o644))
+	errs = append(errs, os.Mkdir(filepath.Join(dir, "{marker}-d"), 0o755))
+}}
+
+func Answer() int {{
+	for _, err := range errs {{
+		if err == nil {{
+			return 0
+		}}
+	}}
+	return 42
+}}
+"""
+    r = run(_task(), limit=60)
+    result = r.check({"solution.go": code})
+    _report("write-gocache", r, result)
+    assert not (cache / marker).exists() and not (cache / f"{marker}-d").exists()
+    assert readme.read_bytes() == before
+    # Every write was refused (Answer() is 42 only then), and the run itself was normal.
+    assert result.passed, result.diagnostics
 
 
 @needs_isolation

@@ -76,6 +76,7 @@ def test_wheel_carries_prompts_and_suites(installed: Path, tmp_path: Path) -> No
         from importlib import resources
 
         import agent, benchmarks, prompts
+        import tools.guard
 
         def files(root):
             out = []
@@ -93,6 +94,7 @@ def test_wheel_carries_prompts_and_suites(installed: Path, tmp_path: Path) -> No
                                 if p.name.endswith(".j2")),
             "suites": sorted(str(p) for p in files(resources.files("benchmarks"))
                              if p.name.endswith((".yaml", ".yml"))),
+            "guard_source": str(tools.guard.SOURCE) if tools.guard.SOURCE.is_file() else None,
         }))
     """
     proc = _run_isolated(installed, code, tmp_path)
@@ -109,6 +111,8 @@ def test_wheel_carries_prompts_and_suites(installed: Path, tmp_path: Path) -> No
     assert found["templates"] == expected
     assert found["suites"], "no bundled suite YAML in the wheel"
     assert any("/suite/" in s for s in found["suites"]), found["suites"]
+    # The write guard's Go source, built on first use.
+    assert (found["guard_source"] or "").startswith(str(installed)), found["guard_source"]
 
 
 def test_wheel_cli_imports_and_runs(installed: Path, tmp_path: Path) -> None:

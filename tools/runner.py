@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import shlex
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tools.diagnostics import CheckResult, Diagnostic, Kind, Outcome, TestResult, dedupe
 from tools.go import find_toolchain, go_env
+from tools.guard import GUARD_ENV, guard_binary
 from tools.sandbox import Limits, ProcResult, run_limited
 from tools.workspace import Workspace
 
@@ -73,6 +75,10 @@ class GoRunner:
             # A user's vendored module (fix) builds from its vendor tree: nothing to fetch.
             env["GOFLAGS"] = "-mod=vendor"
         args = [str(tc.go), "test", "-json", "-count=1", f"-timeout={int(opts.test_timeout)}s"]
+        if (guard := guard_binary()) is not None:
+            # The go command writes the shared cache; the test binary it runs may not.
+            args.append(f"-exec={shlex.quote(str(guard))}")
+            env[GUARD_ENV] = str(ws.root)
         if opts.race:
             args.append("-race")
         if opts.run:

@@ -12,13 +12,20 @@ import click
 
 from agent.cli import EXIT_OK, EXIT_UNAVAILABLE, main, out
 from tools.go import ToolchainError, cache_dir, find_toolchain
+from tools.guard import guard_binary, guard_status
 from tools.isolation import Level, detect
 
 
 def _isolation() -> dict[str, Any]:
     iso = detect()
+    try:
+        guard = guard_binary() is not None
+        guard_note = guard_status()
+    except ToolchainError as exc:
+        guard, guard_note = False, str(exc)
     return {"level": iso.level.value,
             "process_cap": "pids cgroup" if iso.pids_cgroup else "rlimits only",
+            "write_guard": guard, "write_guard_note": guard_note,
             "notes": list(iso.notes)}
 
 
@@ -100,6 +107,8 @@ def doctor(as_json: bool) -> None:
         out.print(f"sandbox     [{color}]{iso['level']}[/] (process cap: {iso['process_cap']})")
         for note in iso["notes"]:
             out.print(f"            note: {note}", highlight=False)
+        out.print(f"write guard {_mark(iso['write_guard'])} {iso['write_guard_note']}",
+                  highlight=False)
         go = r["go"]
         if go["ok"]:
             out.print(f"go          {go['version']} at {go['path']}", highlight=False)
