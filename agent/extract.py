@@ -122,12 +122,16 @@ def extract_code(
     package: str,
     default_name: str = DEFAULT_FILE,
     protected: frozenset[str] = frozenset(),
+    taken: frozenset[str] = frozenset(),
 ) -> Extraction:
     """The Go files in a model answer, normalised to `package`.
 
     Model-written test functions and a stray `func main` (when a library package is
     asked for) are moved aside and reported in `dropped`; `*_test.go` files and files
-    named in `protected` are refused. Raises FormatError when nothing usable remains.
+    named in `protected` are refused. `taken` are the top-level names the fixed files
+    (the tests shown, support files) declare: a model that copies a test's helper type
+    into its answer would redeclare it, so such copies are moved aside too. Raises
+    FormatError when nothing usable remains.
     """
     notes: list[str] = []
     blocks = [b for b in find_blocks(text)
@@ -171,6 +175,9 @@ def extract_code(
                     notes.append("dropped text between declarations that is not Go")
             elif d.is_test:
                 dropped.append(f"func {d.name}")
+            elif d.kind in ("func", "type", "var", "const") and d.name and (
+                    d.name in taken or ("." in d.name and d.name.split(".")[0] in taken)):
+                dropped.append(f"{d.kind} {d.name} (declared by the provided files)")
             elif d.kind == "func" and d.name == "main" and package != "main":
                 dropped.append("func main")
             elif d.kind == "package" and d.name and d.name != package:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from agent.extract import DEFAULT_FILE, Extraction, FormatError, extract_code
 from agent.feedback import render_feedback, summary_line
 from agent.fixes import FIX_NAMES, apply_fixes, gofmt_source
+from agent.gosrc import split_decls
 from agent.harness import VISIBLE_TEST, Suite, TaskHarness
 from agent.models.base import Generation, Message, Model, ModelError, Sampling
 from agent.prompts import render
@@ -75,14 +76,28 @@ FENCE_STOP = "\n```\n"
 _TEST_STOPS = ("\nfunc Test", "\nfunc Example")
 
 
-def _cut_before_code(gen: Generation, sampling: Sampling) -> bool:
-    """A test stop fired before the answer declared anything but imports."""
+_DECL_RE = re.compile(r"^[ \t]*(?:func[ \t]*(?:\([ \t]*(?:\w+[ \t]+)?\*?[ \t]*(?P<recv>\w+)"
+                      r"[^)\n]*\)[ \t]*)?|type[ \t]+|var[ \t]+|const[ \t]+)(?P<name>\w+)?", re.M)
+
+
+def _cut_before_code(gen: Generation, sampling: Sampling,
+                     taken: frozenset[str] = frozenset()) -> bool:
+    """A test stop fired before the answer declared anything but imports and copies of
+    what the provided files declare (`taken`: small models often open by re-typing the
+    visible test's helper types)."""
     if gen.finish_reason != "stop" or not any(s in sampling.stop for s in _TEST_STOPS):
         return False
     if gen.text.count("```") != 1:  # a fence opened and never closed: cut mid-block
         return False
     body = re.sub(r"(?s)import\s*\(.*?\)|import\s+\S+", "", gen.text)
-    return re.search(r"^\s*(func|type|var|const)\b", body, re.M) is None
+    return all(m["name"] in taken or m["recv"] in taken or f"{m['recv']}.{m['name']}" in taken
+               for m in _DECL_RE.finditer(body))
+
+
+def declared_names(sources: Iterable[str]) -> frozenset[str]:
+    """Top-level names the given Go files declare (methods as `Type.Method`)."""
+    return frozenset(d.name for src in sources for d in split_decls(src)
+                     if d.kind in ("func", "type", "var", "const") and d.name)
 
 
 def stop_sequences(task: TaskSpec, multi: bool) -> list[str]:
@@ -231,6 +246,8 @@ class RepairLoop:
                          else {}),
             checker=self.checker_factory(task),
             current={n: task.with_package(c) for n, c in task.files.items()},
+            taken=declared_names([task.visible_test_file() if task.visible_tests else "",
+                                  *task.support_files.values()]),
         )
 
     def _generate(self, st: _Run, rnd: int) -> Generation | None:
@@ -247,7 +264,7 @@ class RepairLoop:
                    sampling=sampling.model_dump())
         try:
             gen = self.model.generate(messages, sampling)
-            if _cut_before_code(gen, sampling):
+            if _cut_before_code(gen, sampling, st.taken):
                 # The model opened with a test and the stop sequence ended it before any
                 # code: ask again in the same round, letting it run on.
                 self._emit(st.traj, "retry_without_stops", round=rnd, text=gen.text)
@@ -282,7 +299,7 @@ class RepairLoop:
             if self.answer_parser is not None:
                 return self.answer_parser(gen.text, task, st.current)
             return extract_code(gen.text, package=task.package,
-                                protected=frozenset(task.support_files))
+                                protected=frozenset(task.support_files), taken=st.taken)
         except FormatError as exc:
             rec.format_error = True
             rec.failure = "format"
@@ -407,6 +424,7 @@ class _Run:
     visible_src: dict[str, str]
     checker: Checker
     current: dict[str, str]  # the files as last proposed, before fixes
+    taken: frozenset[str]  # names the fixed files the model saw declare
     follow: list[Message] = field(default_factory=list)  # answer + feedback after the task
     history: list[str] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)

@@ -115,3 +115,18 @@ def test_junk_after_a_finished_function_does_not_swallow_it():
     ext = extract_code(text, package="sandbox")
     assert "func A() int {\n\treturn 1\n}" in ext.files["solution.go"]
     assert "24 |" not in ext.files["solution.go"]
+
+
+def test_copies_of_names_the_provided_files_declare_are_moved_aside():
+    text = ("```go\npackage sandbox\n\ntype recorder struct{ w []string }\n\n"
+            "func (r *recorder) Write(p []byte) (int, error) { return len(p), nil }\n\n"
+            "type Stack struct{ xs []int }\n\n"
+            "func (s *Stack) Push(x int) { s.xs = append(s.xs, x) }\n```\n")
+    ext = extract_code(text, package="sandbox",
+                       taken=frozenset({"recorder", "recorder.Write", "Stack.helper"}))
+    src = ext.files["solution.go"]
+    assert "type recorder" not in src and "func (r *recorder)" not in src
+    # A test's method on a solution type does not make the type itself taken.
+    assert "type Stack struct" in src and "func (s *Stack) Push" in src
+    assert ext.dropped == ["type recorder (declared by the provided files)",
+                           "func recorder.Write (declared by the provided files)"]

@@ -250,3 +250,31 @@ def test_a_model_that_edits_keeps_repairing():
     result, model, _ = run([LOW_ONLY, OFF_BY_ONE, GOOD], max_rounds=3)
     assert result.solved_at_round == 3
     assert _kinds_of_prompts(model) == ["repair", "repair"]
+
+
+HELPER_TASK = TASK.model_copy(update={"visible_tests": (
+    'import "testing"\n\ntype pair struct{ x, lo, hi, want int }\n\n'
+    "func (p pair) String() string { return \"pair\" }\n\n"
+    "func TestClampExample(t *testing.T) {\n"
+    "\tfor _, p := range []pair{{5, 0, 3, 3}} {\n"
+    "\t\tif got := Clamp(p.x, p.lo, p.hi); got != p.want {\n"
+    '\t\t\tt.Errorf("%v: got %d", p, got)\n\t\t}\n\t}\n}\n')})
+
+
+def test_answer_that_copies_the_tests_helpers_before_a_test_stop_is_asked_again():
+    # The model re-types the visible test's helper type and method, and the test stop ends
+    # the answer there: it has written nothing of its own yet.
+    copy = ("```go\npackage sandbox\n\nimport \"testing\"\n\n"
+            "type pair struct{ x, lo, hi, want int }\n\n"
+            "func (p pair) String() string { return \"pair\" }\n")
+    model = Recorder([copy, copy.replace("```go\n", "") + "\n" +
+                      GOOD.replace("```go\npackage sandbox\n", "")])
+    traj = Trajectory()
+    result = RepairLoop(model, LoopConfig()).run(HELPER_TASK, traj)
+    assert model.calls == 2 and result.rounds == 1
+    assert any(e["event"] == "retry_without_stops" for e in traj.events)
+    # The copies are moved aside (they would redeclare the test's), the code is kept.
+    assert result.solved, result.stop_reason
+    ext = next(e for e in traj.events if e["event"] == "extract")
+    assert "type pair (declared by the provided files)" in ext["dropped"]
+    assert "func pair.String (declared by the provided files)" in ext["dropped"]
