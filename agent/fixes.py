@@ -67,6 +67,8 @@ _UNDEFINED_RE = re.compile(r"^undefined: (?P<name>[A-Za-z_]\w*)$")
 _UNUSED_VAR_RE = re.compile(r"^declared and not used: (?P<name>[A-Za-z_]\w*)$")
 _NUMERIC = frozenset({"int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16",
                       "uint32", "uint64", "uintptr", "byte", "rune", "float32", "float64"})
+_MISMATCH_RE = re.compile(r"^invalid operation: (?P<expr>.+) \(mismatched types "
+                          r"(?P<left>\w+) and (?P<right>\w+)\)$")
 _CANNOT_USE_RE = re.compile(
     r"^cannot use (?P<expr>.+) \((?:variable|value) of type (?P<call>func\(\) )?"
     r"(?P<have>[\w.]+)\) as (?P<want>[\w.]+) value in ")
@@ -450,6 +452,74 @@ def _conversion_edits(src: str, spots: Iterable[tuple[int, int, str, str]]) -> l
     return edits
 
 
+# Go's binary operators by precedence (the spec's table); unary uses are told apart by
+# what precedes them.
+_PRECEDENCE = {**dict.fromkeys(("*", "/", "%", "<<", ">>", "&", "&^"), 5),
+               **dict.fromkeys(("+", "-", "|", "^"), 4),
+               **dict.fromkeys(("==", "!=", "<", "<=", ">", ">="), 3),
+               "&&": 2, "||": 1}
+def _grouped(tokens: list[Token]) -> list[Token]:
+    """Tokens with multi-character binary operators (`<=`, `&^`, `&&` …) joined."""
+    out: list[Token] = []
+    for t in tokens:
+        prev = out[-1] if out else None
+        if (prev is not None and t.kind == "op" and prev.kind == "op"
+                and prev.end == t.start and prev.text + t.text in _PRECEDENCE):
+            out[-1] = Token("op", prev.text + t.text, prev.start, t.end)
+        else:
+            out.append(t)
+    return out
+
+
+def _root_operator(tokens: list[Token]) -> int | None:
+    """Index of the operator a printed binary expression `X op Y` splits at: the last
+    one of lowest precedence outside brackets (Go's binary operators associate left)."""
+    depth, best, best_prec = 0, None, 99
+    for i, t in enumerate(tokens):
+        if t.text in ("(", "[", "{"):
+            depth += 1
+        elif t.text in (")", "]", "}"):
+            depth -= 1
+        elif (depth == 0 and t.kind == "op" and t.text in _PRECEDENCE and i > 0
+              and not (tokens[i - 1].kind == "op" and tokens[i - 1].text not in ")]}")
+              and _PRECEDENCE[t.text] <= best_prec):
+            best, best_prec = i, _PRECEDENCE[t.text]
+    return best
+
+
+def _mismatch_edits(src: str, spots: Iterable[tuple[int, int, str, str, str]]
+                    ) -> list[_Edit]:
+    """`X op Y` with numeric operands of two types (spots: line, byte column, `X op Y`, X's
+    type, Y's type): Y is converted to X's type, except that an integer meeting a float
+    becomes the float (never truncate). Applied where the source holds that expression,
+    compared token by token: the compiler prints it with its own spacing."""
+    toks = _grouped(tokenize(src))
+    by_start = {t.start: k for k, t in enumerate(toks)}
+    edits = []
+    for line, col, expr, left_type, right_type in spots:
+        off = _offset(src, line, col)
+        k = by_start.get(off) if off is not None else None
+        want = _grouped(tokenize(expr))
+        root = _root_operator(want)
+        if k is None or root is None or root + 1 >= len(want):
+            continue
+        # The compiler puts most of these at X, comparisons further in: look back.
+        texts = [t.text for t in want]
+        span = next((toks[i:i + len(want)] for i in range(k, max(k - len(want), -1), -1)
+                     if [t.text for t in toks[i:i + len(want)]] == texts), None)
+        if span is None:
+            continue
+        if left_type.startswith("float") or not right_type.startswith("float"):
+            side, to = span[root + 1:], left_type
+        else:
+            side, to = span[:root], right_type
+        start, end = side[0].start, side[-1].end
+        operand = src[start:end]
+        edits.append(_Edit(start, end, f"{to}({operand})", "conversions",
+                           f"{operand} → {to}({operand}) in {expr}"))
+    return edits
+
+
 def use_unused_vars(src: str, spots: Iterable[tuple[int, int, str]]) -> tuple[str, list[str]]:
     """Mark each `declared and not used` variable (line, byte column, name) as used with
     `_ = name` right after its declaration, as gopls offers to: the answer then reaches
@@ -603,6 +673,7 @@ def apply_fixes(
     undefined: dict[str, list[str]] = {}
     unused_vars: dict[str, list[tuple[int, int, str]]] = {}
     conversions: dict[str, list[tuple[int, int, str, str]]] = {}
+    mismatches: dict[str, list[tuple[int, int, str, str, str]]] = {}
     for d in diagnostics:
         name = _match_file(d.file, out)
         if name is None:
@@ -614,6 +685,10 @@ def apply_fixes(
             undefined.setdefault(name, []).append(m["name"])
         elif (m := _UNUSED_VAR_RE.match(first_line)) and d.line and d.column:
             unused_vars.setdefault(name, []).append((d.line, d.column, m["name"]))
+        elif (m := _MISMATCH_RE.match(first_line)) and d.line and d.column and (
+                {m["left"], m["right"]} <= _NUMERIC and "…" not in m["expr"]):
+            mismatches.setdefault(name, []).append(
+                (d.line, d.column, m["expr"], m["left"], m["right"]))
         elif (m := _CANNOT_USE_RE.match(first_line)) and d.line and d.column and (
                 "…" not in m["expr"]):
             expr, have, want = m["expr"], m["have"], m["want"]
@@ -626,11 +701,12 @@ def apply_fixes(
             conversions.setdefault(name, []).append((d.line, d.column, expr, new))
 
     # Position-based edits first, together, while the positions are still the compiler's.
-    for name in dict.fromkeys([*unused_vars, *conversions]):
-        edits = ((_unused_var_edits(out[name], unused_vars.get(name, []))
-                  if "unused-vars" in on else []) +
-                 (_conversion_edits(out[name], conversions.get(name, []))
-                  if "conversions" in on else []))
+    for name in dict.fromkeys([*unused_vars, *conversions, *mismatches]):
+        edits = _unused_var_edits(out[name], unused_vars.get(name, [])) if (
+            "unused-vars" in on) else []
+        if "conversions" in on:
+            edits += _conversion_edits(out[name], conversions.get(name, []))
+            edits += _mismatch_edits(out[name], mismatches.get(name, []))
         src, done = _apply_checked(out[name], edits)
         if done:
             out[name] = src

@@ -338,3 +338,40 @@ def test_conversion_is_applied_only_where_the_expression_is():
     new, done = convert_values(src, [(3, 29, "c", "int(c)")])
     assert done == ["c → int(c)"] and "return int(c)" in new
     assert convert_values(src, [(3, 22, "c", "int(c)")]) == (src, [])
+
+
+MISMATCH_SRC = """package sandbox
+
+func Shift(r rune, k int) rune {
+	r = r + k
+	return r
+}
+
+func Code(n int, c rune) int {
+	n = n + (c - 'a') * 26
+	x := n*2 + c
+	return n + x
+}
+
+func Ratio(a int, b float64) bool { return a < b }
+"""
+
+
+@needs_go
+def test_mismatched_numeric_operands_are_converted_without_truncating():
+    task = TaskSpec(id="t", prompt="p", tests=(
+        'import "testing"\n\nfunc TestShift(t *testing.T) {\n'
+        "\tif Shift('a', 2) != 'c' || Code(1, 'b') != 179 || !Ratio(1, 1.5) {\n"
+        '\t\tt.Fatal("wrong")\n\t}\n}\n'))
+    before = check_task(task, {"solution.go": MISMATCH_SRC})
+    assert sum("mismatched types" in d.message for d in before.diagnostics) == 4
+    fixed, fixes = apply_fixes({"solution.go": MISMATCH_SRC}, before.diagnostics)
+    src = fixed["solution.go"]
+    assert "r = r + rune(k)" in src
+    assert "n = n + int((c-'a')*26)" in src  # the whole right operand, not just `26`
+    assert "x := n*2 + int(c)" in src  # matched despite gofmt's spacing
+    # Reported at `b`, matched from `a`; the int becomes the float, never the reverse.
+    assert "return float64(a) < b" in src
+    assert len([f for f in fixes if f.name == "conversions"]) == 4
+    after = check_task(task, fixed)
+    assert after.passed, after.diagnostics
