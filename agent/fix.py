@@ -25,12 +25,13 @@ from pydantic import BaseModel, Field
 from agent.atomic import write_text_atomic
 from agent.edits import BLOCKS_OVER_LINES, EditMode, EditRules, choose_modes, parse_edit_answer
 from agent.extract import Extraction
-from agent.fixes import FIX_NAMES, gofmt_source
+from agent.fixes import FIX_NAMES
 from agent.harness import Suite
 from agent.prompts import render
 from agent.task import TaskSpec
 from tools.diagnostics import CheckResult
 from tools.go import cache_dir
+from tools.gofmt import gofmt_source
 from tools.runner import CheckOptions, GoRunner, test_names
 from tools.workspace import Requirement, Workspace
 

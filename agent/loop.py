@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from agent.extract import DEFAULT_FILE, Extraction, FormatError, extract_code
 from agent.feedback import render_feedback, summary_line
-from agent.fixes import FIX_NAMES, apply_fixes, gofmt_source
+from agent.fixes import FIX_NAMES, apply_fixes
 from agent.gosrc import split_decls
 from agent.harness import VISIBLE_TEST, Suite, TaskHarness
 from agent.models.base import Generation, Message, Model, ModelError, Sampling
@@ -21,6 +21,7 @@ from agent.prompts import render
 from agent.task import TaskSpec
 from agent.trajectory import FeedbackMode, RoundRecord, RunResult, TokenUsage, Trajectory
 from tools.diagnostics import CheckResult, Kind
+from tools.gofmt import gofmt_source
 
 COMPILE_ONLY = "^$"  # a -run pattern matching no test: build and vet only
 

@@ -15,7 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import BaseModel, Field
 
-from agent.fixes import AppliedFix, Token, apply_fixes, fix_imports_source, tokenize
+from agent.fixes import AppliedFix, apply_fixes, fix_imports_source
+from agent.gotokens import Token, tokenize
 from agent.harness import HIDDEN_TEST, VISIBLE_TEST, Suite, TaskHarness
 from agent.task import TaskSpec
 from tools.diagnostics import CheckResult, Kind

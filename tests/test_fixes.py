@@ -11,16 +11,15 @@ from agent.fixes import (
     AppliedFix,
     add_imports,
     apply_fixes,
-    convert_values,
     fix_imports_source,
-    gofmt_source,
     parse_imports,
     remove_imports,
-    use_unused_vars,
 )
 from agent.harness import check_task
 from agent.task import TaskSpec
+from agent.typefixes import convert_values, use_unused_vars
 from tools.diagnostics import Diagnostic, Kind
+from tools.gofmt import gofmt_source
 
 TEST = ('import "testing"\n\n'
         'func TestF(t *testing.T) {\n\tif F() != "A-B 3" {\n\t\tt.Fatal(F())\n\t}\n}\n')

@@ -13,7 +13,6 @@ from conftest import needs_go
 
 from agent.cli import main
 from agent.cli.bench import BenchGroup
-from agent.fixes import gofmt_source
 from agent.suites import TESTIFY, gocode_root
 from agent.task import TaskSpec
 from agent.verify import (
@@ -23,6 +22,7 @@ from agent.verify import (
     zero_value_solution,
     zero_value_source,
 )
+from tools.gofmt import gofmt_source
 
 HEX = Path(__file__).resolve().parent / "data" / "humaneval_x_go_sample.jsonl"
 
