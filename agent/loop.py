@@ -174,7 +174,8 @@ class RepairLoop:
     def _check_with_fixes(self, checker: Checker, files: dict[str, str], suite: Suite,
                           run: str | None, traj: Trajectory, rnd: int, spec: str
                           ) -> tuple[dict[str, str], CheckResult, CheckResult, list[str]]:
-        """Check; while the compiler names import problems, fix them without a model call."""
+        """Check; while the compiler names problems a deterministic fix handles, fix them
+        without a model call and check again."""
         result = raw = checker.check(files, suite, run=run)
         self._emit(traj, "check", round=rnd, suite=suite.value, stage="raw",
                    result=result.public())
