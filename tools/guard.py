@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 GUARD_ENV = "GUILD_GUARD_WRITABLE"  # os.pathsep-separated directories the binary may write
+OFF_ENV = "GUILD_AGENT_GUARD"  # "off": run test binaries without the guard (doctor says so)
 SOURCE = Path(__file__).parent / "exec_guard" / "main.go"
 _SYS_LANDLOCK_CREATE_RULESET = 444  # the same number on every Linux architecture
 _CREATE_RULESET_VERSION = 1
@@ -90,8 +91,8 @@ def _works(binary: Path) -> bool:
 
 def guard_binary() -> Path | None:
     """The guard, built once per toolchain and source version; None when this machine
-    cannot enforce it (no Landlock, or it failed its own self-test)."""
-    if landlock_abi() < 1:
+    cannot enforce it (no Landlock, or it failed its own self-test) or it is switched off."""
+    if landlock_abi() < 1 or os.environ.get(OFF_ENV, "").strip().lower() == "off":
         return None
     try:
         out = _guard_path()
@@ -129,6 +130,8 @@ def guard_binary() -> Path | None:
 def guard_status() -> str:
     """One line for `guild-agent doctor`."""
     abi = landlock_abi()
+    if os.environ.get(OFF_ENV, "").strip().lower() == "off":
+        return f"switched off ({OFF_ENV}=off): test binaries may write the shared build cache"
     if abi < 1:
         return "test binaries may write the shared build cache (no Landlock on this kernel)"
     if guard_binary() is None:

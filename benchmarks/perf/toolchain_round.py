@@ -1,6 +1,6 @@
 """Per-round toolchain cost: what one repair-loop round pays the Go side, warm and cold.
 
-    python benchmarks/perf/toolchain_round.py [--rounds 15] [--skip-cold]
+    python benchmarks/perf/toolchain_round.py [--rounds 15] [--skip-cold] [--guard-overhead]
 
 A round is what the loop does after each model answer: write the solution, run
 `GoRunner.check` (one `go test -json`: compile, vet, test). Rounds alternate a passing
@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
 
 from tools.go import cache_dir, find_toolchain
+from tools.guard import OFF_ENV, guard_binary
 from tools.runner import GoRunner
 from tools.warm import warm_cache
 from tools.workspace import Workspace
@@ -94,10 +95,34 @@ def first_call(cache: Path | None) -> float:
             os.environ["GUILD_AGENT_CACHE"] = saved
 
 
+def guard_overhead(n: int) -> None:
+    """Rounds with and without the Landlock exec guard, interleaved in blocks of three so
+    load changes hit both alike; prints both medians and their ratio."""
+    if guard_binary() is None:
+        print("guard overhead: no exec guard on this machine (nothing to compare)")
+        return
+    on: list[float] = []
+    off: list[float] = []
+    for block in range(max(1, n // 3)):
+        for guarded in ((True, False) if block % 2 == 0 else (False, True)):
+            if guarded:
+                os.environ.pop(OFF_ENV, None)
+            else:
+                os.environ[OFF_ENV] = "off"
+            (on if guarded else off).extend(rounds(3))
+    os.environ.pop(OFF_ENV, None)
+    m_on, m_off = statistics.median(on), statistics.median(off)
+    print(f"guard overhead: median {m_on:.3f}s guarded vs {m_off:.3f}s unguarded over "
+          f"{len(on)}+{len(off)} rounds: ratio {m_on / m_off:.3f} "
+          f"({(m_on - m_off) * 1000:+.0f} ms a round)")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--skip-cold", action="store_true", help="skip the cold-cache run")
+    ap.add_argument("--guard-overhead", action="store_true",
+                    help="also time rounds with the Landlock exec guard off vs on")
     args = ap.parse_args()
 
     tc = find_toolchain()
@@ -113,6 +138,8 @@ def main() -> int:
           f"min={min(times):.3f}s max={max(times):.3f}s "
           f"[target median <= {TARGET}s: {'met' if median <= TARGET else 'MISSED'}]")
 
+    if args.guard_overhead:
+        guard_overhead(args.rounds)
     if not args.skip_cold:
         warm_first = first_call(None)
         tmp = Path(tempfile.mkdtemp(prefix="guild-cold-cache-"))
