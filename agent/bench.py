@@ -330,6 +330,9 @@ class ModeSummary(BaseModel):
     solved_by_round: dict[int, int] | None = None  # repair: cumulative, rounds 1..K
     pass_at_k: dict[int, float] | None = None  # sample: mean over tasks, k = 1..n
     first_failures: dict[str, int] = Field(default_factory=dict)
+    # Why each attempt ended ("tests pass", "visible tests pass, hidden tests fail", …):
+    # it tells a model that ran out of rounds from one that had nothing left to act on.
+    stop_reasons: dict[str, int] = Field(default_factory=dict)
     rounds: int = 0  # model calls made
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -408,6 +411,8 @@ def summarize(config: BenchConfig, records: Iterable[AttemptRecord], *,
             model_s, check_s = _round_seconds(r)
             ms.model_seconds += model_s
             ms.check_seconds += check_s
+            reason = r.stop_reason or "unknown"
+            ms.stop_reasons[reason] = ms.stop_reasons.get(reason, 0) + 1
             if not r.solved:
                 kind = r.first_failure or ("model-error" if r.error else "unknown")
                 ms.first_failures[kind] = ms.first_failures.get(kind, 0) + 1
@@ -557,6 +562,27 @@ class ModelFailed(RuntimeError):
     Such attempts are not recorded: a resumed run retries them instead of counting a
     dead server as unsolved tasks.
     """
+
+
+def rebuild_report(out: Path) -> Summary:
+    """summary.json, report.md and the plot of a run directory, from its run.json and
+    results.jsonl alone: for a run that was killed, or one recorded by an older version."""
+    from agent.report import write_report
+
+    run_file = out / RUN_FILE
+    if not run_file.is_file():
+        raise BenchError(f"{out} holds no run ({RUN_FILE} not found)")
+    try:
+        config = BenchConfig.model_validate_json(run_file.read_text())
+    except (ValidationError, OSError, ValueError) as exc:
+        raise BenchError(f"{run_file}: unreadable ({type(exc).__name__})") from None
+    records = read_records(out / RESULTS) if (out / RESULTS).exists() else []
+    ours = [r for r in records if r.config == config.config_hash()]
+    summary = summarize(config, ours, model_name=ours[0].result.model if ours else None,
+                        command=config.command())
+    write_text_atomic(out / SUMMARY, summary.model_dump_json(indent=2) + "\n")
+    write_report(out, summary)
+    return summary
 
 
 class BenchRun:

@@ -110,6 +110,12 @@ def render_report(summary: Summary, out: Path | None = None, plot_note: str | No
         lines += _table(["mode", *kinds], [[ms.mode.value] + [str(ms.first_failures.get(k, 0))
                                                               for k in kinds]
                                            for ms in s.modes.values()])
+    reasons = sorted({k for ms in s.modes.values() for k in ms.stop_reasons})
+    if reasons and Mode.repair.value in s.modes:
+        lines += ["## Why attempts stopped", ""]
+        lines += _table(["mode", *reasons], [[ms.mode.value] + [str(ms.stop_reasons.get(k, 0))
+                                                                for k in reasons]
+                                             for ms in s.modes.values()])
     names = list(s.modes)
     lines += ["## Per task", "",
               "Each cell: outcome · rounds · first failure · completion tokens · seconds.", ""]

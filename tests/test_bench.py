@@ -87,7 +87,8 @@ def _result(task: str, solved: bool, rounds: list[tuple[int, bool]] | None = Non
                      feedback=FeedbackMode.all, model="m", backend="replay",
                      tokens=TokenUsage(completion=sum(t for t, _ in rounds)),
                      first_failure=None if at == 1 else (failure or "test-failure"),
-                     raw_solved_round1=at == 1, rounds_detail=detail, seconds=2.0)
+                     raw_solved_round1=at == 1, rounds_detail=detail, seconds=2.0,
+                     stop_reason="tests pass" if solved else "round budget spent")
 
 
 def _rec(cfg: BenchConfig, task: str, mode: Mode, solved: bool, sample: int = 0,
@@ -163,6 +164,7 @@ def test_summary_is_order_independent_and_counts_each_mode():
     assert repair.solved == 2 and repair.solved_by_round == {1: 1, 2: 1, 3: 2}
     assert [p.completion_tokens for p in repair.budget_curve] == [30, 60, 100]
     assert repair.completion_tokens == 10 + 60 + 30
+    assert repair.stop_reasons == {"tests pass": 2, "round budget spent": 1}
     assert sample.solved == 2 and sample.pass_rate == pytest.approx(2 / 3)
     assert sample.pass_at_k == pytest.approx({1: (1 + 1 / 3) / 3, 2: (1 + 2 / 3) / 3,
                                               3: 2 / 3})
@@ -197,6 +199,9 @@ def test_report_tables_and_a_note_when_matplotlib_is_missing(tmp_path, monkeypat
     assert not (tmp_path / "plot.png").exists()
     assert "| 2 | 2 | 100.0% | 30 |" in text  # repair: solved by round 2, tokens to there
     assert "| single | 20 | 3.0 | 1 | — |" in text  # equal budget, no sampling run
+    assert "## Why attempts stopped" in text
+    assert "| mode | round budget spent | tests pass |" in text
+    assert "| single | 1 | 1 |" in text and "| repair | 0 | 2 |" in text
 
 
 def test_after_copy_reaches_the_loop_the_hash_and_the_reproducing_command():

@@ -283,6 +283,29 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert without_timings(summary_of(killed)) == without_timings(summary_of(clean))
 
 
+def test_report_rebuilds_the_summary_from_recorded_results_alone(tmp_path):
+    suite = make_suite(tmp_path, ["add", "neg"])
+    out = tmp_path / "run"
+    res = invoke([str(suite), "--backend", "oracle", "--modes", "single,repair",
+                  "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    before = summary_of(out)
+    (out / "summary.json").unlink()
+    (out / "report.md").unlink()
+    rebuilt = invoke(["report", str(out)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert "repair: 2/2 solved" in rebuilt.output
+    assert without_timings(summary_of(out)) == without_timings(before)
+    assert "## Why attempts stopped" in (out / "report.md").read_text()
+    # A partial run (as after a kill) reports what it has, and says so.
+    lines = (out / RESULTS).read_text().splitlines(keepends=True)
+    (out / RESULTS).write_text("".join(lines[:2]))
+    partial = invoke(["report", str(out)])
+    assert partial.exit_code == 0 and "incomplete: 2/4 attempts" in partial.output
+    missing = invoke(["report", str(tmp_path / "nothing")])
+    assert missing.exit_code == 2 and "holds no run" in missing.output
+
+
 def test_repeated_kill_9_and_resume_loses_and_duplicates_nothing(tmp_path):
     """Kill the run at random points several times, resuming each time (issue: safety)."""
     import random

@@ -125,3 +125,25 @@ def _print_table(result: SuiteVerification) -> None:
     bad = result.failures
     status = "[bold green]OK[/]" if not bad else f"[bold red]{len(bad)} FAILED[/]"
     out.print(f"{status} {len(result.tasks) - len(bad)}/{len(result.tasks)} tasks sound")
+
+
+@bench.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json on stdout.")
+def report(run_dir: Path, as_json: bool) -> None:
+    """Rewrite summary.json, report.md and the plot of RUN_DIR from its recorded results
+    (a killed run, or one recorded by an older version). Runs nothing."""
+    from agent.bench import BenchError, rebuild_report
+
+    try:
+        summary = rebuild_report(run_dir)
+    except BenchError as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(summary.model_dump_json(indent=2))
+        return
+    done = "" if summary.complete else (
+        f" (incomplete: {summary.attempts_done}/{summary.attempts_planned} attempts)")
+    for name, ms in summary.modes.items():
+        out.print(f"{name}: {ms.solved}/{ms.tasks} solved{done}", highlight=False)
+    out.print(f"wrote {run_dir / 'report.md'}", highlight=False)
