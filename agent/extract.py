@@ -46,6 +46,11 @@ def find_blocks(text: str) -> list[Block]:
         close = re.compile(rf"^[ \t]*{re.escape(fence[0])}{{{len(fence)},}}[ \t]*$", re.M)
         c = close.search(text, start)
         code = text[start:c.start()] if c else text[start:]
+        indent = m.group(0)[:len(m.group(0)) - len(m.group(0).lstrip(" \t"))]
+        if indent:
+            # A fence inside a list item: its code carries the item's indentation too.
+            code = "".join(ln[len(indent):] if ln.startswith(indent) else ln.lstrip(" \t")
+                           for ln in code.splitlines(keepends=True))
         before = text[max(0, m.start() - 200):m.start()]
         blocks.append(Block(code=code, lang=lang, name=_name_hint(before, code),
                             closed=c is not None))

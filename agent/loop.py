@@ -303,6 +303,10 @@ class RepairLoop:
             return extract_code(gen.text, package=task.package,
                                 protected=frozenset(task.support_files), taken=st.taken)
         except FormatError as exc:
+            reason = str(exc)
+            if gen.finish_reason == "length":
+                reason += (f" (the answer was cut off at the {gen.completion_tokens}-token limit"
+                           " before its code was complete; write a shorter, complete answer)")
             rec.format_error = True
             rec.failure = "format"
             rec.summary = f"format error: {exc}"
@@ -311,8 +315,8 @@ class RepairLoop:
             st.history.append(f"round {rnd}: {rec.summary}")
             st.follow = [Message(role="assistant", content=gen.text[-1500:]),
                          Message(role="user", content=render(
-                             "format_error", reason=str(exc), package=task.package))]
-            self._emit(st.traj, "format_error", round=rnd, message=str(exc))
+                             "format_error", reason=reason, package=task.package))]
+            self._emit(st.traj, "format_error", round=rnd, message=reason)
             return None
 
     def _check_round(self, st: _Run, rnd: int, ext: Extraction) -> bool:

@@ -130,3 +130,15 @@ def test_copies_of_names_the_provided_files_declare_are_moved_aside():
     assert "type Stack struct" in src and "func (s *Stack) Push" in src
     assert ext.dropped == ["type recorder (declared by the provided files)",
                            "func recorder.Write (declared by the provided files)"]
+
+
+def test_fences_inside_a_numbered_list_are_dedented():
+    text = ("Here is the plan:\n\n1. **The type:**\n   ```go\n   package sandbox\n\n"
+            "   type Store struct {\n   \titems map[string]int\n   }\n   ```\n\n"
+            "2. **The constructor:**\n   ```go\n   package sandbox\n\n"
+            "   func NewStore() *Store {\n   \treturn &Store{items: map[string]int{}}\n"
+            "   }\n   ```\n")
+    ext = extract_code(text, package="sandbox")
+    src = ext.files["solution.go"]
+    assert "type Store struct {\n\titems map[string]int\n}" in src
+    assert "func NewStore() *Store {\n\treturn &Store{items: map[string]int{}}\n}" in src

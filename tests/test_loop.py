@@ -278,3 +278,20 @@ def test_answer_that_copies_the_tests_helpers_before_a_test_stop_is_asked_again(
     ext = next(e for e in traj.events if e["event"] == "extract")
     assert "type pair (declared by the provided files)" in ext["dropped"]
     assert "func pair.String (declared by the provided files)" in ext["dropped"]
+
+
+def test_an_answer_cut_off_by_the_token_limit_is_told_so():
+    class Truncating(Recorder):
+        def generate(self, messages, sampling):
+            gen = super().generate(messages, sampling)
+            if self.calls == 1:
+                return gen.model_copy(update={"finish_reason": "length"})
+            return gen
+
+    unfinished = "```go\npackage sandbox\n\nfunc Clamp(x, lo, hi int) int {\n\tif x < lo {\n"
+    model = Truncating([unfinished, GOOD])
+    traj = Trajectory()
+    result = RepairLoop(model, LoopConfig()).run(TASK, traj)
+    assert result.solved and result.solved_at_round == 2
+    told = model.prompts[1][-1].content
+    assert "cut off at the" in told and "token limit" in told
