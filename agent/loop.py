@@ -264,6 +264,7 @@ class RepairLoop:
             "top_p": cfg.top_p if st.temperature else 1.0})
         self._emit(st.traj, "request", round=rnd, messages=[m.model_dump() for m in messages],
                    sampling=sampling.model_dump())
+        spent = Generation(text="")  # a retried answer's cost, counted in this round
         try:
             gen = self.model.generate(messages, sampling)
             if _cut_before_code(gen, sampling, st.taken):
@@ -271,6 +272,7 @@ class RepairLoop:
                 # code: ask again in the same round, letting it run on.
                 self._emit(st.traj, "retry_without_stops", round=rnd, text=gen.text)
                 st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
+                spent = gen
                 sampling = sampling.model_copy(
                     update={"stop": [] if st.multi else [FENCE_STOP]})
                 gen = self.model.generate(messages, sampling)
@@ -282,9 +284,10 @@ class RepairLoop:
         st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
         st.result.rounds = rnd
         st.rec = RoundRecord(round=rnd, temperature=st.temperature,
-                             completion_tokens=gen.completion_tokens,
-                             prompt_tokens=gen.prompt_tokens,
-                             cached_tokens=gen.cached_tokens, model_seconds=gen.seconds)
+                             completion_tokens=gen.completion_tokens + spent.completion_tokens,
+                             prompt_tokens=gen.prompt_tokens + spent.prompt_tokens,
+                             cached_tokens=gen.cached_tokens + spent.cached_tokens,
+                             model_seconds=gen.seconds + spent.seconds)
         st.result.rounds_detail.append(st.rec)
         self._emit(st.traj, "response", round=rnd, text=gen.text,
                    finish_reason=gen.finish_reason,

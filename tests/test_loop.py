@@ -210,6 +210,9 @@ def test_answer_cut_by_a_test_stop_before_any_code_is_asked_again():
     assert model.samplings[0].stop and "\nfunc Test" in model.samplings[0].stop
     assert "\nfunc Test" not in model.samplings[1].stop
     assert any(e["event"] == "retry_without_stops" for e in traj.events)
+    # Both answers are paid for in round 1: the per-round records add up to the total.
+    assert sum(r.completion_tokens for r in result.rounds_detail) == result.tokens.completion
+    assert result.rounds_detail[0].completion_tokens == len(cut) // 4 + len(GOOD) // 4
 
 
 # Fails the visible test too (never clamps from above), but is different code from HALF.
