@@ -109,6 +109,8 @@ _PRECEDENCE = {**dict.fromkeys(("*", "/", "%", "<<", ">>", "&", "&^"), 5),
                **dict.fromkeys(("+", "-", "|", "^"), 4),
                **dict.fromkeys(("==", "!=", "<", "<=", ">", ">="), 3),
                "&&": 2, "||": 1}
+
+
 def _grouped(tokens: list[Token]) -> list[Token]:
     """Tokens with multi-character binary operators (`<=`, `&^`, `&&` …) joined."""
     out: list[Token] = []
