@@ -31,7 +31,14 @@ def spawn(tmp_path: Path, target: Path, responses: list[str], *extra: str,
            "TERM": "xterm", "COLUMNS": "160", **(env or {})}
     return pexpect.spawn(str(CLI), ["fix", str(target), "--backend", "replay", "--replay",
                                     str(replay), "--out", str(tmp_path / "run"), *extra],
-                         env=env, encoding="utf-8", timeout=90, dimensions=(50, 160))
+                         env=env, encoding="utf-8", timeout=90, dimensions=(50, 160),
+                         preexec_fn=_default_signals)
+
+
+def _default_signals() -> None:
+    # A shell that starts a job in the background (`cmd &`) makes it ignore SIGINT, and
+    # Python keeps an inherited SIG_IGN: the Ctrl-C under test would never arrive.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(child: pexpect.spawn) -> int:
