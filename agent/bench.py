@@ -567,8 +567,6 @@ class ModelFailed(RuntimeError):
 def rebuild_report(out: Path) -> Summary:
     """summary.json, report.md and the plot of a run directory, from its run.json and
     results.jsonl alone: for a run that was killed, or one recorded by an older version."""
-    from agent.report import write_report
-
     run_file = out / RUN_FILE
     if not run_file.is_file():
         raise BenchError(f"{out} holds no run ({RUN_FILE} not found)")
@@ -580,9 +578,15 @@ def rebuild_report(out: Path) -> Summary:
     ours = [r for r in records if r.config == config.config_hash()]
     summary = summarize(config, ours, model_name=ours[0].result.model if ours else None,
                         command=config.command())
+    _write_summary(out, summary)
+    return summary
+
+
+def _write_summary(out: Path, summary: Summary) -> None:
+    from agent.report import write_report
+
     write_text_atomic(out / SUMMARY, summary.model_dump_json(indent=2) + "\n")
     write_report(out, summary)
-    return summary
 
 
 class BenchRun:
@@ -714,10 +718,7 @@ class BenchRun:
 
     def finish(self, model_name: str | None = None) -> Summary:
         """Summarise everything recorded so far into summary.json, report.md and the plot."""
-        from agent.report import write_report
-
         summary = summarize(self.config, self.log.records.values(), model_name=model_name,
                             command=self.command)
-        write_text_atomic(self.out / SUMMARY, summary.model_dump_json(indent=2) + "\n")
-        write_report(self.out, summary)
+        _write_summary(self.out, summary)
         return summary

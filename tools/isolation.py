@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import itertools
 import os
 import shlex
 import shutil
@@ -99,7 +98,6 @@ def _probe_pids_cgroup() -> Path | None:
     return None
 
 
-_counter = itertools.count()
 
 
 @dataclass
@@ -112,7 +110,7 @@ class PidsCgroup:
     def create(cls, parent: Path, max_pids: int) -> PidsCgroup | None:
         # The random part keeps a cgroup left by a killed run (same pid, reused) from
         # costing this run its process cap.
-        path = parent / f"guild-{os.getpid()}-{next(_counter)}-{uuid.uuid4().hex[:6]}"
+        path = parent / f"guild-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         try:
             path.mkdir()
             (path / "pids.max").write_text(f"{max_pids}\n")
