@@ -33,7 +33,7 @@ from tools.diagnostics import CheckResult
 from tools.go import cache_dir
 from tools.gofmt import gofmt_source
 from tools.runner import CheckOptions, GoRunner, test_names
-from tools.workspace import Requirement, Workspace
+from tools.workspace import Requirement, Workspace, read_nofollow
 
 BACKUPS_ENV = "GUILD_AGENT_FIX_BACKUPS"  # tests point backups elsewhere, keeping the GOCACHE
 MAX_COPY_FILE_BYTES = 8 * 1024 * 1024  # larger files are build outputs or data, not source
@@ -206,18 +206,18 @@ def scratch_copy(site: FixSite) -> Workspace:
             # No module: the package directory's Go files (and testdata) under a temp go.mod.
             for p in sorted(site.package_dir.iterdir()):
                 if p.is_file() and p.suffix == ".go":
-                    shutil.copy2(p, ws.src / p.name)
+                    shutil.copy2(p, ws.base / p.name)
             if (site.package_dir / "testdata").is_dir():
-                shutil.copytree(site.package_dir / "testdata", ws.src / "testdata",
+                shutil.copytree(site.package_dir / "testdata", ws.base / "testdata",
                                 symlinks=True)
         else:
-            shutil.copytree(site.module_root, ws.src, symlinks=True, dirs_exist_ok=True,
+            shutil.copytree(site.module_root, ws.base, symlinks=True, dirs_exist_ok=True,
                             ignore=_copy_ignore(site.module_root),
                             ignore_dangling_symlinks=True)
-            go_mod = (ws.src / "go.mod").read_text()
+            go_mod = (ws.base / "go.mod").read_text()
             fixed, local = _absolute_replaces(go_mod, site.module_root)
             if fixed != go_mod:
-                (ws.src / "go.mod").write_text(fixed)
+                (ws.base / "go.mod").write_text(fixed)
             # The runner lets the sandbox read `replace` directories named as requirements.
             ws.requires = [Requirement(module=f"local{i}", replace=str(p))
                            for i, p in enumerate(local)]
@@ -231,8 +231,9 @@ class PackageChecker:
     """The loop's Checker for `fix`: writes candidates into the copy, tests that package.
 
     Build, full `go vet` and the package's own tests (filtered by `run`) must be green.
-    The workspace outlives one loop run (the user can ask for more rounds), so `close` is
-    a no-op and the session removes it.
+    Candidates go into the workspace's own copy (`ws.base`), which no run can see or
+    change; every run gets a fresh tree built from it. The workspace outlives one loop run
+    (the user can ask for more rounds), so `close` is a no-op and the session removes it.
     """
 
     def __init__(self, ws: Workspace, site: FixSite, *, run: str | None = None,
@@ -244,13 +245,15 @@ class PackageChecker:
         self.race = race
         self.test_timeout = test_timeout
         self.runner = runner or GoRunner()
-        self.pkg_dir = ws.src if site.package_rel == "." else ws.src / site.package_rel
+        self.pkg_dir = ws.base if site.package_rel == "." else ws.base / site.package_rel
+        self.prefix = "" if site.package_rel == "." else site.package_rel + "/"
         self.last: tuple[dict[str, str], CheckResult] | None = None  # saves a re-run
 
     def expected_tests(self, run: str | None) -> list[str]:
         names: list[str] = []
         for p in sorted(self.pkg_dir.glob("*_test.go")):
-            names += test_names(p.read_text(errors="replace"))
+            if p.is_file() and not p.is_symlink():
+                names += test_names(read_nofollow(p).decode(errors="replace"))
         if run:
             # Go's -run matches the top-level name against the pattern's first part.
             first = run.split("/")[0]
@@ -265,7 +268,7 @@ class PackageChecker:
               run: str | None = None) -> CheckResult:
         for name, content in solution.items():
             if name in self.site.names:  # anything else stays as the user has it
-                (self.pkg_dir / name).write_text(content)
+                self.ws.write(self.prefix + name, content)
         run = run or self.run
         opts = CheckOptions(test_timeout=self.test_timeout, run=run, full_vet=True,
                             race=self.race,
@@ -318,8 +321,9 @@ class FixSession:
                                protected=sorted(set(self._package_files()) - set(site.names)))
 
     def _package_files(self) -> dict[str, str]:
-        return {p.name: p.read_text(errors="replace")
-                for p in sorted(self.checker.pkg_dir.glob("*.go"))}
+        return {p.name: read_nofollow(p).decode(errors="replace")
+                for p in sorted(self.checker.pkg_dir.glob("*.go"))
+                if p.is_file() and not p.is_symlink()}
 
     def loop_fixes(self) -> list[str]:
         """The loop's deterministic fixes; no gofmt when the user's file is not gofmt-clean.

@@ -287,8 +287,8 @@ def test_scratch_copy_keeps_user_tree(tmp_path: Path) -> None:
     (root / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     before = tree_hashes(root)
     with FixSession(locate([target]), FixRequest()) as s:
-        assert not (s.ws.src / ".git").exists()
-        assert (s.ws.src / "calc" / "calc_test.go").is_file()
+        assert not (s.ws.base / ".git").exists()
+        assert (s.ws.base / "calc" / "calc_test.go").is_file()
         result = s.checker.check({"calc.go": FIXED, "calc_test.go": "package calc\n"})
         assert result.passed, result.diagnostics  # the test file was not overwritten
         assert s.checker.check({"calc.go": BROKEN}).diagnostics[0].file == "calc.go"

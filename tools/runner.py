@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-import secrets
 import shlex
 import time
 from dataclasses import dataclass, field, replace
@@ -14,6 +14,7 @@ from tools.diagnostics import CheckResult, Diagnostic, Kind, Outcome, TestResult
 from tools.go import find_toolchain, go_env
 from tools.guard import GUARD_ENV, guard_binary
 from tools.sandbox import Limits, ProcResult, run_limited
+from tools.verdict import SENTINEL_PREFIX, Sentinel, plan_sentinel
 from tools.workspace import Workspace
 
 LOG_CAP = 64 * 1024
@@ -55,30 +56,30 @@ class GoRunner:
         expected_tests: list[str] | None = None,
         options: CheckOptions | None = None,
         pkg: str = "./...",
-        sentinel_package: str | None = None,
     ) -> CheckResult:
         """Build, vet and test the workspace package (`pkg`: a package pattern, e.g. `./cmd`).
 
-        `expected_tests` are the top-level tests that must report a pass for the result to
-        count as passed: a program that exits 0 early (os.Exit in init) cannot fake success.
-        With `sentinel_package`, a TestMain is added to that (root) package that records a
-        per-run secret only after `m.Run()` succeeds; without that record there is no pass,
-        whatever events the program printed.
+        The run sees a copy rebuilt from the workspace's own files (`Workspace.prepare`),
+        never what an earlier run left. `expected_tests` are the top-level tests that must
+        report a pass, and a pass also needs the sentinel's secret back (tools.verdict):
+        printed events, an early exit 0 or a stand-in `TestMain` cannot fake one.
         """
         opts = options or self.options
-        verdict: Path | None = None
-        if sentinel_package and not opts.run:
-            verdict = _write_sentinel(ws, sentinel_package)
+        expected = list(expected_tests or [])
+        sentinel = plan_sentinel(ws, _pkg_dir(pkg), expected)
+        ws.prepare(extra=sentinel.files)
+        sentinel.arm(ws)
         tc = find_toolchain()
         env = go_env(ws.home, ws.tmp, cgo=opts.race)
         if (ws.src / "vendor" / "modules.txt").is_file():
             # A user's vendored module (fix) builds from its vendor tree: nothing to fetch.
             env["GOFLAGS"] = "-mod=vendor"
-        args = [str(tc.go), "test", "-json", "-count=1", f"-timeout={int(opts.test_timeout)}s"]
+        args = [str(tc.go), "test", "-json", "-count=1",
+                f"-timeout={_go_duration(opts.test_timeout)}"]
         if (guard := guard_binary()) is not None:
             # The go command writes the shared cache; the test binary it runs may not.
             args.append(f"-exec={shlex.quote(str(guard))}")
-            env[GUARD_ENV] = str(ws.root)
+            env[GUARD_ENV] = os.pathsep.join(str(d) for d in (ws.src, ws.home, ws.tmp))
         if opts.race:
             args.append("-race")
         if opts.run:
@@ -91,7 +92,8 @@ class GoRunner:
         start = time.monotonic()
         # Sandboxed: only the workspace and the shared build cache are writable; the
         # toolchain, module cache and local replacements stay readable under hidden dirs.
-        writable = [ws.root, Path(env["GOCACHE"])]
+        # Each its own bind mount: a mount point cannot be renamed or replaced by a link.
+        writable = [ws.src, ws.home, ws.tmp, Path(env["GOCACHE"])]
         readable = [tc.goroot, tc.bin_dir, Path(env["GOCACHE"]).parent,
                     *(Path(r.replace) for r in ws.requires if r.replace)]
         proc = run_limited(args, cwd=ws.src, env=env, limits=limits, writable=writable,
@@ -104,8 +106,7 @@ class GoRunner:
                 d.model_copy(update={"kind": Kind.limit}) if d.kind is Kind.compile
                 and not d.file else d for d in result.diagnostics]
             result.diagnostics.insert(0, Diagnostic(message=limit_notes[0], kind=Kind.limit))
-        if verdict is not None:
-            _settle_sentinel(ws, verdict, result)
+        _settle(sentinel, ws, result)
         if opts.full_vet and result.built:
             vet = run_limited([str(tc.go), "vet", pkg], cwd=ws.src, env=env, limits=limits,
                               writable=writable, readable=readable)
@@ -150,46 +151,27 @@ def _race_diagnostic(test: str, lines: list[str], root: Path) -> Diagnostic:
                       message=f"data race (unsynchronized concurrent access): {detail}")
 
 
-SENTINEL_FILE = "zz_guild_verdict_test.go"
+def _go_duration(seconds: float) -> str:
+    """`-timeout` as Go reads it: 0.5 s must not become `0s`, which means no timeout."""
+    return f"{max(1, round(seconds * 1000))}ms"
 
 
-def _write_sentinel(ws: Workspace, package: str) -> Path:
-    nonce = secrets.token_hex(16)
-    verdict = ws.tmp / f"verdict-{nonce}"
-    ws.write(SENTINEL_FILE, f"""package {package}
-
-import (
-\tguildos "os"
-\tguildtesting "testing"
-)
-
-func TestMain(m *guildtesting.M) {{
-\tcode := m.Run()
-\tif code == 0 {{
-\t\t_ = guildos.WriteFile({json.dumps(str(verdict))}, []byte({json.dumps(nonce)}), 0o600)
-\t}}
-\tguildos.Exit(code)
-}}
-""")
-    return verdict
+def _pkg_dir(pkg: str) -> str:
+    """The folder of a `go test` package argument, relative to the module root."""
+    p = pkg.removesuffix("/...").removeprefix("./")
+    return p if p not in ("", ".", "...") else "."
 
 
-def _settle_sentinel(ws: Workspace, verdict: Path, result: CheckResult) -> None:
-    nonce = verdict.name.removeprefix("verdict-")
-    try:
-        ok = verdict.read_text() == nonce
-    except OSError:
-        ok = False
-    verdict.unlink(missing_ok=True)
-    ws.remove(SENTINEL_FILE)
-    result.diagnostics = [d for d in result.diagnostics if d.file != SENTINEL_FILE] or (
-        result.diagnostics)
-    if result.passed and not ok:
+def _settle(sentinel: Sentinel, ws: Workspace, result: CheckResult) -> None:
+    result.diagnostics = [d for d in result.diagnostics
+                          if not sentinel.is_sentinel_file(d.file)] or result.diagnostics
+    if result.passed and not sentinel.confirmed(ws):
         result.passed = False
+        why = sentinel.problem or (
+            "the test binary did not run the tests to completion (os.Exit or a crash "
+            "before they finished, or printed fake results)")
         result.diagnostics.append(Diagnostic(
-            message="the test binary exited before the tests completed (os.Exit in init, "
-                    "a crash, or printed fake results): not counted as a pass",
-            kind=Kind.test_failure))
+            message=f"not counted as a pass: {why}", kind=Kind.test_failure))
 
 
 def _rel(path: str, root: Path) -> str:
@@ -247,7 +229,7 @@ def _panic_diagnostic(test: str | None, lines: list[str], root: Path) -> Diagnos
     for ln in lines[idx:]:
         m = _STACK_RE.match(ln)
         if (m and (m["path"].startswith(src_root) or m["path"].startswith(str(root)))
-                and not m["path"].endswith(SENTINEL_FILE)):
+                and SENTINEL_PREFIX not in m["path"]):
             file, line = _rel(m["path"], root), int(m["line"])
             break
     timeout = message.startswith("panic: test timed out")
@@ -383,7 +365,7 @@ def parse_test_json(
     all_lines = "".join(o for v in test_out.values() for o in v).splitlines()
     if (not any(d.kind is Kind.timeout for d in diags)
             and any(ln.startswith("panic: test timed out") for ln in all_lines)):
-        diags.append(Diagnostic(message=f"test timed out after {int(test_timeout)}s",
+        diags.append(Diagnostic(message=f"test timed out after {test_timeout:g}s",
                                 kind=Kind.timeout))
 
     if proc.timed_out:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
+import secrets
 import shutil
+import stat
 import tempfile
 from pathlib import Path, PurePosixPath
 
@@ -61,7 +64,13 @@ def safe_relpath(name: str) -> PurePosixPath:
 
 
 class Workspace:
-    """A temporary module: `src/` holds go.mod and the package; `home/`, `tmp/` stay private.
+    """A temporary module, rebuilt from the harness's own copy before every run.
+
+    `base/` is the harness's copy (go.mod and every file) and is never visible inside the
+    sandbox; `src/`, `home/` and `tmp/` are what a run sees and may write. Model code can
+    leave anything behind in them (links, renamed folders, FIFOs, a rewritten go.mod), so
+    `prepare()` throws all three away and copies `base/` again, and the harness reads
+    nothing back from them except through `read_output`.
 
     Deleted on exit unless `keep` is set (for debugging a run).
     """
@@ -82,11 +91,13 @@ class Workspace:
         else:
             self.root = Path(root)
             self.root.mkdir(parents=True, exist_ok=True)
+        self.base = self.root / "base"
         self.src = self.root / "src"
         self.home = self.root / "home"
         self.tmp = self.root / "tmp"
-        for d in (self.src, self.home, self.tmp):
+        for d in (self.base, self.src, self.home, self.tmp):
             d.mkdir(exist_ok=True)
+        self.nonce = secrets.token_hex(8)  # names this workspace's verdict helper package
         self.module = module
         self.requires = list(requires or [])
         self.go_version = go_version
@@ -102,33 +113,35 @@ class Workspace:
                 if r.replace:
                     target = _local_module_dir(Path(r.replace), r.module)
                     lines.append(f"replace {r.module} => {target}")
-        (self.src / "go.mod").write_text("\n".join(lines) + "\n")
+        write_nofollow(self.base, PurePosixPath("go.mod"), "\n".join(lines) + "\n")
 
-    # -- files ---------------------------------------------------------------
-    def write(self, name: str, content: str) -> Path:
+    # -- the harness's copy ----------------------------------------------------
+    def write(self, name: str, content: str | bytes) -> Path:
         rel = safe_relpath(name)
         if rel.name in ("go.mod", "go.sum"):
             raise WorkspaceError(f"{name}: go.mod and go.sum are managed by the workspace")
-        path = self.src / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-        return path
+        return write_nofollow(self.base, rel, content)
 
     def read(self, name: str) -> str:
-        return (self.src / safe_relpath(name)).read_text()
+        return read_nofollow(self.base / safe_relpath(name)).decode(errors="replace")
 
     def remove(self, name: str) -> None:
-        (self.src / safe_relpath(name)).unlink(missing_ok=True)
+        path = self.base / safe_relpath(name)
+        if path.is_symlink() or path.is_file():
+            path.unlink()
 
-    def go_files(self) -> dict[str, str]:
-        """Every .go file in the module, by path relative to the module root."""
+    def go_files(self, under: str = ".") -> dict[str, str]:
+        """Every .go file of the module (or of the folder `under`), by path from the root."""
         out: dict[str, str] = {}
-        for p in sorted(self.src.rglob("*.go")):
-            rel = p.relative_to(self.src)
+        top = self.base if under == "." else self.base / safe_relpath(under)
+        for p in sorted(top.rglob("*.go")):
+            rel = p.relative_to(self.base)
             if any(part.startswith((".", "_")) or part in ("testdata", "vendor")
-                   for part in rel.parts[:-1]):
+                   for part in rel.relative_to(top.relative_to(self.base)).parts[:-1]):
                 continue
-            out[rel.as_posix()] = p.read_text(errors="replace")
+            if p.is_symlink() or not p.is_file():
+                continue
+            out[rel.as_posix()] = read_nofollow(p).decode(errors="replace")
         return out
 
     def clear_go_files(self, keep: set[str] = frozenset()) -> None:
@@ -136,13 +149,96 @@ class Workspace:
             if name not in keep:
                 self.remove(name)
 
+    # -- what a run sees -------------------------------------------------------
+    def prepare(self, extra: dict[str, str] | None = None) -> None:
+        """Rebuild src/, home/ and tmp/ from the harness's copy; `extra` files go into src
+        only (this run's sentinel), never into the copy."""
+        for d in (self.src, self.home, self.tmp):
+            _remove_tree(d)
+            d.mkdir()
+        shutil.copytree(self.base, self.src, symlinks=True, dirs_exist_ok=True)
+        for name, content in (extra or {}).items():
+            write_nofollow(self.src, safe_relpath(name), content)
+
+    def read_output(self, name: str, limit: int = 4096) -> bytes | None:
+        """A small file a run left in tmp/, read without following links or blocking."""
+        try:
+            return read_nofollow(self.tmp / safe_relpath(name), limit=limit)
+        except (OSError, WorkspaceError):
+            return None
+
     # -- lifetime ------------------------------------------------------------
     def cleanup(self) -> None:
         if not self.keep:
-            shutil.rmtree(self.root, ignore_errors=True)
+            _remove_tree(self.root)
 
     def __enter__(self) -> Workspace:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+
+def _remove_tree(path: Path) -> None:
+    """Remove a folder model code may have filled with links: never follows one."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+        return
+    if path.exists():
+        # rmtree works through directory descriptors and unlinks links, never their targets.
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def write_nofollow(top: Path, rel: PurePosixPath, content: str | bytes) -> Path:
+    """Write top/rel atomically; every folder on the way must be a real folder, not a link."""
+    data = content.encode() if isinstance(content, str) else content
+    dir_fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        for part in rel.parts[:-1]:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(part, dir_fd=dir_fd)
+            try:
+                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+            except OSError as exc:
+                raise WorkspaceError(f"{rel}: {part} is not a folder inside the module") from exc
+            os.close(dir_fd)
+            dir_fd = nxt
+        tmp = f".{rel.name}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644,
+                     dir_fd=dir_fd)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            # rename replaces a link at the final name rather than writing through it.
+            os.rename(tmp, rel.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=dir_fd)
+            raise
+    finally:
+        os.close(dir_fd)
+    return top / rel
+
+
+def read_nofollow(path: Path, *, limit: int = 4 * 1024 * 1024) -> bytes:
+    """A regular file's first `limit` bytes; a link, FIFO or device is refused, not opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise WorkspaceError(f"{path.name}: not a regular file") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise WorkspaceError(f"{path.name}: not a regular file")
+        chunks: list[bytes] = []
+        size = 0
+        while size < limit:
+            chunk = os.read(fd, min(1 << 16, limit - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
