@@ -27,6 +27,7 @@ from pydantic import BaseModel, Field, ValidationError
 from agent.fixes import AppliedFix, fix_imports_source
 from agent.task import (  # DEFAULT_GOCODE, gocode_root: still importable from here
     DEFAULT_GOCODE,  # noqa: F401
+    FROM_FILE,
     TaskError,
     TaskSpec,
     first_error,
@@ -185,7 +186,7 @@ def humaneval_x_task(obj: dict[str, Any], origin: str, *, gocode: Path | None = 
             "tests": hidden, "visible_tests": visible, "tags": ["humaneval-x"],
             "go_mod": {"require": [r.model_dump() for r in requires]}}
     try:
-        task = TaskSpec.model_validate(data)
+        task = TaskSpec.model_validate(data, context=FROM_FILE)
     except ValidationError as exc:
         raise TaskError(f"{origin}: {first_error(exc)}") from None
     return task, fixes

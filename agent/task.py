@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -38,7 +39,9 @@ TRUST_PATHS_ENV = "GUILD_AGENT_TRUST_TASK_PATHS"
 DEFAULT_GOCODE = Path("/usr/share/gocode/src")
 
 # Caps on what a task may read or hold; far above any real task, low enough that a
-# mistake (or /dev/zero's cousins) cannot exhaust memory or fill a prompt.
+# mistake (or /dev/zero's cousins) cannot exhaust memory or fill a prompt. The caps on
+# held text apply to tasks read from files and suites (`FROM_FILE`), not to the tasks
+# `fix` builds from a user's own package.
 TASK_FILE_MAX_BYTES = 4 * 2**20  # a .yaml/.json task file
 GO_FILE_MAX_BYTES = 2**20  # a Go file named by tests_file & co, or `check --solution`
 GO_MOD_MAX_BYTES = 2**20  # a replace target's go.mod
@@ -60,7 +63,7 @@ _GO_KEYWORDS = frozenset({
     "for", "func", "go", "goto", "if", "import", "interface", "map", "package", "range",
     "return", "select", "struct", "switch", "type", "var"})
 _GO_VERSION_RE = re.compile(r"^1\.(0|[1-9]\d{0,3})(\.(0|[1-9]\d{0,3})|(rc|beta)[1-9]\d?)?$")
-_NAME_PART_RE = re.compile(r"^[\w.+~-]+$")
+_NAME_BAD_CHARS = frozenset('"*:<>?|`\'')  # as Go's module rules; not portable names
 _MODULE_PART_RE = re.compile(r"^[A-Za-z0-9_~-]([A-Za-z0-9._~-]*[A-Za-z0-9_~-])?$")
 _SEMVER_RE = re.compile(
     r"^v(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$")
@@ -264,8 +267,8 @@ def check_go_file_name(name: str) -> str | None:
             return f"has an element longer than {NAME_PART_MAX_BYTES} bytes"
         if part.startswith((".", "_")):
             return "names a hidden file or folder (Go ignores names starting with '.' or '_')"
-        if not _NAME_PART_RE.match(part):
-            return "holds a character other than letters, digits and . _ - + ~"
+        if bad := sorted(_NAME_BAD_CHARS & set(part)):
+            return f"holds the character {bad[0]!r}"
     if any(p in ("testdata", "vendor") for p in parts[:-1]):
         return "lies in a testdata or vendor folder, which Go does not build"
     if parts[-1] in ("go.mod", "go.sum", "go.work"):
@@ -277,11 +280,18 @@ def check_go_file_name(name: str) -> str | None:
     return None
 
 
-def _check_go_text(field: str, text: str, name: str | None = None) -> None:
+FROM_FILE = {"from_file": True}  # validation context: the task came from a file or suite
+
+
+def _from_file(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("from_file"))
+
+
+def _check_go_text(info: ValidationInfo, text: str, name: str | None = None) -> None:
     what = f"file {short(name)}" if name else "the Go text"
     if "\0" in text:
         raise ValueError(f"{what} holds a NUL byte, which Go source cannot")
-    if len(text) > SOURCE_MAX_CHARS:
+    if _from_file(info) and len(text) > SOURCE_MAX_CHARS:
         raise ValueError(f"{what} is longer than {SOURCE_MAX_CHARS} characters")
 
 
@@ -348,8 +358,8 @@ class GoModExtras(BaseModel):
 class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(min_length=1, max_length=ID_MAX_CHARS)
-    prompt: str = Field(min_length=1, max_length=PROMPT_MAX_CHARS)
+    id: str = Field(min_length=1)
+    prompt: str = Field(min_length=1)
     tests: str = Field(min_length=1)  # the hidden test file
     package: str = "sandbox"
     visible_tests: str | None = None
@@ -365,9 +375,18 @@ class TaskSpec(BaseModel):
 
     @field_validator("id")
     @classmethod
-    def _id_text(cls, v: str) -> str:
+    def _id_text(cls, v: str, info: ValidationInfo) -> str:
         if _CONTROL_RE.search(v):
             raise ValueError("the id holds a control character")
+        if _from_file(info) and len(v) > ID_MAX_CHARS:
+            raise ValueError(f"the id is longer than {ID_MAX_CHARS} characters")
+        return v
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_size(cls, v: str, info: ValidationInfo) -> str:
+        if _from_file(info) and len(v) > PROMPT_MAX_CHARS:
+            raise ValueError(f"longer than {PROMPT_MAX_CHARS} characters")
         return v
 
     @field_validator("package")
@@ -379,20 +398,20 @@ class TaskSpec(BaseModel):
 
     @field_validator("tests", "visible_tests", "reference")
     @classmethod
-    def _go_text(cls, v: str | None, info: Any) -> str | None:
+    def _go_text(cls, v: str | None, info: ValidationInfo) -> str | None:
         if v is not None:
-            _check_go_text(info.field_name, v)
+            _check_go_text(info, v)
         return v
 
     @field_validator("files", "support_files", "reference_files")
     @classmethod
-    def _go_files(cls, v: dict[str, str], info: Any) -> dict[str, str]:
-        if len(v) > FILES_MAX:
+    def _go_files(cls, v: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        if _from_file(info) and len(v) > FILES_MAX:
             raise ValueError(f"more than {FILES_MAX} files")
         for name, text in v.items():
             if problem := check_go_file_name(name):
                 raise ValueError(f"file name {short(name)} {problem}")
-            _check_go_text(info.field_name, text, name)
+            _check_go_text(info, text, name)
         return v
 
     @field_validator("test_timeout", mode="before")
@@ -494,7 +513,7 @@ def task_from_dict(data: Any, *, origin: Path, default_id: str, base: Path) -> T
     if isinstance(data.get("id"), int) and not isinstance(data["id"], bool):
         data["id"] = str(data["id"])
     try:
-        return TaskSpec.model_validate(data)
+        return TaskSpec.model_validate(data, context=FROM_FILE)
     except ValidationError as exc:
         raise TaskError(f"{origin}: {first_error(exc)}") from None
     except RecursionError:
