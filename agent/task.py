@@ -108,8 +108,8 @@ def read_regular_file(path: str | Path, max_bytes: int) -> bytes:
     """
     try:
         st = os.stat(path)
-    except ValueError:  # an embedded NUL
-        raise UnsafeFileError("the path holds a NUL byte") from None
+    except ValueError as exc:  # an embedded NUL, a lone surrogate
+        raise UnsafeFileError(f"unusable path: {exc}") from None
     if not stat.S_ISREG(st.st_mode):
         raise UnsafeFileError(_kind(st.st_mode))
     if st.st_size > max_bytes:
@@ -168,6 +168,10 @@ def resolve_task_path(raw: str, base: Path, *, also: tuple[Path, ...] = ()) -> P
         raise UnsafeFileError("the path holds a NUL byte")
     if not raw.strip():
         raise UnsafeFileError("the path is empty")
+    try:
+        os.fsencode(raw)
+    except UnicodeEncodeError:
+        raise UnsafeFileError("the path is not valid text") from None
     p = Path(raw).expanduser()
     real = Path(os.path.realpath(p if p.is_absolute() else base / p))
     if trust_task_paths():
@@ -188,7 +192,7 @@ def _read_named_go_file(raw: str, base: Path, field: str, origin: Path) -> str:
     try:
         return read_text_file(resolve_task_path(raw, base), GO_FILE_MAX_BYTES)
     except FileNotFoundError:
-        raise TaskError(f"{where}: file not found: {raw}") from None
+        raise TaskError(f"{where}: file not found: {short(raw)}") from None
     except UnsafeFileError as exc:
         raise TaskError(f"{where}: {short(raw)}: {exc}") from None
     except UnicodeDecodeError:

@@ -154,6 +154,14 @@ def test_only_small_regular_files_are_read(tmp_path: Path, kind: str) -> None:
     load_error(p, "tests_file", *words)
 
 
+@pytest.mark.parametrize("task", [
+    {"prompt": "p", "tests_file": "\ud800.go"},
+    {"prompt": "p", "tests": "t", "go_mod": {"require": [
+        {"module": "example.com/m", "replace": "\ud800"}]}}], ids=["tests_file", "replace"])
+def test_paths_that_are_not_valid_text(tmp_path: Path, task: dict[str, object]) -> None:
+    load_error(write(tmp_path / "t.json", json.dumps(task)), "not valid text")
+
+
 def test_paths_through_the_cli(tmp_path: Path) -> None:
     os.mkfifo(tmp_path / "fifo_test.go")
     for raw, words in [("/etc/passwd", ["absolute"]), ("../../../etc/passwd", ["outside"]),
@@ -438,6 +446,18 @@ def test_a_gocode_module_without_go_mod_works_through_the_cli(tmp_path: Path) ->
         assert proc.returncode == 0, proc.stdout + proc.stderr
     finally:  # the copy went to the real cache (a fresh one would mean a cold GOCACHE)
         shutil.rmtree(_local_module_dir(src, "example.com/nomod"), ignore_errors=True)
+
+
+def test_a_gocode_tree_too_large_to_copy_through_the_cli(tmp_path: Path) -> None:
+    gocode = tmp_path / "gocode"
+    src = gocode / "example.com" / "huge"
+    src.mkdir(parents=True)
+    for i in range(workspace.LOCAL_MODULE_MAX_FILES + 1):
+        (src / f"f{i}.go").touch()
+    p = write(tmp_path / "task" / "t.yaml", GOOD + "go_mod:\n  require:\n"
+              f"    - {{module: example.com/huge, replace: '{src}'}}\n")
+    proc = cli("check", p, env={"GUILD_AGENT_GOCODE": str(gocode)})
+    assert_exit_2(proc, str(p), "too large to copy", "10000 entries")
 
 
 # -- 6. suite importers -------------------------------------------------------------------
