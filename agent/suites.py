@@ -15,25 +15,38 @@ Every problem is a `TaskError` whose one line names the file (and line, for JSON
 from __future__ import annotations
 
 import gzip
+import io
 import json
-import os
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from agent.fixes import AppliedFix, fix_imports_source
-from agent.task import TaskError, TaskSpec, load_task, task_from_dict
+from agent.task import (  # DEFAULT_GOCODE, gocode_root: still importable from here
+    DEFAULT_GOCODE,  # noqa: F401
+    FROM_FILE,
+    TaskError,
+    TaskSpec,
+    first_error,
+    gocode_root,
+    load_task,
+    parse_task_text,
+    read_task_bytes,
+    read_task_file,
+    task_from_dict,
+)
 from tools.runner import TEST_FUNC_RE
 from tools.workspace import Requirement
 
-DEFAULT_GOCODE = Path("/usr/share/gocode/src")
 TESTIFY = "github.com/stretchr/testify"
 # testify's own version is not recorded in its sources; any valid v1 works, since the
 # requirement is always replaced by the local directory.
 TESTIFY_VERSION = "v1.8.1"
 TASK_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl", ".jsonl.gz")
+SUITE_FILE_MAX_BYTES = 64 * 2**20  # a JSONL or JSON suite file, after gunzip
 
 _PACKAGE_RE = re.compile(r"^\s*package\s+(\w+)", re.M)
 _HUMANEVAL_X_KEYS = {"task_id", "prompt", "canonical_solution", "test"}
@@ -55,14 +68,6 @@ class TaskSuite(BaseModel):
             if t.id == task_id:
                 return t
         raise KeyError(task_id)
-
-
-def gocode_root(explicit: str | Path | None = None) -> Path:
-    """Where Debian-style Go sources live: the argument, $GUILD_AGENT_GOCODE, or Debian's."""
-    if explicit:
-        return Path(explicit).expanduser()
-    env = os.environ.get("GUILD_AGENT_GOCODE")
-    return Path(env).expanduser() if env else DEFAULT_GOCODE
 
 
 def testify_requirements(root: Path) -> list[Requirement]:
@@ -152,7 +157,12 @@ def humaneval_x_task(obj: dict[str, Any], origin: str, *, gocode: Path | None = 
     """
     for key in ("task_id", "prompt", "canonical_solution", "test"):
         if not isinstance(obj.get(key), str):
-            raise TaskError(f"{origin}: HumanEval-X field '{key}' must be a string")
+            raise TaskError(f"{origin}: HumanEval-X field '{key}' must be a string, got "
+                            f"{type(obj.get(key)).__name__}")
+    for key in ("test_setup", "example_test"):
+        if obj.get(key) is not None and not isinstance(obj[key], str):
+            raise TaskError(f"{origin}: HumanEval-X field '{key}' must be a string, got "
+                            f"{type(obj[key]).__name__}")
     task_id = obj["task_id"]
     setup = obj.get("test_setup") or 'package main\n\nimport (\n\t"testing"\n)\n'
     fixes: list[AppliedFix] = []
@@ -172,11 +182,13 @@ def humaneval_x_task(obj: dict[str, Any], origin: str, *, gocode: Path | None = 
     prompt = (
         "Complete the Go function below (package main). Answer with the whole function "
         "and the imports it needs.\n\n```go\n" + obj["prompt"].rstrip() + "\n```\n")
-    task = TaskSpec(
-        id=task_id, prompt=prompt, package="main", reference=reference, tests=hidden,
-        visible_tests=visible, go_mod={"require": requires},  # type: ignore[arg-type]
-        tags=["humaneval-x"],
-    )
+    data = {"id": task_id, "prompt": prompt, "package": "main", "reference": reference,
+            "tests": hidden, "visible_tests": visible, "tags": ["humaneval-x"],
+            "go_mod": {"require": [r.model_dump() for r in requires]}}
+    try:
+        task = TaskSpec.model_validate(data, context=FROM_FILE)
+    except ValidationError as exc:
+        raise TaskError(f"{origin}: {first_error(exc)}") from None
     return task, fixes
 
 
@@ -207,12 +219,20 @@ def research_log_task(obj: dict[str, Any], origin: str, default_id: str) -> Task
 # -- loaders -----------------------------------------------------------------------------
 
 def _read_lines(path: Path) -> list[str]:
+    """A JSONL file's lines: a regular file, gunzipped when `.gz`, capped before and after."""
+    if not path.name.endswith(".gz"):
+        return read_task_file(path, SUITE_FILE_MAX_BYTES).splitlines()
+    data = read_task_bytes(path, SUITE_FILE_MAX_BYTES)
     try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rt", encoding="utf-8") as fh:
-                return fh.read().splitlines()
-        return path.read_text(encoding="utf-8").splitlines()
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as fh:
+            text = fh.read(SUITE_FILE_MAX_BYTES + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise TaskError(f"{path}: not a readable gzip file: {exc}") from None
+    if len(text) > SUITE_FILE_MAX_BYTES:
+        raise TaskError(f"{path}: unpacks to more than {SUITE_FILE_MAX_BYTES} bytes")
+    try:
+        return text.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
         raise TaskError(f"{path}: cannot read: {exc}") from None
 
 
@@ -231,6 +251,8 @@ def load_jsonl(path: Path, *, gocode: Path | None = None
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise TaskError(f"{origin}: invalid JSON: {exc.msg} (column {exc.colno})") from None
+        except RecursionError:
+            raise TaskError(f"{origin}: nested too deeply to read") from None
         if not isinstance(obj, dict):
             raise TaskError(f"{origin}: expected a JSON object, got {type(obj).__name__}")
         fmt = detect_format(obj)
@@ -250,12 +272,7 @@ def load_jsonl(path: Path, *, gocode: Path | None = None
 
 def _load_json_file(path: Path) -> list[TaskSpec]:
     """A `.json` file: one task object, or a list of them."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise TaskError(f"{path}: cannot read: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise TaskError(f"{path}: JSON syntax error at line {exc.lineno}: {exc.msg}") from None
+    data = parse_task_text(read_task_file(path, SUITE_FILE_MAX_BYTES), path)
     if not isinstance(data, list):
         return [load_task(path)]
     return [task_from_dict(obj, origin=Path(f"{path}[{i}]"), default_id=f"{path.stem}-{i}",

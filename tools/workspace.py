@@ -30,24 +30,56 @@ class Requirement(BaseModel):
     replace: str | None = None  # local directory holding the module's source
 
 
+# A `replace` tree copied into the cache (below) may hold at most this much.
+LOCAL_MODULE_MAX_FILES = 10_000
+LOCAL_MODULE_MAX_BYTES = 200 * 2**20
+
+
 def _local_module_dir(src: Path, module: str) -> Path:
     """A directory usable as a `replace` target: it must hold a go.mod.
 
     Debian's /usr/share/gocode ships some modules without go.mod; those are copied once
-    into the cache with a synthesized one.
+    into the cache with a synthesized one. The copy takes regular files and folders only
+    (links, hidden entries, FIFOs and devices are left out, so it never leaves the tree
+    or hangs) and stops with WorkspaceError past LOCAL_MODULE_MAX_FILES / _BYTES.
     """
     if (src / "go.mod").is_file():
         return src
+    if not src.is_dir():
+        raise WorkspaceError(f"replace target for {module} is not a directory: {src}")
     digest = hashlib.sha256(f"{src.resolve()}|{module}".encode()).hexdigest()[:12]
     dest = cache_dir() / "deps" / f"{module.replace('/', '_')}-{digest}"
     if not (dest / "go.mod").is_file():
         tmp = Path(tempfile.mkdtemp(prefix="dep-", dir=cache_dir()))
         try:
-            shutil.copytree(src, tmp / "m", symlinks=False)
+            files = size = 0
+            todo = [(src.resolve(), tmp / "m")]
+            while todo:
+                here, there = todo.pop()
+                there.mkdir()
+                for e in here.iterdir():
+                    # is_dir/is_file follow links, so links are ruled out first.
+                    if e.name.startswith(".") or e.is_symlink():
+                        continue
+                    files += 1
+                    if e.is_dir():
+                        todo.append((e, there / e.name))
+                    elif e.is_file():
+                        size += e.lstat().st_size
+                        if size <= LOCAL_MODULE_MAX_BYTES:
+                            shutil.copyfile(e, there / e.name, follow_symlinks=False)
+                    if files > LOCAL_MODULE_MAX_FILES or size > LOCAL_MODULE_MAX_BYTES:
+                        raise WorkspaceError(
+                            f"replace target {src} for {module} is too large to copy "
+                            f"(limit {LOCAL_MODULE_MAX_FILES} entries, "
+                            f"{LOCAL_MODULE_MAX_BYTES // 2**20} MB)")
             (tmp / "m" / "go.mod").write_text(f"module {module}\n\ngo 1.13\n")
             dest.parent.mkdir(parents=True, exist_ok=True)
             with contextlib.suppress(OSError):  # another process made it first
                 (tmp / "m").rename(dest)
+        except OSError as exc:
+            raise WorkspaceError(f"cannot copy replace target {src} for {module}: "
+                                 f"{exc.strerror or exc}") from None
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return dest

@@ -11,8 +11,16 @@ from rich.markup import escape
 
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, fail, main, out
 from agent.harness import Suite, check_task
-from agent.task import TaskError, load_task
+from agent.task import (
+    GO_FILE_MAX_BYTES,
+    TaskError,
+    UnsafeFileError,
+    check_go_file_name,
+    load_task,
+    read_text_file,
+)
 from tools.go import ToolchainError
+from tools.workspace import WorkspaceError
 
 
 @main.command()
@@ -32,18 +40,15 @@ def check(task_file: Path, solutions: tuple[Path, ...], suite: str, as_json: boo
         fail(str(exc))
     files: dict[str, str] | None = None
     if solutions:
-        files = {}
-        for p in solutions:
-            try:
-                files[p.name] = p.read_text()
-            except (OSError, UnicodeDecodeError) as exc:
-                fail(f"{p}: cannot read solution file: {exc.strerror or exc}")
+        files = read_solutions(solutions)
     elif not task.reference_solution():
         fail(f"{task_file}: the task has no 'reference'; pass --solution FILE.go")
     try:
         result = check_task(task, files, suite=Suite(suite), keep=keep)
     except ToolchainError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
+    except WorkspaceError as exc:  # e.g. a replace directory too large to copy
+        fail(f"{task_file}: {exc}")
     if as_json:
         click.echo(json.dumps(result.public()))
     else:
@@ -56,3 +61,25 @@ def check(task_file: Path, solutions: tuple[Path, ...], suite: str, as_json: boo
     sys.exit(EXIT_OK if result.passed else EXIT_FAIL)
 
 
+def read_solutions(paths: tuple[Path, ...]) -> dict[str, str]:
+    """`--solution` files by base name: regular UTF-8 .go files of at most 1 MB, each
+    name usable in the module and given once (else one line and exit 2)."""
+    files: dict[str, str] = {}
+    for p in paths:
+        try:
+            text = read_text_file(p, GO_FILE_MAX_BYTES)
+        except UnsafeFileError as exc:
+            fail(f"{p}: cannot read solution file: {exc}")
+        except UnicodeDecodeError:
+            fail(f"{p}: cannot read solution file: not UTF-8 text")
+        except OSError as exc:
+            fail(f"{p}: cannot read solution file: {exc.strerror or exc}")
+        # The base name becomes the file's name in the module: the task's rules apply.
+        if problem := check_go_file_name(p.name):
+            fail(f"{p}: cannot use as a solution file: the name {problem}")
+        if p.name in files:
+            fail(f"{p}: two --solution files are named {p.name}")
+        if "\0" in text:
+            fail(f"{p}: cannot use as a solution file: it holds a NUL byte")
+        files[p.name] = text
+    return files
