@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from tools.runner import SENTINEL_FILE
+from tools.verdict import HELPER_PREFIX, SENTINEL_PREFIX
 from tools.workspace import DEFAULT_GO_VERSION, Requirement
 
 _PACKAGE_RE = re.compile(r"^\s*package\s+(\w+)", re.M)
@@ -56,7 +56,7 @@ ID_MAX_CHARS = 200
 
 # Files the harness writes itself; a task file of the same name would be skipped or
 # overwritten without a word. (agent.harness.RESERVED; a test keeps the two in step.)
-HARNESS_FILES = frozenset({"hidden_test.go", "visible_test.go", SENTINEL_FILE})
+HARNESS_FILES = frozenset({"hidden_test.go", "visible_test.go"})
 
 _GO_KEYWORDS = frozenset({
     "break", "case", "chan", "const", "continue", "default", "defer", "else", "fallthrough",
@@ -279,7 +279,8 @@ def check_go_file_name(name: str) -> str | None:
         return "is managed by the workspace"
     if not parts[-1].endswith(".go"):
         return "is not a .go file"
-    if name in HARNESS_FILES:
+    if (name in HARNESS_FILES or name.rsplit("/", 1)[-1].startswith(SENTINEL_PREFIX)
+            or name.startswith(HELPER_PREFIX)):
         return "is reserved for the harness's own files"
     return None
 

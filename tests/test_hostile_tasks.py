@@ -33,7 +33,6 @@ from agent.task import (
     load_task,
 )
 from tools import workspace
-from tools.runner import SENTINEL_FILE
 from tools.workspace import WorkspaceError, _local_module_dir
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,7 +182,8 @@ BAD_NAMES = {
     "sub/go.sum": "managed", "a" * 256 + ".go": "255", ("d/" * 300) + "x.go": "nested",
     "a" * 1100 + ".go": "longer",
     "a//b.go": "relative path", "./a.go": "relative path", "": "empty",
-    "hidden_test.go": "reserved", SENTINEL_FILE: "reserved", "testdata/x.go": "testdata",
+    "hidden_test.go": "reserved", "zz_guild_0123abcd_test.go": "reserved",
+    "testdata/x.go": "testdata",
     "a\nb.go": "control character", "x:y.go": "character", 'a"b.go': "character",
 }
 
@@ -219,7 +219,7 @@ def test_caps_on_held_text_apply_to_task_files_only() -> None:
 
 
 def test_the_harness_reserves_what_the_loader_refuses() -> None:
-    assert RESERVED | {SENTINEL_FILE} <= HARNESS_FILES
+    assert RESERVED <= HARNESS_FILES
 
 
 def test_a_support_file_cannot_also_be_a_solution_file(tmp_path: Path) -> None:
