@@ -670,15 +670,18 @@ class RunLock:
             self._fh.close()
             raise BenchError(f"{out} is in use by {holder[0] if holder else 'another process'}"
                              "; wait for it to end or choose another --out") from None
-        self._fh.seek(0)
-        self._fh.truncate()
-        self._fh.write(f"{what} (pid {os.getpid()} on {socket.gethostname()}, since "
-                       f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n")
-        self._fh.flush()
+        # Who holds it is a courtesy to the next caller; the flock is what counts, so a
+        # full disk here changes nothing.
+        holder = (f"{what} (pid {os.getpid()} on {socket.gethostname()}, since "
+                  f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder.encode("utf-8", "replace"), 0)
 
     def release(self) -> None:
         if not self._fh.closed:
-            self._fh.close()  # closing the descriptor drops the flock
+            with contextlib.suppress(OSError):
+                self._fh.close()  # closing the descriptor drops the flock
 
 
 def _read_config(run_file: Path, why: str) -> BenchConfig:
@@ -739,9 +742,12 @@ class BenchRun:
         self.command = command or config.command()
         self.checker_factory = checker_factory
         self._check_place()
+        if out.is_dir():
+            self._check_is_run()  # before the lock file is made: a refused folder is untouched
         out.mkdir(parents=True, exist_ok=True)
         self.lock = RunLock(out, "bench")
         try:
+            self._check_is_run()  # again, now that no other bench can be changing it
             self._check_dir(resume)
             self.log = ResultsLog(out / RESULTS)
         except BaseException:
@@ -768,16 +774,19 @@ class BenchRun:
                 raise BenchError(f"--out {self.out} is inside the suite folder {suite}; "
                                  "choose a folder outside it")
 
+    def _check_is_run(self) -> None:
+        """Only a run folder, an empty one, or one a run left before its first write may
+        be used: a user's report.md or summary.json is never overwritten."""
+        if (self.out / RUN_FILE).exists() or (self.out / RESULTS).exists():
+            return
+        other = sorted(p.name for p in self.out.iterdir() if not _run_leftover(p.name))
+        if other:
+            raise BenchError(f"--out {self.out} is not empty and holds no bench run "
+                             f"(found {other[0]!r}); choose a new or empty folder")
+
     def _check_dir(self, resume: bool) -> None:
         run_file = self.out / RUN_FILE
         results = self.out / RESULTS
-        if not run_file.exists() and not results.exists():
-            # Not a run: only an empty folder (or one a run left before its first write)
-            # may become one. A user's report.md or summary.json is never overwritten.
-            other = sorted(p.name for p in self.out.iterdir() if not _run_leftover(p.name))
-            if other:
-                raise BenchError(f"--out {self.out} is not empty and holds no bench run "
-                                 f"(found {other[0]!r}); choose a new or empty folder")
         if run_file.exists():
             if not resume:
                 raise BenchError(f"{self.out} already holds a run; pass --resume to continue "
