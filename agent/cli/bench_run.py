@@ -131,8 +131,10 @@ def default_out(suite: str) -> Path:
 
 def fail_os(exc: OSError, out: Path) -> None:
     """A file system error as one line: the machine's fault (disk full) or the user's."""
-    code = EXIT_UNAVAILABLE if exc.errno in MACHINE_ERRNOS else EXIT_USAGE
-    fail(f"{os_error_line(exc)}; recorded attempts in {out} are kept", code)
+    if exc.errno in MACHINE_ERRNOS:
+        fail(f"{os_error_line(exc)}; recorded attempts in {out} are kept (continue with "
+             f"--resume --out {out})", EXIT_UNAVAILABLE)
+    fail(f"{os_error_line(exc)}", EXIT_USAGE)
 
 
 @bench.command("run")
