@@ -12,15 +12,24 @@ Every attempt is one line of `results.jsonl`, appended and fsynced as it finishe
 killed run resumes without redoing or duplicating anything. The summary is a pure function
 of those lines and the run's config: a resumed run summarises exactly like an
 uninterrupted one.
+
+An attempt that breaks (any exception in the harness, e.g. a model answer naming a file the
+workspace refuses) is recorded with outcome `error` and its one-line message, and the run
+goes on; the machine failing (disk full, no toolchain) stops the run instead, with the
+finished attempts kept. A run folder is locked while a process writes it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fnmatch
 import hashlib
 import json
 import os
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from enum import Enum
@@ -29,14 +38,27 @@ from math import comb
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.atomic import write_text_atomic
 from agent.fixes import FIX_NAMES
 from agent.loop import LoopConfig, RepairLoop
 from agent.models.base import Generation, Message, Model, Sampling
 from agent.task import TaskSpec
-from agent.trajectory import FeedbackMode, RunResult, TokenUsage, Trajectory
+from agent.trajectory import (
+    FeedbackMode,
+    RoundRecord,
+    RunResult,
+    TokenUsage,
+    Trajectory,
+    file_name,
+)
+from tools.go import ToolchainError
+
+try:  # POSIX only; the project targets Linux and macOS
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from agent.loop import Checker
@@ -45,10 +67,33 @@ RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
 SUMMARY = "summary.json"
 TRAJECTORIES = "trajectories"  # one event log per attempt, for looking back at answers
+LOCK = ".bench.lock"  # held (flock) by the process writing the run folder
+
+# The machine, not the attempt, failed: every later attempt would fail the same way.
+MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EMFILE,
+                            errno.ENFILE, errno.ENOMEM})
 
 
 class BenchError(ValueError):
     """Bad input or an unusable run directory; the message is one line (exit code 2)."""
+
+
+class BenchStopped(RuntimeError):
+    """The machine failed mid-run (disk full, …): finished attempts are kept (exit code 3)."""
+
+
+def one_line(exc: BaseException, cap: int = 300) -> str:
+    """An exception as one printable line: its type, and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    msg = f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+    msg = msg.encode("utf-8", "replace").decode("utf-8")  # lone surrogates from a model
+    return msg if len(msg) <= cap else msg[: cap - 1] + "…"
+
+
+def os_error_line(exc: OSError) -> str:
+    """`path: reason` for an OSError, without the errno noise."""
+    where = f"{exc.filename}: " if exc.filename else ""
+    return one_line(OSError(f"{where}{exc.strerror or exc}")).removeprefix("OSError: ")
 
 
 class Mode(str, Enum):
@@ -232,7 +277,18 @@ class AttemptRecord(BaseModel):
     mode: Mode
     sample: int = 0
     config: str
+    # `error`: the attempt broke (an exception in the harness); `result.error` holds the
+    # message and it is never a pass. Lines written before this field read as `done`.
+    outcome: Literal["done", "error"] = "done"
     result: RunResult
+
+    @model_validator(mode="after")
+    def _broken_never_passes(self) -> AttemptRecord:
+        if self.outcome == "error":
+            self.result.solved = self.result.raw_solved_round1 = False
+            self.result.solved_at_round = None
+            self.result.error = self.result.error or "the attempt broke"
+        return self
 
     @property
     def key(self) -> AttemptKey:
@@ -240,8 +296,11 @@ class AttemptRecord(BaseModel):
                           config=self.config)
 
     def line(self) -> str:
-        return json.dumps(self.model_dump(mode="json", exclude={"result": {"files"}}),
-                          sort_keys=True) + "\n"
+        text = json.dumps(self.model_dump(mode="json", exclude={"result": {"files"}}),
+                          sort_keys=True, ensure_ascii=False)
+        # A lone surrogate (from a model's text) would be written as an escape that no
+        # JSON reader accepts back, poisoning the log: replace it here, once.
+        return text.encode("utf-8", "replace").decode("utf-8") + "\n"
 
 
 class ResultsLog:
@@ -256,6 +315,8 @@ class ResultsLog:
     def _load(self) -> None:
         if not self.path.exists():
             return
+        if not self.path.is_file():
+            raise BenchError(f"{self.path} is not a regular file")
         data = self.path.read_bytes()
         good_end = 0
         pos = 0
@@ -266,17 +327,18 @@ class ResultsLog:
             if not raw.strip():
                 pos = good_end = end  # a blank line carries nothing; keep it harmlessly
                 continue
+            if nl < 0:
+                # Only an unterminated last line is a torn write (complete JSON or not):
+                # the attempt did not finish, and is redone.
+                break
             try:
                 rec = AttemptRecord.model_validate_json(raw)
             except ValidationError:
-                if nl < 0 or end == len(data):
-                    break  # a torn last line: the attempt simply did not finish
+                # A newline-ended line was written whole: unreadable means corrupt, and
+                # dropping it would silently lose (or redo) a recorded attempt.
                 lineno = data.count(b"\n", 0, pos) + 1
-                raise BenchError(f"{self.path}: line {lineno} is "
-                                 "corrupt (not the last line, so not a torn write); "
-                                 "fix or remove it") from None
-            if nl < 0:
-                break  # complete JSON but no newline: still torn, redo it
+                raise BenchError(f"{self.path}: line {lineno} is corrupt (a complete "
+                                 "line, not a torn write); fix or remove it") from None
             # A duplicate (impossible from this writer) would be dropped, never counted twice.
             self.records.setdefault(rec.key, rec)
             good_end = end
@@ -325,7 +387,8 @@ class ModeSummary(BaseModel):
     solved: int  # sample: tasks solved by any of the n samples
     pass_rate: float
     attempts: int
-    errors: int = 0  # attempts the model or toolchain failed for good
+    errors: int = 0  # attempts the model or toolchain failed for good (broken included)
+    broken: int = 0  # attempts that broke (outcome `error`): never passes, listed apart
     raw_solved: int | None = None  # single: round 1 passed with no deterministic fix
     solved_by_round: dict[int, int] | None = None  # repair: cumulative, rounds 1..K
     pass_at_k: dict[int, float] | None = None  # sample: mean over tasks, k = 1..n
@@ -355,6 +418,15 @@ class TaskModeOutcome(BaseModel):
     seconds: float
 
 
+class BrokenAttempt(BaseModel):
+    """An attempt recorded with outcome `error`, and why."""
+
+    task: str
+    mode: Mode
+    sample: int
+    message: str
+
+
 class TaskRow(BaseModel):
     task: str
     modes: dict[str, TaskModeOutcome]
@@ -372,6 +444,7 @@ class Summary(BaseModel):
     attempts_planned: int
     modes: dict[str, ModeSummary]
     per_task: list[TaskRow]
+    broken: list[BrokenAttempt] = Field(default_factory=list)  # in task and mode order
 
 
 def _round_seconds(r: RunResult) -> tuple[float, float]:
@@ -391,17 +464,23 @@ def summarize(config: BenchConfig, records: Iterable[AttemptRecord], *,
     planned = config.attempts()
     modes: dict[str, ModeSummary] = {}
     rows: dict[str, dict[str, TaskModeOutcome]] = {t: {} for t in config.tasks}
+    broken: list[BrokenAttempt] = []
     for mode in config.modes:
         n_samples = config.samples if mode is Mode.sample else 1
         per_task: dict[str, list[RunResult]] = {}
+        broken_of: dict[str, int] = {}
         for task in config.tasks:
             got = [by_key.get(AttemptKey(task=task, mode=mode, sample=i, config=h))
                    for i in range(n_samples)]
             if all(g is not None for g in got):
                 per_task[task] = [g.result for g in got if g is not None]
+                bad = [g for g in got if g is not None and g.outcome == "error"]
+                broken_of[task] = len(bad)
+                broken += [BrokenAttempt(task=task, mode=mode, sample=g.sample,
+                                         message=g.result.error or "") for g in bad]
         results = [r for rs in per_task.values() for r in rs]
         ms = ModeSummary(mode=mode, tasks=len(per_task), solved=0, pass_rate=0.0,
-                         attempts=len(results))
+                         attempts=len(results), broken=sum(broken_of.values()))
         for r in results:
             ms.errors += r.error is not None
             ms.rounds += r.rounds
@@ -449,7 +528,7 @@ def summarize(config: BenchConfig, records: Iterable[AttemptRecord], *,
         config=h, command=command or config.command(), tasks=len(config.tasks),
         complete=all(k in by_key for k in planned), attempts_done=sum(
             k in by_key for k in planned), attempts_planned=len(planned), modes=modes,
-        per_task=[TaskRow(task=t, modes=rows[t]) for t in config.tasks])
+        per_task=[TaskRow(task=t, modes=rows[t]) for t in config.tasks], broken=broken)
 
 
 def _repair_curve(results: list[RunResult], max_rounds: int
@@ -552,8 +631,14 @@ def single_from_repair(rec: AttemptRecord) -> AttemptRecord:
         "rounds_detail": [first] if first else [],
         "files": {},
     })
+    # A repair attempt that broke in round 1 leaves no single-shot verdict: that breaks too.
+    # One that broke later had a round 1 that ran and did not pass.
+    broke = rec.outcome == "error" and len(r.rounds_detail) <= 1
+    if rec.outcome == "error" and not broke:
+        result.error = None
+        result.first_failure = None
     return AttemptRecord(task=rec.task, mode=Mode.single, sample=0, config=rec.config,
-                         result=result)
+                         outcome="error" if broke else "done", result=result)
 
 
 class ModelFailed(RuntimeError):
@@ -564,21 +649,69 @@ class ModelFailed(RuntimeError):
     """
 
 
+class RunLock:
+    """An flock on the run folder's lock file, held while one process writes the folder.
+
+    A second bench (or `bench report`) on the same folder is refused at once, with a line
+    naming the holder, instead of both running every attempt. The kernel drops the lock
+    when its holder dies, so a killed run never leaves the folder locked.
+    """
+
+    def __init__(self, out: Path, what: str) -> None:
+        self.path = out / LOCK
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        self._fh = os.fdopen(fd, "r+", encoding="utf-8", errors="replace")
+        if fcntl is None:  # pragma: no cover
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._fh.read(200).strip().splitlines()
+            self._fh.close()
+            raise BenchError(f"{out} is in use by {holder[0] if holder else 'another process'}"
+                             "; wait for it to end or choose another --out") from None
+        # Who holds it is a courtesy to the next caller; the flock is what counts, so a
+        # full disk here changes nothing.
+        holder = (f"{what} (pid {os.getpid()} on {socket.gethostname()}, since "
+                  f"{time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder.encode("utf-8", "replace"), 0)
+
+    def release(self) -> None:
+        if not self._fh.closed:
+            with contextlib.suppress(OSError):
+                self._fh.close()  # closing the descriptor drops the flock
+
+
+def _read_config(run_file: Path, why: str) -> BenchConfig:
+    if not run_file.is_file():
+        raise BenchError(f"{run_file} is not a regular file")
+    try:
+        return BenchConfig.model_validate_json(run_file.read_text())
+    except (ValidationError, OSError, ValueError) as exc:
+        raise BenchError(f"{run_file}: unreadable ({type(exc).__name__}){why}") from None
+
+
 def rebuild_report(out: Path) -> Summary:
     """summary.json, report.md and the plot of a run directory, from its run.json and
-    results.jsonl alone: for a run that was killed, or one recorded by an older version."""
+    results.jsonl alone: for a run that was killed, or one recorded by an older version.
+
+    Refused while a bench writes the folder (it writes them itself when it ends).
+    """
     run_file = out / RUN_FILE
-    if not run_file.is_file():
+    if not run_file.exists():
         raise BenchError(f"{out} holds no run ({RUN_FILE} not found)")
+    config = _read_config(run_file, "")
+    lock = RunLock(out, "bench report")
     try:
-        config = BenchConfig.model_validate_json(run_file.read_text())
-    except (ValidationError, OSError, ValueError) as exc:
-        raise BenchError(f"{run_file}: unreadable ({type(exc).__name__})") from None
-    records = read_records(out / RESULTS) if (out / RESULTS).exists() else []
-    ours = [r for r in records if r.config == config.config_hash()]
-    summary = summarize(config, ours, model_name=ours[0].result.model if ours else None,
-                        command=config.command())
-    _write_summary(out, summary)
+        records = read_records(out / RESULTS) if (out / RESULTS).exists() else []
+        ours = [r for r in records if r.config == config.config_hash()]
+        summary = summarize(config, ours, model_name=ours[0].result.model if ours else None,
+                            command=config.command())
+        _write_summary(out, summary)
+    finally:
+        lock.release()
     return summary
 
 
@@ -592,8 +725,9 @@ def _write_summary(out: Path, summary: Summary) -> None:
 class BenchRun:
     """Runs a config's unrecorded attempts into an output directory.
 
-    The directory is checked on construction (so bad input fails before a model loads);
-    run.json is written when the run starts.
+    The directory is created, locked and checked on construction (so bad input fails
+    before a model loads); run.json is written when the run starts. `close()` (or the
+    `with` block) releases the lock.
     """
 
     def __init__(self, config: BenchConfig, tasks: list[TaskSpec], out: Path, *,
@@ -607,23 +741,57 @@ class BenchRun:
         self.jobs = max(1, jobs)
         self.command = command or config.command()
         self.checker_factory = checker_factory
-        self._check_dir(resume)
-        self.log = ResultsLog(out / RESULTS)
+        self._check_place()
+        if out.is_dir():
+            self._check_is_run()  # before the lock file is made: a refused folder is untouched
+        out.mkdir(parents=True, exist_ok=True)
+        self.lock = RunLock(out, "bench")
+        try:
+            self._check_is_run()  # again, now that no other bench can be changing it
+            self._check_dir(resume)
+            self.log = ResultsLog(out / RESULTS)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def close(self) -> None:
+        self.lock.release()
+
+    def __enter__(self) -> BenchRun:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _check_place(self) -> None:
+        if self.out.exists() and not self.out.is_dir():
+            raise BenchError(f"--out {self.out} is a file, not a directory")
+        suite = Path(self.config.suite)
+        if suite.is_dir():
+            where, root = self.out.resolve(), suite.resolve()
+            if where == root or root in where.parents:
+                # Its summary.json, run.json and results.jsonl would load as task files.
+                raise BenchError(f"--out {self.out} is inside the suite folder {suite}; "
+                                 "choose a folder outside it")
+
+    def _check_is_run(self) -> None:
+        """Only a run folder, an empty one, or one a run left before its first write may
+        be used: a user's report.md or summary.json is never overwritten."""
+        if (self.out / RUN_FILE).exists() or (self.out / RESULTS).exists():
+            return
+        other = sorted(p.name for p in self.out.iterdir() if not _run_leftover(p.name))
+        if other:
+            raise BenchError(f"--out {self.out} is not empty and holds no bench run "
+                             f"(found {other[0]!r}); choose a new or empty folder")
 
     def _check_dir(self, resume: bool) -> None:
         run_file = self.out / RUN_FILE
         results = self.out / RESULTS
-        if self.out.exists() and not self.out.is_dir():
-            raise BenchError(f"--out {self.out} is a file, not a directory")
         if run_file.exists():
             if not resume:
                 raise BenchError(f"{self.out} already holds a run; pass --resume to continue "
                                  "it, or choose another --out")
-            try:
-                old = BenchConfig.model_validate_json(run_file.read_text())
-            except (ValidationError, OSError, ValueError) as exc:
-                raise BenchError(f"{run_file}: unreadable ({type(exc).__name__}); cannot "
-                                 "resume") from None
+            old = _read_config(run_file, "; cannot resume")
             if old.config_hash() != self.config.config_hash():
                 new, was = self.config.model_dump(mode="json"), old.model_dump(mode="json")
                 diff = [k for k in new if was.get(k) != new[k]]
@@ -655,23 +823,66 @@ class BenchRun:
                     self.log.append(single_from_repair(rec))
 
     def trajectory_path(self, key: AttemptKey) -> Path:
-        slug = "".join(c if c.isalnum() or c in "-_." else "_" for c in key.task)
-        return self.out / TRAJECTORIES / f"{slug}.{key.mode.value}.{key.sample}.jsonl"
+        # file_name keeps `x/../y` inside the folder and `x/y`, `x?y` on files of their own.
+        return (self.out / TRAJECTORIES
+                / f"{file_name(key.task)}.{key.mode.value}.{key.sample}.jsonl")
 
     def run_attempt(self, key: AttemptKey, engine: SharedEngine) -> AttemptRecord:
-        task = self.tasks[key.task]
-        loop = RepairLoop(engine.conversation(), self.config.loop_config(key.mode, key.sample),
-                          checker_factory=self.checker_factory)
+        """One attempt. An exception inside it is recorded as a broken attempt, except
+        where the machine failed (no toolchain, disk full): that stops the run."""
+        start = time.monotonic()
         path = self.trajectory_path(key)
-        # An attempt cut short by a kill left a partial log: this run of it starts afresh.
-        path.unlink(missing_ok=True)
-        traj = Trajectory(path)
         try:
-            result = loop.run(task, traj)
+            # An attempt cut short by a kill left a partial log: this run of it starts afresh.
+            path.unlink(missing_ok=True)
+            traj = Trajectory(path)
+        except OSError as exc:  # the run folder itself is unusable
+            raise BenchStopped(os_error_line(exc)) from None
+        try:
+            loop = RepairLoop(engine.conversation(),
+                              self.config.loop_config(key.mode, key.sample),
+                              checker_factory=self.checker_factory)
+            result = loop.run(self.tasks[key.task], traj)
+        except ToolchainError:
+            raise
+        except OSError as exc:
+            if exc.errno in MACHINE_ERRNOS:
+                raise BenchStopped(os_error_line(exc)) from None
+            return self._broken(key, engine, traj, exc, start)
+        except Exception as exc:  # one attempt's failure is its own result
+            return self._broken(key, engine, traj, exc, start)
         finally:
             traj.close()
         return AttemptRecord(task=key.task, mode=key.mode, sample=key.sample,
                              config=key.config, result=result)
+
+    def _broken(self, key: AttemptKey, engine: SharedEngine, traj: Trajectory,
+                exc: Exception, start: float) -> AttemptRecord:
+        """The record of an attempt that raised: outcome `error`, the one-line reason, and
+        the rounds' cost as far as the trajectory saw it."""
+        message = one_line(exc)
+        with contextlib.suppress(Exception):
+            traj.event("attempt_error", message=message)
+        rounds = []
+        for ev in traj.events:
+            if ev.get("event") == "response":
+                t = ev.get("tokens") or {}
+                rounds.append(RoundRecord(
+                    round=len(rounds) + 1, temperature=0.0, summary="attempt broke",
+                    completion_tokens=t.get("completion", 0), prompt_tokens=t.get("prompt", 0),
+                    cached_tokens=t.get("cached", 0), model_seconds=ev.get("seconds", 0.0)))
+        usage = TokenUsage()
+        for r in rounds:
+            usage.add(r.prompt_tokens, r.cached_tokens, r.completion_tokens)
+        lc = self.config.loop_config(key.mode, key.sample)
+        result = RunResult(
+            task=key.task, solved=False, rounds=len(rounds), feedback=lc.feedback
+            or FeedbackMode.all, model=engine.model.name, backend=engine.model.backend,
+            tokens=usage, seconds=time.monotonic() - start, stop_reason="attempt broke",
+            first_failure="attempt-error", temperature=lc.temperature, seed=lc.seed,
+            rounds_detail=rounds, error=message)
+        return AttemptRecord(task=key.task, mode=key.mode, sample=key.sample,
+                             config=key.config, outcome="error", result=result)
 
     def run(self, model: Model, on_record: ProgressHook | None = None) -> Summary:
         """Run what is not yet recorded; write results, summary.json, report.md, plot.
@@ -679,7 +890,6 @@ class BenchRun:
         Raises ModelFailed when the model answers nothing for an attempt (after the
         attempts already in flight are recorded).
         """
-        self.out.mkdir(parents=True, exist_ok=True)
         if not (self.out / RUN_FILE).exists():
             write_text_atomic(self.out / RUN_FILE,
                               self.config.model_dump_json(indent=2) + "\n")
@@ -689,8 +899,24 @@ class BenchRun:
         engine = SharedEngine(model)
         todo = iter(self.pending())
         failed: str | None = None
+        stopped: BaseException | None = None
         pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="bench")
         running: set[Future[AttemptRecord]] = set()
+
+        def take(fut: Future[AttemptRecord]) -> None:
+            nonlocal failed, stopped
+            try:
+                rec = fut.result()
+            except Exception as exc:  # the machine failed; others still finish
+                stopped = stopped or exc
+                return
+            if rec.outcome == "done" and rec.result.error and rec.result.rounds == 0:
+                failed = failed or f"{rec.task} ({rec.mode.value}): {rec.result.error}"
+                return
+            for written in self._record(rec):
+                if on_record:
+                    on_record(written)
+
         try:
             # At most `jobs` attempts in flight, so an interrupt abandons little work.
             for key in todo:
@@ -698,20 +924,23 @@ class BenchRun:
                 if len(running) >= jobs:
                     break
             while running:
-                done, running = wait(running, return_when=FIRST_COMPLETED)
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    rec = fut.result()
-                    if rec.result.error and rec.result.rounds == 0:
-                        failed = failed or f"{rec.task} ({rec.mode.value}): {rec.result.error}"
-                        continue
-                    for written in self._record(rec):
-                        if on_record:
-                            on_record(written)
-                    nxt = None if failed else next(todo, None)
+                    take(fut)  # the log refuses a second copy, so a retake is harmless
+                    running.discard(fut)
+                    nxt = None if failed or stopped else next(todo, None)
                     if nxt is not None:
                         running.add(pool.submit(self.run_attempt, nxt, engine))
         finally:
+            # Interrupted (Ctrl-C, SIGTERM) or failing: attempts in flight still finish,
+            # in their own sandboxes, and what they found is kept rather than lost.
             pool.shutdown(wait=True, cancel_futures=True)
+            for fut in running:
+                if fut.done() and not fut.cancelled():
+                    with contextlib.suppress(Exception):
+                        take(fut)
+        if stopped:
+            raise stopped
         if failed:
             raise ModelFailed(failed)
         return self.finish(model.name)
@@ -722,3 +951,9 @@ class BenchRun:
                             command=self.command)
         _write_summary(self.out, summary)
         return summary
+
+
+def _run_leftover(name: str) -> bool:
+    """What a run can leave in its folder before run.json exists: the lock file, or an
+    atomic write's temp file from a kill mid-write."""
+    return name == LOCK or (name.startswith(f".{RUN_FILE}.") and name.endswith(".tmp"))

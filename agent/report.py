@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
 from pathlib import Path
 
 from agent.atomic import write_text_atomic
-from agent.bench import BudgetPoint, Mode, ModeSummary, Summary
+from agent.bench import BudgetPoint, Mode, ModeSummary, Summary, os_error_line
 
 REPORT = "report.md"
 PLOT = "plot.png"
@@ -15,9 +18,14 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _cell(text: str) -> str:
+    # Task ids and error messages come from task files and models: keep them in their cell.
+    return " ".join(text.split()).replace("|", "\\|")
+
+
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
+    out += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
     return out + [""]
 
 
@@ -56,7 +64,8 @@ def _overview(ms: ModeSummary) -> list[str]:
     return [ms.mode.value, str(ms.tasks), str(ms.solved), _pct(ms.pass_rate),
             str(ms.attempts), str(ms.rounds), str(ms.completion_tokens),
             _num(ms.tokens_per_solved) if ms.tokens_per_solved is not None else "—",
-            f"{ms.model_seconds + ms.check_seconds:.1f}", f"{ms.seconds:.1f}", str(ms.errors)]
+            f"{ms.model_seconds + ms.check_seconds:.1f}", f"{ms.seconds:.1f}", str(ms.errors),
+            str(ms.broken)]
 
 
 def render_report(summary: Summary, out: Path | None = None, plot_note: str | None = None
@@ -70,11 +79,13 @@ def render_report(summary: Summary, out: Path | None = None, plot_note: str | No
              s.command + (f" --out {out}" if out else ""), "```", "",
              "## Modes", ""]
     lines += _table(["mode", "tasks", "solved", "pass rate", "attempts", "model calls",
-                     "completion tokens", "tokens/solved", "compute s", "wall s", "errors"],
+                     "completion tokens", "tokens/solved", "compute s", "wall s", "errors",
+                     "broken"],
                     [_overview(ms) for ms in s.modes.values()])
     lines += ["`sample` counts a task solved when any of its samples passes (pass@n). "
               "Compute seconds are model plus toolchain time; wall seconds also include "
-              "waiting for the shared model.", ""]
+              "waiting for the shared model. `broken` attempts raised an error in the "
+              "harness: recorded as errors, never as passes (listed below).", ""]
     single = s.modes.get(Mode.single.value)
     if single is not None and single.raw_solved is not None:
         lines += ["## Single shot", ""]
@@ -116,9 +127,18 @@ def render_report(summary: Summary, out: Path | None = None, plot_note: str | No
         lines += _table(["mode", *reasons], [[ms.mode.value] + [str(ms.stop_reasons.get(k, 0))
                                                                 for k in reasons]
                                              for ms in s.modes.values()])
+    if s.broken:
+        lines += ["## Broken attempts", "",
+                  "These attempts stopped on an error, not on a verdict; the rest of the run "
+                  "went on. Each is counted unsolved.", ""]
+        lines += _table(["task", "mode", "sample", "error"],
+                        [[b.task, b.mode.value, str(b.sample), b.message] for b in s.broken])
     names = list(s.modes)
     lines += ["## Per task", "",
               "Each cell: outcome · rounds · first failure · completion tokens · seconds.", ""]
+    broke: dict[tuple[str, str], int] = {}
+    for b in s.broken:
+        broke[(b.task, b.mode.value)] = broke.get((b.task, b.mode.value), 0) + 1
     rows = []
     for row in s.per_task:
         cells = [row.task]
@@ -134,6 +154,8 @@ def render_report(summary: Summary, out: Path | None = None, plot_note: str | No
                 verdict = f"✓ r{o.solved_at_round}" if o.solved else "✗"
             else:
                 verdict = ("✓" if o.raw_solved else "✓ (fixed)") if o.solved else "✗"
+            if n := broke.get((row.task, name), 0):
+                verdict += f" ⚠ {n} broke"
             cells.append(f"{verdict} · {o.rounds} · {o.first_failure or '—'} · "
                          f"{o.completion_tokens} · {o.seconds:.1f}")
         rows.append(cells)
@@ -178,12 +200,32 @@ def write_plot(path: Path, summary: Summary) -> str | None:
         ax.legend(loc="lower right")
     fig.suptitle(f"{summary.suite} · {summary.model}")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    # Into a temp file, then renamed: a full disk never leaves half a plot.png behind.
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, dpi=110, format="png")
+        os.chmod(tmp, 0o644)  # as savefig would create it; mkstemp makes 0600
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    finally:
+        plt.close(fig)
     return None
 
 
 def write_report(out: Path, summary: Summary) -> None:
-    note = write_plot(out / PLOT, summary)
+    """plot.png and report.md. A plot that cannot be written (disk full) is noted in the
+    report, which is still written if it can be; the OSError is raised afterwards."""
+    failed: OSError | None = None
+    try:
+        note = write_plot(out / PLOT, summary)
+    except OSError as exc:
+        failed = exc
+        note = f"(plot not written: {os_error_line(exc)})"
     text = render_report(summary, out, note if note else f"![solved vs cost]({PLOT})")
     write_text_atomic(out / REPORT, text)
+    if failed is not None:
+        raise failed

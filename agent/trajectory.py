@@ -2,13 +2,33 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import time
 from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
 from pydantic import BaseModel, Field
+
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
+_NAME_CAP = 80
+
+
+def file_name(raw: str) -> str:
+    """A task id as one safe, unique file or folder name (for trajectories, run folders).
+
+    Ids made only of letters, digits, `-` and `_` (up to 80) are used as they are. Any
+    other id (`x/../../y`, `x?y`, a 300-character id) becomes its slug plus `.` and a hash
+    of the whole id: the slug alone would send `x/y` and `x?y` to one file, and plain ids
+    never contain `.`, so no plain id can equal a hashed one.
+    """
+    if _PLAIN_NAME.fullmatch(raw):
+        return raw
+    slug = re.sub(r"[^A-Za-z0-9_-]", "_", raw)[:_NAME_CAP].strip("_") or "task"
+    digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+    return f"{slug}.{digest}"
 
 
 class FeedbackMode(str, Enum):

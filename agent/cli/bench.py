@@ -17,7 +17,7 @@ import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, err, fail, main, out
+from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, err, fail, main, out
 from agent.suites import load_suite
 from agent.task import TaskError
 from agent.verify import SuiteVerification, TaskVerification, verify_tasks
@@ -133,12 +133,15 @@ def _print_table(result: SuiteVerification) -> None:
 def report(run_dir: Path, as_json: bool) -> None:
     """Rewrite summary.json, report.md and the plot of RUN_DIR from its recorded results
     (a killed run, or one recorded by an older version). Runs nothing."""
-    from agent.bench import BenchError, rebuild_report
+    from agent.bench import MACHINE_ERRNOS, BenchError, os_error_line, rebuild_report
 
     try:
         summary = rebuild_report(run_dir)
     except BenchError as exc:
         fail(str(exc))
+    except OSError as exc:  # disk full while writing the summary: results.jsonl stays
+        fail(f"{os_error_line(exc)}; {run_dir / 'results.jsonl'} is unchanged",
+             EXIT_UNAVAILABLE if exc.errno in MACHINE_ERRNOS else EXIT_USAGE)
     if as_json:
         click.echo(summary.model_dump_json(indent=2))
         return

@@ -6,6 +6,7 @@ Registered as the `bench` group's `run` command, which the group falls through t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -26,25 +27,29 @@ from rich.progress import (
 from rich.table import Table
 
 from agent.bench import (
+    MACHINE_ERRNOS,
     AttemptRecord,
     BenchConfig,
     BenchError,
     BenchRun,
+    BenchStopped,
     Mode,
     ModelFailed,
     Summary,
+    os_error_line,
     parse_modes,
     select_tasks,
     tasks_digest,
 )
-from agent.cli import EXIT_OK, EXIT_UNAVAILABLE, fail
+from agent.cli import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from agent.cli.bench import bench
 from agent.cli.options import after_copy_option, model_options, open_model
+from agent.cli.solve import Terminated, sigterm_exits
 from agent.fixes import FIX_NAMES
 from agent.report import REPORT
 from agent.suites import load_suite
 from agent.task import TaskError
-from agent.trajectory import FeedbackMode
+from agent.trajectory import FeedbackMode, file_name
 from tools.go import ToolchainError, find_toolchain
 from tools.warm import warm_unless_disabled
 
@@ -101,6 +106,7 @@ def print_summary(console: Console, summary: Summary, out: Path) -> None:
     for col in ("mode", "solved", "pass rate", "by round / pass@k", "completion tok",
                 "compute s"):
         table.add_column(col, justify="left" if col == "mode" else "right")
+    broken = sum(ms.broken for ms in summary.modes.values())
     for name, ms in summary.modes.items():
         if ms.solved_by_round:
             extra = " ".join(f"r{r}:{n}" for r, n in ms.solved_by_round.items())
@@ -111,11 +117,24 @@ def print_summary(console: Console, summary: Summary, out: Path) -> None:
         table.add_row(name, f"{ms.solved}/{ms.tasks}", f"{100 * ms.pass_rate:.1f}%", extra,
                       str(ms.completion_tokens), f"{ms.model_seconds + ms.check_seconds:.1f}")
     console.print(table)
+    if broken:
+        first = summary.broken[0]
+        console.print(f"[yellow]{broken} attempt(s) broke[/] (recorded as errors, not "
+                      f"passes), e.g. {escape(first.task)} ({first.mode.value}): "
+                      f"{escape(first.message)}")
     console.print(f"report: {escape(str(out / REPORT))}")
 
 
 def default_out(suite: str) -> Path:
-    return Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{suite}"
+    return Path("runs") / f"bench-{time.strftime('%Y%m%d-%H%M%S')}-{file_name(suite)}"
+
+
+def fail_os(exc: OSError, out: Path) -> None:
+    """A file system error as one line: the machine's fault (disk full) or the user's."""
+    if exc.errno in MACHINE_ERRNOS:
+        fail(f"{os_error_line(exc)}; recorded attempts in {out} are kept (continue with "
+             f"--resume --out {out})", EXIT_UNAVAILABLE)
+    fail(f"{os_error_line(exc)}", EXIT_USAGE)
 
 
 @bench.command("run")
@@ -199,17 +218,31 @@ def run(suite: Path, modes: str, max_rounds: int, feedback: str | None, after_co
         runner = BenchRun(config, tasks, out, jobs=jobs, resume=resume)
     except BenchError as exc:
         fail(str(exc))
+    except OSError as exc:
+        fail_os(exc, out)
+    with sigterm_exits(), runner:
+        _run(runner, config, loaded.name, tasks, mode_list, model_kw, console, out,
+             no_warm=no_warm, as_json=as_json)
+
+
+def _run(runner: BenchRun, config: BenchConfig, name: str, tasks: list, mode_list: list[Mode],
+         model_kw: dict[str, Any], console: Console, out: Path, *, no_warm: bool,
+         as_json: bool) -> None:
+    """The run proper, with the folder locked and SIGTERM raising `Terminated`."""
     try:
         find_toolchain()
     except ToolchainError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
     model = open_model(model_kw, console=console)
     if not no_warm:
-        with console.status("warming the Go build cache (first run only)…"):
-            warm_unless_disabled()
+        try:
+            with console.status("warming the Go build cache (first run only)…"):
+                warm_unless_disabled()
+        except OSError as exc:
+            fail_os(exc, out)
     done = list(runner.log.records.values())
     left = len(runner.pending())
-    console.print(f"bench [bold]{escape(loaded.name)}[/]: {len(tasks)} task(s) · "
+    console.print(f"bench [bold]{escape(name)}[/]: {len(tasks)} task(s) · "
                   f"{', '.join(m.value for m in mode_list)} · {escape(model.name)} · "
                   f"{left} attempt(s) to run" + (f", {len(done)} recorded" if done else "")
                   + f" · {escape(str(out))}")
@@ -217,14 +250,31 @@ def run(suite: Path, modes: str, max_rounds: int, feedback: str | None, after_co
         with LiveProgress(console, config, done) as progress:
             summary = runner.run(model, on_record=progress)
     except ModelFailed as exc:
-        runner.finish(model.name)
+        _finish_quietly(runner, model.name)
         fail(f"the model gave no answer: {exc}; finished attempts are saved, rerun with "
              f"--resume --out {out}", EXIT_UNAVAILABLE)
     except ToolchainError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
+    except BenchStopped as exc:
+        _finish_quietly(runner, model.name)
+        fail(f"{exc}; finished attempts are saved, continue with --resume --out {out}",
+             EXIT_UNAVAILABLE)
+    except BenchError as exc:
+        fail(str(exc))
+    except OSError as exc:
+        fail_os(exc, out)
     except KeyboardInterrupt:
         fail(f"interrupted; continue with --resume --out {out}", 130)
+    except Terminated:
+        fail(f"terminated; continue with --resume --out {out}", Terminated.CODE)
     print_summary(console, summary, out)
     if as_json:
         click.echo(json.dumps(summary.model_dump(mode="json")))
     sys.exit(EXIT_OK)
+
+
+def _finish_quietly(runner: BenchRun, model_name: str) -> None:
+    """The summary of what was recorded, if the disk still takes it: the error that
+    stopped the run is the one worth reporting."""
+    with contextlib.suppress(OSError, BenchError):
+        runner.finish(model_name)

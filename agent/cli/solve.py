@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +22,41 @@ from agent.cli.options import after_copy_option, model_options, open_model
 from agent.fixes import FIX_NAMES
 from agent.loop import LoopConfig, RepairLoop
 from agent.task import TaskError, load_task
-from agent.trajectory import FeedbackMode, RunResult, Trajectory
+from agent.trajectory import FeedbackMode, RunResult, Trajectory, file_name
 from tools.go import ToolchainError, find_toolchain
 from tools.warm import warm_unless_disabled
+
+
+class Terminated(SystemExit):
+    """SIGTERM, raised in the main thread so `finally` blocks and context managers run
+    (temp workspaces are removed, logs closed). Exits 143, as a SIGTERM'd process does."""
+
+    CODE = 128 + signal.SIGTERM
+
+    def __init__(self) -> None:
+        super().__init__(self.CODE)
+
+
+@contextlib.contextmanager
+def sigterm_exits() -> Iterator[None]:
+    """While inside, SIGTERM raises `Terminated` instead of killing the process outright.
+
+    A second SIGTERM during the cleanup is ignored, so the cleanup finishes (SIGKILL
+    still ends everything). Outside the main thread signals cannot be handled: no-op.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Terminated
+
+    old = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 class RoundPrinter:
@@ -91,7 +127,18 @@ def write_outputs(out: Path, result: RunResult) -> None:
 
 
 def default_out(task_id: str) -> Path:
-    return Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{task_id}"
+    """A new folder runs/<time>-<task> (created here), never one an earlier run uses: two
+    solves of one task in the same second get -2, -3…; the id is made a safe name."""
+    base = Path("runs") / f"{time.strftime('%Y%m%d-%H%M%S')}-{file_name(task_id)}"
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"{base}: too many runs of this task in one second")
 
 
 @main.command()
@@ -120,7 +167,20 @@ def solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
           feedback: str | None, no_fix: tuple[str, ...], on_stuck: str, after_copy: str,
           max_tokens: int | None, out_dir: Path | None, as_json: bool, verbose: bool,
           **model_kw: Any) -> None:
-    """Solve TASK_FILE: generate, check with the Go toolchain, repair, repeat."""
+    """Solve TASK_FILE: generate, check with the Go toolchain, repair, repeat.
+
+    Exit 0 solved, 1 not solved, 2 bad input, 3 model or toolchain unavailable, 130 on
+    Ctrl-C, 143 on SIGTERM (the temp workspace is removed either way).
+    """
+    with sigterm_exits():
+        _solve(task_file, max_rounds, temperature, seed, feedback, no_fix, on_stuck,
+               after_copy, max_tokens, out_dir, as_json, verbose, model_kw)
+
+
+def _solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
+           feedback: str | None, no_fix: tuple[str, ...], on_stuck: str, after_copy: str,
+           max_tokens: int | None, out_dir: Path | None, as_json: bool, verbose: bool,
+           model_kw: dict[str, Any]) -> None:
     try:
         task = load_task(task_file)
     except TaskError as exc:
@@ -137,9 +197,12 @@ def solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
                         on_stuck=on_stuck, after_copy=after_copy, max_tokens=max_tokens)
     with console.status("warming the Go build cache (first run only)…"):
         warm_unless_disabled()
-    out = out_dir or default_out(task.id)
-    out.mkdir(parents=True, exist_ok=True)
-    traj = Trajectory(out / "trajectory.jsonl")
+    try:
+        out = out_dir or default_out(task.id)
+        out.mkdir(parents=True, exist_ok=True)
+        traj = Trajectory(out / "trajectory.jsonl")
+    except OSError as exc:
+        fail(f"--out: {exc.filename or ''}: {exc.strerror or exc}")
     loop = RepairLoop(model, config, on_event=RoundPrinter(console, verbose))
     try:
         result = loop.run(task, traj)
@@ -148,6 +211,10 @@ def solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
     except KeyboardInterrupt:
         traj.event("interrupted")
         fail("interrupted", 130)
+    except Terminated:
+        with contextlib.suppress(OSError):
+            traj.event("terminated")
+        fail("terminated", Terminated.CODE)
     finally:
         traj.close()
     write_outputs(out, result)
