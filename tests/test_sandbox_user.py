@@ -138,6 +138,32 @@ def test_writable_paths_under_a_closed_directory_still_work(iso: Isolation,
 
 
 @needs_root
+def test_writable_path_reached_through_a_closed_readable_directory(iso: Isolation,
+                                                                  outside: Path) -> None:
+    # A cache directory made under umask 077 (0700) that links to the build cache: the
+    # user may follow the link, and still cannot list the directory or read its files.
+    closed, real = outside / "cachedir", outside / "real-cache"
+    closed.mkdir(mode=0o700)
+    real.mkdir()
+    (closed / "models.key").write_text("private\n")
+    (closed / "models.key").chmod(0o600)
+    (closed / "go-build").symlink_to(real, target_is_directory=True)
+    ws = outside / "ws"
+    (ws / "src").mkdir(parents=True)
+    r = run_limited(["/bin/sh", "-c", f"""
+        echo entry > {closed}/go-build/e && echo wrote-cache
+        ls {closed} >/dev/null 2>&1 && echo LISTED
+        cat {closed}/models.key 2>/dev/null && echo READ-KEY
+        exit 0"""], cwd=ws / "src", env={"PATH": "/usr/bin:/bin"},
+        limits=Limits(wall_seconds=20), writable=[ws, closed / "go-build"],
+        readable=[closed], isolation=iso)
+    out = r.output.decode(errors="replace")
+    assert r.exit_code == 0 and "wrote-cache" in out, out
+    assert (real / "e").read_text() == "entry\n"
+    assert "LISTED" not in out and "READ-KEY" not in out and "private" not in out
+
+
+@needs_root
 def test_hand_over_follows_new_root_files_but_not_hard_links(tmp_path: Path) -> None:
     uid = gid = 65534
     d = tmp_path / "cache" / "ab"

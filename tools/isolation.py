@@ -316,6 +316,27 @@ def note_fallback_once(iso: Isolation) -> None:
           file=sys.stderr)
 
 
+def _let_through(p: Plan, writable: Sequence[Path], ids: tuple[int, int]) -> None:
+    """Let the sandbox user pass the closed directories of ours above a writable path.
+
+    Closed parents of the bound paths outside the masks already got a tmpfs (`plan`).
+    One the sandbox still sees, because it is bound back read-only or holds the link the
+    caller named (a 0700 cache directory with GOCACHE in it, or a link to it), cannot be
+    covered without hiding what it holds: it gets search permission for others, so names
+    in it can be followed, not listed.
+    """
+    me = os.geteuid()
+    for w in [*writable, *p.rebind_rw]:
+        for a in w.parents:
+            seen = not _under(a, p.hide) or _under(a, p.rebind_ro)
+            if not seen or _can_search(a, *ids):
+                continue
+            with contextlib.suppress(OSError):
+                st = os.stat(a)
+                if st.st_uid == me:
+                    os.chmod(a, stat.S_IMODE(st.st_mode) | 0o001)
+
+
 # -- building the command ------------------------------------------------------------------
 
 def hidden_dirs() -> list[Path]:
@@ -328,7 +349,9 @@ def hidden_dirs() -> list[Path]:
 
 
 def _under(p: Path, parents: Sequence[Path]) -> bool:
-    return any(p == q or q in p.parents for q in parents)
+    """p is one of `parents` or beneath one (by name: every path here is absolute)."""
+    s = str(p)
+    return any(s == q or s.startswith(q.rstrip("/") + "/") for q in map(str, parents))
 
 
 @dataclass
@@ -385,6 +408,15 @@ def _unreachable(paths: Sequence[Path], covered: list[Path], ids: tuple[int, int
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def _etc_parts() -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The ETC_KEEP entries present here: those to bind back, and links to recreate."""
+    etc = Path("/etc")
+    present = [etc / name for name in ETC_KEEP if os.path.lexists(etc / name)]
+    return ([k for k in present if not k.is_symlink()],
+            [(k, os.readlink(k)) for k in present if k.is_symlink()])
+
+
 def plan(writable: Sequence[Path], readable: Sequence[Path],
          run_as: tuple[int, int] | None = None) -> Plan:
     for w in writable:  # a bind needs its source; the go command would create it anyway
@@ -392,8 +424,7 @@ def plan(writable: Sequence[Path], readable: Sequence[Path],
             Path(w).mkdir(parents=True, exist_ok=True)
     rw = sorted({Path(os.path.realpath(p)) for p in writable if Path(p).exists()})
     etc = Path("/etc")
-    keep = [etc / name for name in ETC_KEEP if os.path.lexists(etc / name)]
-    links = [(k, os.readlink(k)) for k in keep if k.is_symlink()]
+    keep, links = _etc_parts()
     wanted = {Path(os.path.realpath(p)) for p in readable if Path(p).exists()}
     masked = sorted({h for h in (*SCRATCH, *hidden_dirs(), etc) if h.exists()})
     masked = [h for i, h in enumerate(masked) if not _under(h, masked[:i])]  # one covers all
@@ -403,15 +434,14 @@ def plan(writable: Sequence[Path], readable: Sequence[Path],
     # everything beneath it.
     ro = sorted(p for p in wanted if _under(p, masked) and not _under(p, rw))
     ro = [p for i, p in enumerate(ro) if not _under(p, ro[:i])]
-    ro += [k for k in keep if not k.is_symlink()]
-    return Plan(hide=masked, rebind_ro=ro, rebind_rw=rw, links=links)
+    return Plan(hide=masked, rebind_ro=[*ro, *keep], rebind_rw=rw, links=links)
 
 
 # -- handing the writable paths to the sandbox user ----------------------------------------
 
 _RACY_NS = 2_000_000_000  # a directory modified this recently may change within its mtime
 # Directories found with nothing left to hand over: (st_dev, st_ino) -> (mtime, subdirs).
-_handed: dict[tuple[int, int], tuple[int, list[str]]] = {}
+_handed: dict[tuple[int, int], tuple[int, list[str]]] = {}  # subdirs as full paths
 
 
 def hand_over(paths: Sequence[Path], uid: int, gid: int) -> None:
@@ -443,7 +473,7 @@ def hand_over(paths: Sequence[Path], uid: int, gid: int) -> None:
         key = (st.st_dev, st.st_ino)
         seen = _handed.get(key)
         if seen is not None and seen[0] == st.st_mtime_ns:
-            stack += [os.path.join(d, n) for n in seen[1]]
+            stack += seen[1]
             continue
         subdirs: list[str] = []
         try:
@@ -454,7 +484,7 @@ def hand_over(paths: Sequence[Path], uid: int, gid: int) -> None:
                     except OSError:
                         continue
                     if stat.S_ISDIR(est.st_mode):
-                        subdirs.append(e.name)
+                        subdirs.append(e.path)
                     elif (est.st_uid == me and stat.S_ISREG(est.st_mode)
                           and est.st_nlink == 1):
                         with contextlib.suppress(OSError):
@@ -463,7 +493,28 @@ def hand_over(paths: Sequence[Path], uid: int, gid: int) -> None:
             continue
         if st.st_mtime_ns < now - _RACY_NS:
             _handed[key] = (st.st_mtime_ns, subdirs)
-        stack += [os.path.join(d, n) for n in subdirs]
+        stack += subdirs
+
+
+def _let_through(p: Plan, writable: Sequence[Path], ids: tuple[int, int]) -> None:
+    """Let the sandbox user pass the closed directories of ours above a writable path.
+
+    Closed parents of the bound paths outside the masks already got a tmpfs (`plan`).
+    One the sandbox still sees, because it is bound back read-only or holds the link the
+    caller named (a 0700 cache directory with GOCACHE in it, or a link to it), cannot be
+    covered without hiding what it holds: it gets search permission for others, so names
+    in it can be followed, not listed.
+    """
+    me = os.geteuid()
+    for w in [*writable, *p.rebind_rw]:
+        for a in w.parents:
+            seen = not _under(a, p.hide) or _under(a, p.rebind_ro)
+            if not seen or _can_search(a, *ids):
+                continue
+            with contextlib.suppress(OSError):
+                st = os.stat(a)
+                if st.st_uid == me:
+                    os.chmod(a, stat.S_IMODE(st.st_mode) | 0o001)
 
 
 # -- building the command ------------------------------------------------------------------
@@ -485,6 +536,7 @@ def wrap_argv(
     p = plan(writable, readable, iso.run_as)
     if iso.run_as is not None:
         hand_over(p.rebind_rw, *iso.run_as)
+        _let_through(p, [Path(os.path.abspath(w)) for w in writable], iso.run_as)
     if iso.level is Level.bubblewrap:
         return _bwrap_argv(iso, p, argv, cwd)
     return _unshare_argv(iso, p, argv, cwd)
@@ -525,17 +577,16 @@ def _bwrap_argv(iso: Isolation, p: Plan, argv: list[str], cwd: Path) -> list[str
     out += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session",
             # As root bwrap keeps capabilities unless told: with CAP_SYS_ADMIN the code
-            # could remount / read-write. setpriv needs the uid ones to leave root.
+            # could remount / read-write. setpriv needs the uid ones to leave root, and
+            # drops every one before the command starts.
             "--cap-drop", "ALL"]
     if iso.run_as is None:
         return [*out, "--chdir", str(cwd), "--", *argv]
-    out += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP"]
-    # bwrap changes directory as a capability-less root, which a 0700 directory of the
-    # sandbox user's refuses: then the user changes directory itself.
-    if all(_can_search(d, 0, 0) for d in (cwd, *cwd.parents)):
-        return [*out, "--chdir", str(cwd), "--", *_drop_to_user(iso), *argv]
-    return [*out, "--chdir", "/", "--", *_drop_to_user(iso), "/bin/sh", "-c",
-            'cd "$1" && shift && exec "$@"', "guild-sandbox", str(cwd), *argv]
+    # bwrap changes directory with the capabilities it keeps, and a workspace directory
+    # handed to the sandbox user may be closed (0700) to root without them.
+    out += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
+            "--cap-add", "CAP_DAC_READ_SEARCH"]
+    return [*out, "--chdir", str(cwd), "--", *_drop_to_user(iso), *argv]
 
 
 def _unshare_argv(iso: Isolation, p: Plan, argv: list[str], cwd: Path) -> list[str]:
