@@ -2,9 +2,16 @@
 
 Inside the sandbox the whole filesystem is read-only except the paths the caller names as
 writable (the workspace and the shared GOCACHE); /tmp is private; the real home
-directories are hidden behind empty tmpfs mounts; the network is a namespace with only
-loopback; a pid namespace ends every process when its first one exits; capabilities are
-dropped so a root sandbox cannot remount anything writable again.
+directories are hidden behind empty tmpfs mounts, and so is /etc, with only the few files
+Go and a C compiler read bound back; the network is a namespace with only loopback; a pid
+namespace ends every process when its first one exits; capabilities are dropped so a
+root sandbox cannot remount anything writable again.
+
+Run by root, the command also runs as an unprivileged user (nobody, or
+GUILD_AGENT_SANDBOX_UID): without capabilities root is still the owner of root's files,
+so /etc/shadow and any 0600 file of root's would be readable. The writable paths are
+handed over to that user first (`hand_over`). Run by anyone else, the command already
+runs as that user inside a user namespace.
 
 Process counts are bounded with a pids cgroup where one can be created: as root,
 RLIMIT_NPROC is not enforced, so it is the only count limit a fork bomb meets.
@@ -18,6 +25,7 @@ import os
 import shlex
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -28,7 +36,18 @@ from enum import Enum
 from pathlib import Path
 
 ENV_OVERRIDE = "GUILD_AGENT_ISOLATION"  # bwrap | unshare | none | auto (default)
+UID_ENV = "GUILD_AGENT_SANDBOX_UID"  # "uid" or "uid:gid" model code runs as (root only)
+DEFAULT_SANDBOX_ID = 65534  # nobody / nogroup
 TMPFS_BYTES = 256 * 1024 * 1024  # private /tmp and /dev/shm are RAM: bound them
+MASK_BYTES = 1024 * 1024  # an empty tmpfs over a hidden directory holds only mount points
+SCRATCH = (Path("/tmp"), Path("/var/tmp"))  # hidden and private, but writable
+# What of /etc stays visible: user and group names (os/user), name resolution for
+# loopback, port names, the dynamic loader's cache and the compiler's alternatives (cgo,
+# -race), the time zone and the CA roots. Everything else there (shadow, ssh keys,
+# tokens, the host's configuration) is hidden. Each entry is a bind mount, and each costs
+# every sandbox start about a millisecond: nothing here that Go does not read.
+ETC_KEEP = ("passwd", "group", "hosts", "nsswitch.conf", "services", "localtime",
+            "ld.so.cache", "alternatives", "ssl/certs")
 
 
 class Level(str, Enum):
@@ -46,6 +65,7 @@ class Isolation:
     unshare: str | None = None
     setpriv: str | None = None
     user_ns: bool = False  # unshare needs --user --map-root-user (not running as root)
+    run_as: tuple[int, int] | None = None  # (uid, gid) model code runs as; None: the caller's
     pids_cgroup: Path | None = None  # parent directory for per-run pids cgroups
     notes: tuple[str, ...] = ()
 
@@ -190,10 +210,49 @@ def _probe_ok(argv: list[str]) -> bool:
     return out.returncode == 0
 
 
-def _probe_script() -> str:
-    # Succeeds only when the isolation really holds: / read-only, no network but loopback.
+def _probe_script(iso: Isolation) -> str:
+    # Succeeds only when the isolation really holds: / read-only, /tmp private and
+    # writable, and (as root) the command no longer root.
+    uid = f'test "$(id -u)" = {iso.run_as[0]} || exit 13; ' if iso.run_as else ""
     return ("if touch /.guild-probe 2>/dev/null; then rm -f /.guild-probe; exit 11; fi; "
-            "test -w /tmp || exit 12; exit 0")
+            f"test -w /tmp || exit 12; {uid}exit 0")
+
+
+def _probe(iso: Isolation) -> bool:
+    argv = wrap_argv(iso, ["/bin/sh", "-c", _probe_script(iso)], cwd=Path("/"), writable=[])
+    return _probe_ok(argv)
+
+
+def sandbox_ids(notes: list[str] | None = None) -> tuple[int, int] | None:
+    """The (uid, gid) model code runs as when the caller is root; None otherwise."""
+    if os.geteuid() != 0:
+        return None  # a user namespace keeps the caller's own, unprivileged, uid
+    raw = os.environ.get(UID_ENV, "").strip()
+    if raw:
+        uid_s, _, gid_s = raw.partition(":")
+        try:
+            uid, gid = int(uid_s), int(gid_s or uid_s)
+        except ValueError:
+            uid = gid = -1
+        if uid > 0 and gid > 0:
+            return uid, gid
+        if notes is not None:
+            notes.append(f"{UID_ENV}={raw!r} ignored (want a non-zero uid or uid:gid)")
+    return DEFAULT_SANDBOX_ID, DEFAULT_SANDBOX_ID
+
+
+def _usable(iso: Isolation, notes: list[str]) -> Isolation | None:
+    """`iso` if it works here; as root without a working uid switch, `iso` as root."""
+    if _probe(iso):
+        return iso
+    if iso.run_as is None:
+        return None
+    as_root = Isolation(**{**iso.__dict__, "run_as": None})
+    if _probe(as_root):
+        notes.append(f"cannot switch to uid {iso.run_as[0]} in the sandbox (setpriv "
+                     "missing or refused): model code runs as root without capabilities")
+        return as_root
+    return None
 
 
 @functools.lru_cache(maxsize=1)
@@ -209,25 +268,30 @@ def detect() -> Isolation:
     if not sys.platform.startswith("linux") or want == "none":
         why = "forced by " + ENV_OVERRIDE if want == "none" else f"no namespaces on {sys.platform}"
         return _with(base, [*notes, why])
-    tmp = Path("/tmp")
+    run_as = sandbox_ids(notes)
+    setpriv = shutil.which("setpriv")
     if want in ("auto", "bwrap", "bubblewrap"):
         bwrap = shutil.which("bwrap")
         if bwrap:
-            iso = Isolation(level=Level.bubblewrap, bwrap=bwrap, pids_cgroup=cg)
-            argv = wrap_argv(iso, ["/bin/sh", "-c", _probe_script()], cwd=tmp, writable=[])
-            if _probe_ok(argv):
-                return _with(iso, notes)
+            iso = Isolation(level=Level.bubblewrap, bwrap=bwrap, setpriv=setpriv,
+                            run_as=run_as if setpriv else None, pids_cgroup=cg)
+            found = _usable(iso, notes)
+            if found is not None:
+                if run_as and not setpriv:
+                    notes.append("setpriv (util-linux) not found: model code runs as root "
+                                 "without capabilities")
+                return _with(found, notes)
             notes.append("bwrap is installed but cannot create a sandbox here")
         else:
             notes.append("bwrap not found (Debian/Ubuntu: apt-get install bubblewrap)")
     if want in ("auto", "unshare", "namespaces"):
-        unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
+        unshare = shutil.which("unshare")
         if unshare and setpriv:
             iso = Isolation(level=Level.namespaces, unshare=unshare, setpriv=setpriv,
-                            user_ns=os.geteuid() != 0, pids_cgroup=cg)
-            argv = wrap_argv(iso, ["/bin/sh", "-c", _probe_script()], cwd=tmp, writable=[])
-            if _probe_ok(argv):
-                return _with(iso, notes)
+                            user_ns=os.geteuid() != 0, run_as=run_as, pids_cgroup=cg)
+            found = _usable(iso, notes)
+            if found is not None:
+                return _with(found, notes)
             notes.append("unshare cannot create namespaces here")
         else:
             notes.append("unshare/setpriv (util-linux) not found")
@@ -252,6 +316,27 @@ def note_fallback_once(iso: Isolation) -> None:
           file=sys.stderr)
 
 
+def _let_through(p: Plan, writable: Sequence[Path], ids: tuple[int, int]) -> None:
+    """Let the sandbox user pass the closed directories of ours above a writable path.
+
+    Closed parents of the bound paths outside the masks already got a tmpfs (`plan`).
+    One the sandbox still sees, because it is bound back read-only or holds the link the
+    caller named (a 0700 cache directory with GOCACHE in it, or a link to it), cannot be
+    covered without hiding what it holds: it gets search permission for others, so names
+    in it can be followed, not listed.
+    """
+    me = os.geteuid()
+    for w in [*writable, *p.rebind_rw]:
+        for a in w.parents:
+            seen = not _under(a, p.hide) or _under(a, p.rebind_ro)
+            if not seen or _can_search(a, *ids):
+                continue
+            with contextlib.suppress(OSError):
+                st = os.stat(a)
+                if st.st_uid == me:
+                    os.chmod(a, stat.S_IMODE(st.st_mode) | 0o001)
+
+
 # -- building the command ------------------------------------------------------------------
 
 def hidden_dirs() -> list[Path]:
@@ -264,7 +349,9 @@ def hidden_dirs() -> list[Path]:
 
 
 def _under(p: Path, parents: Sequence[Path]) -> bool:
-    return any(p == q or q in p.parents for q in parents)
+    """p is one of `parents` or beneath one (by name: every path here is absolute)."""
+    s = str(p)
+    return any(s == q or s.startswith(q.rstrip("/") + "/") for q in map(str, parents))
 
 
 @dataclass
@@ -274,20 +361,163 @@ class Plan:
     hide: list[Path] = field(default_factory=list)  # empty tmpfs over these
     rebind_ro: list[Path] = field(default_factory=list)  # visible again, read-only
     rebind_rw: list[Path] = field(default_factory=list)  # visible and writable
+    links: list[tuple[Path, str]] = field(default_factory=list)  # symlinks to recreate
+
+    def scratch(self, h: Path) -> bool:
+        """A hidden directory the command may write (a private, size-bounded tmpfs)."""
+        return h in SCRATCH
+
+    def mount_parents(self) -> list[Path]:
+        """Directories to create inside the masks so the paths bound back are reachable."""
+        dirs: set[Path] = set()
+        for k in [*self.rebind_ro, *self.rebind_rw, *(link for link, _ in self.links)]:
+            for a in k.parents:
+                if a in self.hide or not _under(a, self.hide):
+                    break
+                dirs.add(a)
+        return sorted(dirs)
 
 
-def plan(writable: Sequence[Path], readable: Sequence[Path]) -> Plan:
-    hide = [Path("/tmp"), Path("/var/tmp"), *hidden_dirs()]
+def _can_search(path: Path, uid: int, gid: int) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return True  # nothing there to protect; the bind reports its own error
+    if st.st_uid == uid:
+        return bool(st.st_mode & 0o100)
+    if st.st_gid == gid:
+        return bool(st.st_mode & 0o010)
+    return bool(st.st_mode & 0o001)
+
+
+def _unreachable(paths: Sequence[Path], covered: list[Path], ids: tuple[int, int]) -> list[Path]:
+    """Outermost real directories above `paths` the sandbox user may not pass through.
+
+    A workspace made by mkdtemp outside /tmp sits in a 0700 directory of root's: an empty
+    tmpfs over it (the user could see nothing there anyway) gives the bound-back paths
+    searchable parents.
+    """
+    out: list[Path] = []
+    for p in paths:
+        for a in reversed(p.parents):
+            if _under(a, [*covered, *out]):
+                break
+            if not _can_search(a, *ids):
+                out.append(a)
+                break
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def _etc_parts() -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The ETC_KEEP entries present here: those to bind back, and links to recreate."""
+    etc = Path("/etc")
+    present = [etc / name for name in ETC_KEEP if os.path.lexists(etc / name)]
+    return ([k for k in present if not k.is_symlink()],
+            [(k, os.readlink(k)) for k in present if k.is_symlink()])
+
+
+def plan(writable: Sequence[Path], readable: Sequence[Path],
+         run_as: tuple[int, int] | None = None) -> Plan:
     for w in writable:  # a bind needs its source; the go command would create it anyway
         with contextlib.suppress(OSError):
             Path(w).mkdir(parents=True, exist_ok=True)
     rw = sorted({Path(os.path.realpath(p)) for p in writable if Path(p).exists()})
-    masked = [h for h in hide if h.exists()]
-    ro = sorted({Path(os.path.realpath(p)) for p in readable if Path(p).exists()})
-    # Only paths a tmpfs would otherwise cover need binding back.
-    ro = [p for p in ro if _under(p, masked) and not _under(p, rw)]
-    return Plan(hide=masked, rebind_ro=ro, rebind_rw=rw)
+    etc = Path("/etc")
+    keep, links = _etc_parts()
+    wanted = {Path(os.path.realpath(p)) for p in readable if Path(p).exists()}
+    masked = sorted({h for h in (*SCRATCH, *hidden_dirs(), etc) if h.exists()})
+    masked = [h for i, h in enumerate(masked) if not _under(h, masked[:i])]  # one covers all
+    if run_as is not None:
+        masked += _unreachable([*rw, *wanted], masked, run_as)
+    # Only paths a tmpfs would otherwise cover need binding back, and one bind covers
+    # everything beneath it.
+    ro = sorted(p for p in wanted if _under(p, masked) and not _under(p, rw))
+    ro = [p for i, p in enumerate(ro) if not _under(p, ro[:i])]
+    return Plan(hide=masked, rebind_ro=[*ro, *keep], rebind_rw=rw, links=links)
 
+
+# -- handing the writable paths to the sandbox user ----------------------------------------
+
+_RACY_NS = 2_000_000_000  # a directory modified this recently may change within its mtime
+# Directories found with nothing left to hand over: (st_dev, st_ino) -> (mtime, subdirs).
+_handed: dict[tuple[int, int], tuple[int, list[str]]] = {}  # subdirs as full paths
+
+
+def hand_over(paths: Sequence[Path], uid: int, gid: int) -> None:
+    """Make everything the caller owns under `paths` the sandbox user's.
+
+    The workspace gets new files from the harness every round, and the shared GOCACHE
+    gets entries from anything that ran go as root (an older version, the exec guard's
+    build): the go command, running as `uid`, must be able to write all of it or it
+    silently stops caching. A directory whose mtime is unchanged since it was last found
+    clean is not listed again, so a large warm cache costs a stat per directory.
+    Hard-linked files are left alone: a link to a file elsewhere is not ours to give.
+    """
+    me = os.geteuid()
+    now = time.time_ns()
+    if len(_handed) > 100_000:  # workspaces come and go; keep the memo bounded
+        _handed.clear()
+    stack = [str(p) for p in paths]
+    while stack:
+        d = stack.pop()
+        try:
+            st = os.lstat(d)
+        except OSError:
+            continue
+        if not stat.S_ISDIR(st.st_mode):
+            continue
+        if st.st_uid == me:
+            with contextlib.suppress(OSError):
+                os.chown(d, uid, gid, follow_symlinks=False)
+        key = (st.st_dev, st.st_ino)
+        seen = _handed.get(key)
+        if seen is not None and seen[0] == st.st_mtime_ns:
+            stack += seen[1]
+            continue
+        subdirs: list[str] = []
+        try:
+            with os.scandir(d) as it:
+                for e in it:
+                    try:
+                        est = e.stat(follow_symlinks=False)
+                    except OSError:
+                        continue
+                    if stat.S_ISDIR(est.st_mode):
+                        subdirs.append(e.path)
+                    elif (est.st_uid == me and stat.S_ISREG(est.st_mode)
+                          and est.st_nlink == 1):
+                        with contextlib.suppress(OSError):
+                            os.chown(e.path, uid, gid, follow_symlinks=False)
+        except OSError:
+            continue
+        if st.st_mtime_ns < now - _RACY_NS:
+            _handed[key] = (st.st_mtime_ns, subdirs)
+        stack += subdirs
+
+
+def _let_through(p: Plan, writable: Sequence[Path], ids: tuple[int, int]) -> None:
+    """Let the sandbox user pass the closed directories of ours above a writable path.
+
+    Closed parents of the bound paths outside the masks already got a tmpfs (`plan`).
+    One the sandbox still sees, because it is bound back read-only or holds the link the
+    caller named (a 0700 cache directory with GOCACHE in it, or a link to it), cannot be
+    covered without hiding what it holds: it gets search permission for others, so names
+    in it can be followed, not listed.
+    """
+    me = os.geteuid()
+    for w in [*writable, *p.rebind_rw]:
+        for a in w.parents:
+            seen = not _under(a, p.hide) or _under(a, p.rebind_ro)
+            if not seen or _can_search(a, *ids):
+                continue
+            with contextlib.suppress(OSError):
+                st = os.stat(a)
+                if st.st_uid == me:
+                    os.chmod(a, stat.S_IMODE(st.st_mode) | 0o001)
+
+
+# -- building the command ------------------------------------------------------------------
 
 def wrap_argv(
     iso: Isolation,
@@ -297,67 +527,110 @@ def wrap_argv(
     writable: Sequence[Path],
     readable: Sequence[Path] = (),
 ) -> list[str]:
-    """argv run inside the sandbox `iso` describes (unchanged at the limits-only level)."""
+    """argv run inside the sandbox `iso` describes (unchanged at the limits-only level).
+
+    As root, the writable paths are handed to the sandbox user here.
+    """
     if iso.level is Level.limits:
         return list(argv)
-    p = plan(writable, readable)
+    p = plan(writable, readable, iso.run_as)
+    if iso.run_as is not None:
+        hand_over(p.rebind_rw, *iso.run_as)
+        _let_through(p, [Path(os.path.abspath(w)) for w in writable], iso.run_as)
     if iso.level is Level.bubblewrap:
         return _bwrap_argv(iso, p, argv, cwd)
     return _unshare_argv(iso, p, argv, cwd)
 
 
+def _drop_to_user(iso: Isolation) -> list[str]:
+    """setpriv prefix: the sandbox user, no groups, no capabilities, no way back."""
+    assert iso.setpriv
+    ids = [f"--reuid={iso.run_as[0]}", f"--regid={iso.run_as[1]}", "--clear-groups"] \
+        if iso.run_as else []
+    return [iso.setpriv, *ids, "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all",
+            "--"]
+
+
 def _bwrap_argv(iso: Isolation, p: Plan, argv: list[str], cwd: Path) -> list[str]:
     assert iso.bwrap
     out = [iso.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-           "--size", str(TMPFS_BYTES), "--tmpfs", "/dev/shm"]
+           "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/dev/shm"]
     for h in p.hide:
-        out += ["--size", str(TMPFS_BYTES), "--tmpfs", str(h)]
+        if p.scratch(h):
+            out += ["--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", str(h)]
+        else:
+            out += ["--perms", "0755", "--size", str(MASK_BYTES), "--tmpfs", str(h)]
+    for d in p.mount_parents():  # bwrap would make them 0700: closed to the sandbox user
+        out += ["--perms", "0755", "--dir", str(d)]
     for r in p.rebind_ro:
         out += ["--ro-bind", str(r), str(r)]
     for w in p.rebind_rw:
         out += ["--bind", str(w), str(w)]
-    # /dev is a tmpfs bwrap fills with device nodes: read-only so it cannot eat RAM.
-    out += ["--remount-ro", "/dev",
-            "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+    for link, target in p.links:
+        out += ["--symlink", target, str(link)]
+    # /dev is a tmpfs bwrap fills with device nodes: read-only so it cannot eat RAM; the
+    # masks only hold mount points.
+    out += ["--remount-ro", "/dev"]
+    for h in p.hide:
+        if not p.scratch(h):
+            out += ["--remount-ro", str(h)]
+    out += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
             "--unshare-cgroup-try", "--die-with-parent", "--new-session",
             # As root bwrap keeps capabilities unless told: with CAP_SYS_ADMIN the code
-            # could remount / read-write.
-            "--cap-drop", "ALL",
-            "--chdir", str(cwd), "--", *argv]
-    return out
+            # could remount / read-write. setpriv needs the uid ones to leave root, and
+            # drops every one before the command starts.
+            "--cap-drop", "ALL"]
+    if iso.run_as is None:
+        return [*out, "--chdir", str(cwd), "--", *argv]
+    # bwrap changes directory with the capabilities it keeps, and a workspace directory
+    # handed to the sandbox user may be closed (0700) to root without them.
+    out += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
+            "--cap-add", "CAP_DAC_READ_SEARCH"]
+    return [*out, "--chdir", str(cwd), "--", *_drop_to_user(iso), *argv]
 
 
 def _unshare_argv(iso: Isolation, p: Plan, argv: list[str], cwd: Path) -> list[str]:
-    """unshare + a small sh script doing the mounts, then setpriv dropping capabilities."""
+    """unshare + a small sh script doing the mounts, then setpriv dropping privileges.
+
+    Every path to bind back is first bound into a staging tmpfs (the tmpfs masks cover
+    the originals), then from there to its place; the staging area is gone before the
+    command starts.
+    """
     assert iso.unshare and iso.setpriv
-    keep = p.rebind_ro + p.rebind_rw
-    if len(keep) > 7:  # sh can name file descriptors 3..9 only
-        raise RuntimeError("too many paths to bind into the namespace sandbox")
     q = shlex.quote
-    lines = ["set -e"]
-    # Hold each path open before the tmpfs mounts cover it, then bind it back from the fd.
-    for i, k in enumerate(keep, start=3):
-        lines.append(f"exec {i}<{q(str(k))}")
+    stage = "/dev/shm"
+    lines = ["set -e", "umask 022",
+             f"mount -t tmpfs -o size={MASK_BYTES},mode=0700 tmpfs {stage}"]
+    keep = [*p.rebind_ro, *p.rebind_rw]
+    for i, k in enumerate(keep):
+        make = "mkdir" if k.is_dir() else ":>"
+        lines.append(f"{make} {stage}/{i}")
+        lines.append(f"mount --no-canonicalize --bind {q(str(k))} {stage}/{i}")
     for h in p.hide:
-        lines.append(f"mount -t tmpfs -o size={TMPFS_BYTES},mode=1777 tmpfs {q(str(h))}")
+        size, mode = (TMPFS_BYTES, "1777") if p.scratch(h) else (MASK_BYTES, "0755")
+        lines.append(f"mount -t tmpfs -o size={size},mode={mode} tmpfs {q(str(h))}")
+    for i, k in enumerate(keep):
+        if k.is_dir():
+            lines.append(f"mkdir -p {q(str(k))}")
+        else:
+            lines.append(f"mkdir -p {q(str(k.parent))}; :> {q(str(k))}")
+        lines.append(f"mount --no-canonicalize --bind {stage}/{i} {q(str(k))}")
+    for link, target in p.links:
+        lines.append(f"mkdir -p {q(str(link.parent))}; ln -s {q(target)} {q(str(link))}")
+    lines.append(f"umount -l {stage}")
     lines.append(f"mount -t tmpfs -o size={TMPFS_BYTES},mode=1777 tmpfs /dev/shm || true")
-    for i, k in enumerate(keep, start=3):
-        lines.append(f"mkdir -p {q(str(k))}")
-        lines.append(f"mount --no-canonicalize --bind /proc/self/fd/{i} {q(str(k))}")
-        lines.append(f"exec {i}<&-")
-    rw = [str(w) for w in p.rebind_rw] + [str(h) for h in p.hide] + ["/dev/shm", "/proc"]
+    rw = [str(w) for w in p.rebind_rw] + [str(h) for h in p.hide if p.scratch(h)] + [
+        "/dev/shm", "/proc"]
     # Every other mount becomes read-only, deepest last so nothing is skipped.
     lines.append(
         "awk '{print $5}' /proc/self/mountinfo | sort -u | while read -r m; do "
         "m=$(printf '%b' \"$(echo \"$m\" | sed 's/\\\\\\([0-7]\\{3\\}\\)/\\\\0\\1/g')\"); "
         "case \"$m\" in " + "|".join(q(x) for x in rw) + ") continue;; esac; "
         "mount -o remount,bind,ro \"$m\" 2>/dev/null || true; done")
-    for h in p.hide:  # private /tmp and friends stay writable, but only their own tmpfs
-        lines.append(f"chmod 1777 {q(str(h))} 2>/dev/null || true")
     lines.append("ip link set lo up 2>/dev/null || true")
     lines.append(f"cd {q(str(cwd))}")
-    lines.append(f'exec {q(iso.setpriv)} --no-new-privs --inh-caps=-all --bounding-set=-all '
-                 '-- "$@"')
+    # Root changed directory above; the sandbox user keeps that working directory.
+    lines.append(f'exec {" ".join(q(a) for a in _drop_to_user(iso))} "$@"')
     script = "\n".join(lines)
     ns = [iso.unshare, "--mount", "--net", "--pid", "--ipc", "--uts", "--fork",
           "--kill-child", "--mount-proc", "--propagation", "private"]

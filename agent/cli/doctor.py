@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ def _isolation() -> dict[str, Any]:
         guard_note = guard_status()
     except ToolchainError as exc:
         guard, guard_note = False, str(exc)
+    # Without a uid switch (user namespace, or no sandbox) model code runs as the caller.
     return {"level": iso.level.value,
+            "runs_as_uid": iso.run_as[0] if iso.run_as else os.geteuid(),
             "process_cap": "pids cgroup" if iso.pids_cgroup else "rlimits only",
             "write_guard": guard, "write_guard_note": guard_note,
             "notes": list(iso.notes)}
@@ -104,7 +107,8 @@ def doctor(as_json: bool) -> None:
     else:
         iso = r["isolation"]
         color = "green" if iso["level"] == Level.bubblewrap.value else "yellow"
-        out.print(f"sandbox     [{color}]{iso['level']}[/] (process cap: {iso['process_cap']})")
+        out.print(f"sandbox     [{color}]{iso['level']}[/] (process cap: {iso['process_cap']}; "
+                  f"model code runs as uid {iso['runs_as_uid']})")
         for note in iso["notes"]:
             out.print(f"            note: {note}", highlight=False)
         out.print(f"write guard {_mark(iso['write_guard'])} {iso['write_guard_note']}",
