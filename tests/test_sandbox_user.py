@@ -258,7 +258,7 @@ def test_go_toolchain_works_as_the_sandbox_user(iso: Isolation, outside: Path,
         for name, content in _probe_sources(iso, outside).items():
             ws.write(name, content)
         result = GoRunner(CheckOptions(race=race, full_vet=True, test_timeout=60)).check(
-            ws, expected_tests=["TestConfined"], sentinel_package="sandbox")
+            ws, expected_tests=["TestConfined"])
     assert result.passed, (result.diagnostics, result.log[-3000:])
     assert not (outside / "drop" / "x").exists()
 
