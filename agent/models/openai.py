@@ -246,9 +246,10 @@ class OpenAIModel:
             except _Transient as exc:
                 last = str(exc)
             except _Expired:
+                before = f"; before that: {last}" if last else ""
                 raise ModelError(
                     f"{self.url}: no complete answer within the {total:g}s deadline "
-                    f"(after {attempt} attempt(s); {DEADLINE_ENV} sets it)") from None
+                    f"(attempt {attempt}{before}; {DEADLINE_ENV} sets it)") from None
             else:
                 return generation_from_response(data, where=self.url, messages=messages)
             if attempt == self.attempts:
