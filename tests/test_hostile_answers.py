@@ -405,12 +405,14 @@ class BodyServer:
 
     def __init__(self, status: int, body: bytes, ctype: str = "application/json") -> None:
         self.requests = 0
+        self.paths: list[str] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 outer.requests += 1
+                outer.paths.append(self.path)
                 self.send_response(status)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
@@ -485,6 +487,18 @@ def test_a_server_sending_a_lone_surrogate_is_repaired(body_server):
     g = OpenAIModel(srv.url).generate(HELLO, Sampling())
     assert "\ufffd" in g.text
     g.text.encode("utf-8")
+
+
+def test_a_proxy_from_the_environment_is_still_used(body_server, monkeypatch):
+    # http.client replaced urllib for the deadline; proxies must keep working as before.
+    proxy = body_server(200, completion())
+    monkeypatch.setenv("http_proxy", proxy.url)
+    monkeypatch.setenv("no_proxy", "")
+    monkeypatch.delenv("HTTP_PROXY", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    g = OpenAIModel("http://llm.invalid:8080", deadline=20).generate(HELLO, Sampling())
+    assert g.text.startswith("```go")
+    assert proxy.paths == ["http://llm.invalid:8080/v1/chat/completions"]
 
 
 HTML = b"<!DOCTYPE html>\n<html><body><h1>502 Bad Gateway</h1>\n<p>nginx</p></body></html>"
