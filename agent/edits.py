@@ -26,7 +26,9 @@ from agent.extract import (
     Block,
     Extraction,
     FormatError,
+    check_file_name,
     find_blocks,
+    normalise_answer,
     unfenced_code,
 )
 from agent.gosrc import Decl, split_decls
@@ -70,6 +72,10 @@ class EditRules(BaseModel):
         if name in self.editable:
             return None
         allowed = ", ".join(self.editable)
+        try:
+            check_file_name(name)
+        except FormatError as exc:
+            return f"{exc}; change only {allowed}"
         if name.endswith("_test.go"):
             return f"file {name} (the tests may not be changed; change only {allowed})"
         if name in self.protected:
@@ -257,6 +263,7 @@ def parse_edit_answer(text: str, current: dict[str, str], rules: EditRules) -> E
     """
     dropped: list[str] = []
     notes: list[str] = []
+    text = normalise_answer(text)
     got = apply_blocks(text, current, rules)
     if got is not None:
         changed, dropped, problems = got

@@ -19,6 +19,7 @@ from agent.models.base import (
     ModelUnavailable,
     Sampling,
     chat_body,
+    generation_from_response,
 )
 
 if TYPE_CHECKING:
@@ -60,37 +61,6 @@ def chat_request(messages: list[Message], sampling: Sampling, *,
     if sampling.repetition_penalty is not None:
         body["repeat_penalty"] = sampling.repetition_penalty
     return body
-
-
-def generation_from_response(data: Any, *, where: str) -> Generation:
-    """Read an OpenAI-style chat completion (plus llama.cpp `timings`) into a Generation."""
-    if not isinstance(data, dict):
-        raise ModelError(f"{where}: unexpected response type {type(data).__name__}")
-    if "error" in data:
-        err = data["error"]
-        msg = err.get("message", err) if isinstance(err, dict) else err
-        raise ModelError(f"{where}: {msg}")
-    try:
-        choice = data["choices"][0]
-        text = choice["message"].get("content") or ""
-    except (KeyError, IndexError, TypeError, AttributeError):
-        raise ModelError(f"{where}: response has no choices[0].message") from None
-    usage = data.get("usage") or {}
-    details = usage.get("prompt_tokens_details") or {}
-    timings = data.get("timings") or {}
-    cached = details.get("cached_tokens")
-    if cached is None:
-        cached = timings.get("cache_n", 0)
-    finish = choice.get("finish_reason") or "stop"
-    return Generation(
-        text=text,
-        prompt_tokens=int(usage.get("prompt_tokens") or 0),
-        cached_tokens=int(cached or 0),
-        completion_tokens=int(usage.get("completion_tokens") or 0),
-        prompt_seconds=float(timings.get("prompt_ms") or 0.0) / 1000.0,
-        generation_seconds=float(timings.get("predicted_ms") or 0.0) / 1000.0,
-        finish_reason="length" if finish == "length" else "stop",
-    )
 
 
 class LlamaCppModel:

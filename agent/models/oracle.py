@@ -6,6 +6,7 @@ without a model in the way.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from agent.models.base import Generation, Message, ModelError, Sampling
@@ -14,13 +15,20 @@ if TYPE_CHECKING:
     from agent.task import TaskSpec
 
 
+def _fence_for(source: str) -> str:
+    """A fence longer than any backtick run in `source` (a raw string may hold ```)."""
+    longest = max((len(m) for m in re.findall(r"`+", source)), default=0)
+    return "`" * max(3, longest + 1)
+
+
 def fence_solution(files: dict[str, str]) -> str:
     """Files as ```go blocks; with several, each preceded by a `// file: NAME` line."""
     if len(files) == 1:
         (source,) = files.values()
-        return f"```go\n{source.rstrip()}\n```\n"
-    return "\n".join(f"// file: {name}\n```go\n{src.rstrip()}\n```\n"
-                     for name, src in files.items())
+        f = _fence_for(source)
+        return f"{f}go\n{source.rstrip()}\n{f}\n"
+    return "\n".join(f"// file: {name}\n{_fence_for(src)}go\n{src.rstrip()}\n"
+                     f"{_fence_for(src)}\n" for name, src in files.items())
 
 
 class OracleModel:

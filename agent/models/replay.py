@@ -8,6 +8,7 @@ loudly.
 from __future__ import annotations
 
 import json
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,19 +19,27 @@ from agent.models.base import Generation, Message, ModelError, ModelUnavailable,
 if TYPE_CHECKING:
     from agent.task import TaskSpec
 
+MAX_REPLAY_BYTES = 64 << 20  # far above any script; a device or a runaway file is refused
+
 
 def load_responses(path: str | Path) -> list[str]:
     """The scripted responses in `path`. Raises ModelUnavailable with one clear line."""
     p = Path(path).expanduser()
     try:
-        text = p.read_text()
+        st = p.stat()
+        if not stat.S_ISREG(st.st_mode):
+            raise ModelUnavailable(f"{p}: the replay file is not a regular file")
+        if st.st_size > MAX_REPLAY_BYTES:
+            raise ModelUnavailable(f"{p}: the replay file is larger than "
+                                   f"{MAX_REPLAY_BYTES >> 20} MB")
+        text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ModelUnavailable(f"{p}: no such replay file (--replay FILE)") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelUnavailable(f"{p}: cannot read replay file: {exc}") from None
     try:
         data = json.loads(text) if p.suffix == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
+    except (ValueError, RecursionError, yaml.YAMLError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ModelUnavailable(f"{p}: not valid YAML/JSON: {first}") from None
     responses = data.get("responses") if isinstance(data, dict) else data
