@@ -283,6 +283,7 @@ def test_shared_cache_stays_writable_and_warm(iso: Isolation) -> None:
         ws.write("w.go", f'package sandbox\n\nconst Tag = "{tag}"\n')
         ws.write("w_test.go", 'package sandbox\n\nimport "testing"\n\n'
                  'func TestTag(t *testing.T) { if Tag == "" { t.Fatal() } }\n')
+        ws.prepare()  # the tree a run sees, built from the harness's copy
         env = go_env(ws.home, ws.tmp)
         cache = Path(env["GOCACHE"])
         # As an older version (or the exec guard's build) did: go run as root, unsandboxed,
