@@ -129,3 +129,38 @@ def test_limits_only_still_runs(ws: Path) -> None:
     limits_only = Isolation(level=Level.limits, pids_cgroup=detect().pids_cgroup)
     code, out = _sh(limits_only, ws, "echo hello")
     assert code == 0 and out.strip() == "hello"
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_an_unwinding_caller_does_not_wait_out_the_wall_clock(ws: Path) -> None:
+    """SIGTERM or Ctrl-C in the harness: the command dies now, not at its wall clock."""
+    import signal
+
+    marker = f"guild-unwind-{uuid.uuid4().hex[:8]}"
+
+    def stop(*_: object) -> None:
+        raise _Stop
+
+    old = signal.signal(signal.SIGALRM, stop)
+    signal.alarm(1)
+    start = time.monotonic()
+    try:
+        with pytest.raises(_Stop):
+            run_limited(["/bin/sh", "-c", f"sleep 60; echo {marker}"], cwd=ws,
+                        env={"PATH": "/usr/bin:/bin"}, limits=Limits(wall_seconds=60))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert time.monotonic() - start < 10
+    time.sleep(0.2)
+    alive = []
+    for p in Path("/proc").iterdir():
+        try:
+            if p.name.isdigit() and marker.encode() in (p / "cmdline").read_bytes():
+                alive.append(p.name)
+        except OSError:
+            continue
+    assert not alive

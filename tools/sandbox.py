@@ -143,6 +143,7 @@ def run_limited(
     sel = selectors.DefaultSelector()
     sel.register(fd, selectors.EVENT_READ)
     deadline = start + limits.wall_seconds
+    finished = False  # the read loop ended on its own, not by an exception (SIGTERM, ^C)
     try:
         while True:
             remaining = deadline - time.monotonic()
@@ -168,10 +169,12 @@ def run_limited(
             if size > limits.output_bytes:
                 truncated = True
                 break
+        finished = True
     finally:
         sel.close()
-        # The group dies whatever happened: nothing a test started outlives the run.
-        if timed_out or truncated:
+        # The group dies whatever happened: nothing a test started outlives the run, and a
+        # caller unwinding (SIGTERM, Ctrl-C) does not wait out the wall clock first.
+        if timed_out or truncated or not finished:
             kill_group(pgid)
         try:
             exit_code = proc.wait(timeout=max(0.1, deadline - time.monotonic()))
