@@ -25,6 +25,15 @@ import urllib.parse
 import urllib.request
 from typing import TYPE_CHECKING, Any
 
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential,
+)
+
 from agent.models.base import (
     Generation,
     Message,
@@ -239,30 +248,36 @@ class OpenAIModel:
         total = self.deadline_for(sampling)
         until = time.monotonic() + total
         max_body = BODY_BASE + BODY_PER_TOKEN * sampling.max_tokens
-        last = ""
-        for attempt in range(1, self.attempts + 1):
-            try:
-                data = self._post_once(payload, until, max_body)
-            except _Transient as exc:
-                last = str(exc)
-            except _Expired:
-                before = f"; before that: {last}" if last else ""
-                raise ModelError(
-                    f"{self.url}: no complete answer within the {total:g}s deadline "
-                    f"(attempt {attempt}{before}; {DEADLINE_ENV} sets it)") from None
-            else:
-                return generation_from_response(data, where=self.url, messages=messages)
-            if attempt == self.attempts:
-                break
-            wait = min(30.0, self.backoff * 2 ** (attempt - 1))
-            if time.monotonic() + wait >= until:
-                raise ModelError(
-                    f"{self.url}: {last} (gave up after {attempt} attempt(s): no time left "
-                    f"within the {total:g}s deadline; is the server running?)")
-            time.sleep(wait)
-        raise ModelError(
-            f"{self.url}: {last} (gave up after {self.attempts} attempts; "
-            "is the server running and --base-url right?)")
+        # tenacity drives the retries; the deadline bounds them all, waits included, and a
+        # wait that would cross it is not started.
+        last: list[str] = []  # the last retried failure, for the deadline's message
+
+        def note(state: RetryCallState) -> None:
+            if state.outcome is not None and state.outcome.failed:
+                last[:] = [str(state.outcome.exception())]
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(_Transient),
+            before_sleep=note,
+            stop=stop_after_attempt(self.attempts) | stop_before_delay(total),
+            wait=wait_exponential(multiplier=self.backoff, max=30.0),
+            reraise=True,
+        )
+        try:
+            data = retrying(self._post_once, payload, until, max_body)
+        except _Transient as exc:
+            tries = retrying.statistics.get("attempt_number", self.attempts)
+            why = ("no time left within the " f"{total:g}s deadline; is the server running?"
+                   if tries < self.attempts else
+                   "is the server running and --base-url right?")
+            raise ModelError(f"{self.url}: {exc} (gave up after {tries} "
+                             f"{'attempt' if tries == 1 else 'attempts'}; {why})") from None
+        except _Expired:
+            before = f"; before that: {last[0]}" if last else ""
+            raise ModelError(
+                f"{self.url}: no complete answer within the {total:g}s deadline "
+                f"({DEADLINE_ENV} sets it{before})") from None
+        return generation_from_response(data, where=self.url, messages=messages)
 
 
 class _TooBig(Exception):
