@@ -217,15 +217,20 @@ def write_plot(path: Path, summary: Summary) -> str | None:
 
 
 def write_report(out: Path, summary: Summary) -> None:
-    """plot.png and report.md. A plot that cannot be written (disk full) is noted in the
-    report, which is still written if it can be; the OSError is raised afterwards."""
+    """plot.png, report.md and report.html. A plot that cannot be written (disk full) is
+    noted in the report, which is still written if it can be; the OSError is raised
+    afterwards."""
+    from agent.report_html import HTML, write_bench_html
+
     failed: OSError | None = None
     try:
         note = write_plot(out / PLOT, summary)
     except OSError as exc:
         failed = exc
         note = f"(plot not written: {os_error_line(exc)})"
-    text = render_report(summary, out, note if note else f"![solved vs cost]({PLOT})")
+    text = render_report(summary, out, (note if note else f"![solved vs cost]({PLOT})")
+                         + f"\n\nEvery round of every task: [{HTML}]({HTML}).")
     write_text_atomic(out / REPORT, text)
+    write_bench_html(out, summary)
     if failed is not None:
         raise failed
