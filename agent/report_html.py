@@ -13,9 +13,10 @@ slipped through could not reach the network.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import math
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from agent.trajectory import file_name
 HTML = "report.html"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _asset(name: str) -> str:
     return resources.files("agent").joinpath("templates", name).read_text(encoding="utf-8")
 
@@ -362,10 +363,8 @@ def _run_provenance(out: Path) -> dict[str, Any] | None:
 def bench_page(out: Path, summary: Summary) -> str:
     """The page of a bench run folder (its summary, results and trajectories)."""
     config: BenchConfig | None = None
-    try:
+    with contextlib.suppress(OSError, ValueError):
         config = BenchConfig.model_validate_json((out / RUN_FILE).read_text())
-    except (OSError, ValueError):
-        pass
     records: list[AttemptRecord] = []
     if (out / RESULTS).is_file():
         try:
