@@ -191,7 +191,10 @@ def write_plot(path: Path, summary: Summary) -> str | None:
         for z, s in enumerate(series):
             xs = [x for x, _ in s.points]
             ys = [y for _, y in s.points]
-            shift = offset_copy(ax.transData, fig=fig, x=s.dx * 0.8, units="points")
+            shift = ax.transData
+            if s.dx:
+                ax.plot(xs, ys, linestyle="none", marker="none")  # a shifted line does not
+                shift = offset_copy(shift, fig=fig, x=s.dx * 0.8, units="points")  # scale
             ax.plot(xs, ys, transform=shift, marker=shapes[s.marker], linestyle=(
                 "--" if s.dashed else "-") if s.line else "none", color=s.color,
                 markerfacecolor="white" if s.hollow else s.color,
