@@ -16,12 +16,18 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_bench_run import (
+    COMPILE_NEG,
+    GOOD_ADD,
+    GOOD_SQ,
+    WRONG_NEG,
+    WRONG_NEG2,
+    fence,
+    make_suite,
+)
 
 from agent.bench import Summary
 from agent.report_html import bench_plots, incomplete_note, plot_series, suite_name
-
-sys.path.insert(0, str(Path(__file__).parent))
-from test_bench_run import COMPILE_NEG, GOOD_ADD, GOOD_SQ, WRONG_NEG, WRONG_NEG2, fence, make_suite  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -136,7 +142,7 @@ def test_page_loads_offline_sorts_filters_and_expands(run, browser):
 
 def test_plot_series_single_on_top_and_raw_apart(run):
     s = Summary.model_validate_json((run / "summary.json").read_text())
-    by_step, by_tokens = plot_series(s)
+    by_step, _ = plot_series(s)
     labels = [x.label for x in by_step]
     # Drawn last (on top of repair's round-1 marker), hollow, and nudged apart.
     assert labels[-2:] == ["single, as generated", "single, after deterministic fixes"]
