@@ -339,7 +339,8 @@ def compare_runs(dirs: list[Path], *, force: bool = False) -> Comparison:
         raise BenchError("bench compare needs at least two run folders")
     loaded = [_load_compared(d) for d in dirs]
     runs = [r for r, _ in loaded]
-    for r, lab in zip(runs, _labels([c for _, c in loaded], dirs), strict=True):
+    configs = [{**c, "model": r.summary.model} for r, c in loaded]
+    for r, lab in zip(runs, _labels(configs, dirs), strict=True):
         r.label = lab
     same = len({r.tasks_digest for r in runs}) == 1
     if not same and not force:
