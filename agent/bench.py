@@ -36,7 +36,7 @@ from enum import Enum
 from fractions import Fraction
 from math import comb
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -162,6 +162,9 @@ class BenchConfig(BaseModel):
     # Greedy repair's round 1 is the very generation a single-shot attempt would make
     # (same prompt, seed and sampling), so with both modes it is read off, not redone.
     single_from_repair: bool = True
+    # What produced the run (agent.provenance): written to run.json, never hashed, so a
+    # resume on another machine or engine version is the same run, each line saying which.
+    provenance: dict[str, Any] | None = Field(default=None, exclude=True)
 
     @property
     def derives_single(self) -> bool:
@@ -281,6 +284,7 @@ class AttemptRecord(BaseModel):
     # message and it is never a pass. Lines written before this field read as `done`.
     outcome: Literal["done", "error"] = "done"
     result: RunResult
+    provenance: dict[str, Any] | None = None  # agent.provenance.Provenance, as recorded
 
     @model_validator(mode="after")
     def _broken_never_passes(self) -> AttemptRecord:
@@ -638,7 +642,8 @@ def single_from_repair(rec: AttemptRecord) -> AttemptRecord:
         result.error = None
         result.first_failure = None
     return AttemptRecord(task=rec.task, mode=Mode.single, sample=0, config=rec.config,
-                         outcome="error" if broke else "done", result=result)
+                         outcome="error" if broke else "done", result=result,
+                         provenance=rec.provenance)
 
 
 class ModelFailed(RuntimeError):
@@ -808,9 +813,11 @@ class BenchRun:
 
     def _record(self, rec: AttemptRecord) -> list[AttemptRecord]:
         """Append a finished attempt (and the single-shot attempt it implies)."""
+        rec.provenance = rec.provenance or self.config.provenance
         written = [rec] if self.log.append(rec) else []
         if self.config.derives_single and rec.mode is Mode.repair:
             single = single_from_repair(rec)
+            single.provenance = rec.provenance
             if self.log.append(single):
                 written.append(single)
         return written
@@ -890,9 +897,12 @@ class BenchRun:
         Raises ModelFailed when the model answers nothing for an attempt (after the
         attempts already in flight are recorded).
         """
+        _record_provenance(self.config, model)
         if not (self.out / RUN_FILE).exists():
-            write_text_atomic(self.out / RUN_FILE,
-                              self.config.model_dump_json(indent=2) + "\n")
+            write_text_atomic(self.out / RUN_FILE, json.dumps(
+                {**self.config.model_dump(mode="json"), "provenance": self.config.provenance},
+                indent=2) + "\n")
+            _index_run(self.out, self.config, model.name)
         self._backfill()
         # The replay script is consumed in call order: only one worker keeps it meaningful.
         jobs = 1 if model.backend == "replay" else self.jobs
@@ -957,3 +967,19 @@ def _run_leftover(name: str) -> bool:
     """What a run can leave in its folder before run.json exists: the lock file, or an
     atomic write's temp file from a kill mid-write."""
     return name == LOCK or (name.startswith(f".{RUN_FILE}.") and name.endswith(".tmp"))
+
+
+# -- provenance and the runs index (agent.provenance, agent.runs) -------------------------
+
+def _record_provenance(config: BenchConfig, model: Model) -> None:
+    from agent.provenance import collect
+
+    seeds = [config.seed] + ([config.seed + i for i in range(config.samples)]
+                             if Mode.sample in config.modes else [])
+    config.provenance = collect(model, seeds=seeds).model_dump(mode="json")
+
+
+def _index_run(out: Path, config: BenchConfig, model_name: str) -> None:
+    from agent.runs import record_run
+
+    record_run(out, kind="bench", subject=config.suite, model=model_name)

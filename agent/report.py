@@ -6,6 +6,9 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
 
 from agent.atomic import write_text_atomic
 from agent.bench import BudgetPoint, Mode, ModeSummary, Summary, os_error_line
@@ -174,31 +177,48 @@ def write_plot(path: Path, summary: Summary) -> str | None:
         import matplotlib.pyplot as plt
     except ImportError:
         return "(plot skipped: matplotlib is not installed; `pip install guild-agent[plot]`)"
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
-    styles = {Mode.single.value: "o", Mode.repair.value: "s-", Mode.sample.value: "^--"}
-    for name, ms in summary.modes.items():
-        if not ms.budget_curve:
-            continue
-        steps = [p.step for p in ms.budget_curve]
-        solved = [p.solved for p in ms.budget_curve]
-        label = {"repair": "repair (rounds)", "sample": "sample (k samples, expected)",
-                 "single": "single"}[name]
-        ax1.plot(steps, solved, styles[name], label=label)
-        ax2.plot([p.completion_tokens for p in ms.budget_curve], solved, styles[name],
-                 label=name)
     from matplotlib.ticker import MaxNLocator
+    from matplotlib.transforms import offset_copy
 
+    from agent.report_html import done_tasks, incomplete_note, plot_series, suite_name
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
+    shapes = {"circle": "o", "square": "s", "triangle": "^", "diamond": "D"}
+    by_step, by_tokens = plot_series(summary)
+    for ax, series in ((ax1, by_step), (ax2, by_tokens)):
+        # Later series on top: the hollow single-shot markers stay visible over repair's
+        # round-1 point (the same generation), nudged apart as in report.html.
+        for z, s in enumerate(series):
+            xs = [x for x, _ in s.points]
+            ys = [y for _, y in s.points]
+            shift = ax.transData
+            if s.dx:
+                ax.plot(xs, ys, linestyle="none", marker="none")  # a shifted line does not
+                shift = offset_copy(shift, fig=fig, x=s.dx * 0.8, units="points")  # scale
+            ax.plot(xs, ys, transform=shift, marker=shapes[s.marker], linestyle=(
+                "--" if s.dashed else "-") if s.line else "none", color=s.color,
+                markerfacecolor="white" if s.hollow else s.color,
+                markersize=s.size * 1.6, markeredgewidth=1.8 if s.hollow else 1,
+                label=s.label, zorder=3 + z)
+    ran = done_tasks(summary)
+    ylabel = (f"tasks solved (of {summary.tasks})" if summary.complete else
+              f"tasks solved (of {ran} finished, {summary.tasks} planned)")
     ax1.xaxis.set_major_locator(MaxNLocator(integer=True))  # rounds and samples are counts
     ax1.set_xlabel("rounds (repair) / samples (sample)")
-    ax1.set_ylabel(f"tasks solved (of {summary.tasks})")
+    ax1.set_ylabel(ylabel)
     ax1.set_title("solved vs rounds")
     ax2.set_xlabel("completion tokens spent")
     ax2.set_title("solved vs completion tokens")
     for ax in (ax1, ax2):
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # tasks are whole
         ax.set_ylim(0, max(1, summary.tasks) * 1.05)
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
-    fig.suptitle(f"{summary.suite} · {summary.model}")
+        ax.legend(loc="lower right", fontsize=8)
+        if not summary.complete:
+            ax.axhline(ran, color="#b26b00", linestyle=":", linewidth=1.2)
+    note = incomplete_note(summary)
+    fig.suptitle(f"{suite_name(summary.suite)} · {summary.model}"
+                 + (f" — {note}" if note else ""), color="#7a5200" if note else "black")
     fig.tight_layout()
     # Into a temp file, then renamed: a full disk never leaves half a plot.png behind.
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -217,15 +237,190 @@ def write_plot(path: Path, summary: Summary) -> str | None:
 
 
 def write_report(out: Path, summary: Summary) -> None:
-    """plot.png and report.md. A plot that cannot be written (disk full) is noted in the
-    report, which is still written if it can be; the OSError is raised afterwards."""
+    """plot.png, report.md and report.html. A plot that cannot be written (disk full) is
+    noted in the report, which is still written if it can be; the OSError is raised
+    afterwards."""
+    from agent.report_html import HTML, write_bench_html
+
     failed: OSError | None = None
     try:
         note = write_plot(out / PLOT, summary)
     except OSError as exc:
         failed = exc
         note = f"(plot not written: {os_error_line(exc)})"
-    text = render_report(summary, out, note if note else f"![solved vs cost]({PLOT})")
+    text = render_report(summary, out, (note if note else f"![solved vs cost]({PLOT})")
+                         + f"\n\nEvery round of every task: [{HTML}]({HTML}).")
     write_text_atomic(out / REPORT, text)
+    write_bench_html(out, summary)
     if failed is not None:
         raise failed
+
+
+# -- several runs side by side (`bench compare`) -------------------------------------------
+
+class ComparedRun(BaseModel):
+    dir: str
+    label: str
+    suite: str
+    tasks_digest: str
+    summary: Summary
+
+
+class ModeRow(BaseModel):
+    run: str
+    mode: str
+    solved: int
+    tasks: int
+    pass_rate: float
+    completion_tokens: int
+    wins: int  # tasks this run solves that the first run (same mode) does not
+    losses: int
+
+
+class Comparison(BaseModel):
+    runs: list[ComparedRun]
+    modes: list[ModeRow]
+    tasks: list[str]
+    # task → run label → mode → solved (None: not run there)
+    outcomes: dict[str, dict[str, dict[str, bool | None]]]
+    same_suite: bool
+
+
+def _load_compared(run: Path) -> tuple[ComparedRun, dict[str, Any]]:
+    import json
+
+    from agent.bench import RUN_FILE, SUMMARY, BenchError
+
+    try:
+        config = json.loads((run / RUN_FILE).read_text(encoding="utf-8"))
+        summary = Summary.model_validate_json((run / SUMMARY).read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BenchError(f"{run} is not a finished bench run ({Path(exc.filename).name} "
+                         "not found; `guild-agent bench report DIR` writes summary.json)"
+                         ) from None
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"{run}: unreadable run ({type(exc).__name__})") from None
+    if not isinstance(config, dict):
+        raise BenchError(f"{run / RUN_FILE}: not a run config")
+    return ComparedRun(dir=str(run), label="", suite=summary.suite,
+                       tasks_digest=str(config.get("tasks_digest", "")),
+                       summary=summary), config
+
+
+def _labels(configs: list[dict[str, Any]], dirs: list[Path]) -> list[str]:
+    """Each run named by its model and the settings in which the runs differ."""
+    keys = ["model", "backend", "adapter", "feedback", "max_rounds", "after_copy", "fixes",
+            "samples", "sample_temperature", "seed", "max_tokens", "modes"]
+    differ = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
+    labels = []
+    for c, _d in zip(configs, dirs, strict=True):
+        name = str(c.get("model") or c.get("backend") or "?")
+        extra = [f"{k}={_setting(c.get(k))}" for k in differ
+                 if k not in ("model", "backend")]
+        labels.append(" ".join([name, *extra]))
+    if len(set(labels)) < len(labels):  # still alike: the folder tells them apart
+        labels = [f"{lab} ({d.name})" for lab, d in zip(labels, dirs, strict=True)]
+    return labels
+
+
+def _setting(v: Any) -> str:
+    return ",".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def compare_runs(dirs: list[Path], *, force: bool = False) -> Comparison:
+    """Several bench runs on one suite: per mode solved, and per task who solved it.
+
+    Runs of different suites (other tasks, or the same ids with other content) are refused
+    unless `force`: their pass rates would not measure the same thing.
+    """
+    from agent.bench import BenchError
+
+    if len(dirs) < 2:
+        raise BenchError("bench compare needs at least two run folders")
+    loaded = [_load_compared(d) for d in dirs]
+    runs = [r for r, _ in loaded]
+    configs = [{**c, "model": r.summary.model} for r, c in loaded]
+    for r, lab in zip(runs, _labels(configs, dirs), strict=True):
+        r.label = lab
+    same = len({r.tasks_digest for r in runs}) == 1
+    if not same and not force:
+        a = runs[0]
+        b = next(r for r in runs if r.tasks_digest != a.tasks_digest)
+        raise BenchError(f"{b.dir} ran other tasks than {a.dir} (suite {b.suite}, "
+                         f"{b.summary.tasks} task(s) vs {a.suite}, {a.summary.tasks}); "
+                         "pass --force to compare them anyway")
+    tasks: list[str] = []
+    for r in runs:
+        tasks += [t.task for t in r.summary.per_task if t.task not in tasks]
+    outcomes: dict[str, dict[str, dict[str, bool | None]]] = {t: {} for t in tasks}
+    for r in runs:
+        rows = {t.task: t for t in r.summary.per_task}
+        for t in tasks:
+            row = rows.get(t)
+            outcomes[t][r.label] = {m: (row.modes[m].solved if row and m in row.modes
+                                        else None) for m in r.summary.modes}
+    modes: list[ModeRow] = []
+    base = runs[0]
+    for r in runs:
+        for m, ms in r.summary.modes.items():
+            wins = losses = 0
+            for t in tasks:
+                mine, theirs = outcomes[t][r.label].get(m), outcomes[t][base.label].get(m)
+                if mine is None or theirs is None:
+                    continue
+                wins += mine and not theirs
+                losses += theirs and not mine
+            modes.append(ModeRow(run=r.label, mode=m, solved=ms.solved, tasks=ms.tasks,
+                                 pass_rate=ms.pass_rate,
+                                 completion_tokens=ms.completion_tokens, wins=wins,
+                                 losses=losses))
+    return Comparison(runs=runs, modes=modes, tasks=tasks, outcomes=outcomes,
+                      same_suite=same)
+
+
+def comparison_svg(c: Comparison) -> str:
+    """Solved tasks per run and mode, as grouped bars (inline SVG, integer ticks)."""
+    from agent.report_html import COLORS, _esc, _ticks
+
+    mode_names = [m.value for m in Mode if any(r.mode == m.value for r in c.modes)]
+    runs = [r.label for r in c.runs]
+    width, left, top, bottom = max(420, 120 + 110 * len(runs)), 48, 30, 90
+    height = 320
+    pw, ph = width - left - 14, height - top - bottom
+    y_max = max([r.summary.tasks for r in c.runs] + [1])
+    ticks = _ticks(y_max, integer=True)
+    span = ticks[-1] or 1
+    group = pw / len(runs)
+    bar = min(28.0, group * 0.8 / max(1, len(mode_names)))
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" font-family="system-ui,sans-serif" '
+           'font-size="11" role="img" aria-label="solved per run">',
+           f'<text x="{width / 2}" y="16" text-anchor="middle" font-size="13" '
+           f'font-weight="600">tasks solved per run (of {y_max})</text>']
+    for t in ticks:
+        y = top + ph - t / span * ph
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y:.1f}" y2="{y:.1f}" '
+                   f'stroke="#e5e8eb"/><text x="{left - 6}" y="{y + 4:.1f}" '
+                   f'text-anchor="end">{t:g}</text>')
+    rows = {(r.run, r.mode): r for r in c.modes}
+    for i, run in enumerate(runs):
+        x0 = left + i * group + (group - bar * len(mode_names)) / 2
+        for j, m in enumerate(mode_names):
+            row = rows.get((run, m))
+            if row is None:
+                continue
+            h = row.solved / span * ph
+            out.append(f'<rect x="{x0 + j * bar:.1f}" y="{top + ph - h:.1f}" '
+                       f'width="{bar - 2:.1f}" height="{h:.1f}" fill="{COLORS[m]}">'
+                       f'<title>{_esc(f"{run} · {m}: {row.solved}/{row.tasks}")}</title>'
+                       '</rect>')
+        out.append(f'<text x="{left + (i + 0.5) * group:.1f}" y="{top + ph + 16}" '
+                   f'text-anchor="middle">{_esc(run[:40])}</text>')
+    out.append(f'<rect x="{left}" y="{top}" width="{pw}" height="{ph}" fill="none" '
+               'stroke="#888"/>')
+    for j, m in enumerate(mode_names):
+        x = left + j * 90
+        out.append(f'<rect x="{x}" y="{height - 22}" width="10" height="10" '
+                   f'fill="{COLORS[m]}"/><text x="{x + 14}" y="{height - 13}">{m}</text>')
+    out.append("</svg>")
+    return "".join(out)

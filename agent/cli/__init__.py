@@ -36,8 +36,10 @@ def _register() -> None:
         bench_run,  # noqa: F401 - the `bench` group's default `run` command
         check,  # noqa: F401
         doctor,  # noqa: F401
+        export,  # noqa: F401
         fix,  # noqa: F401
         models,  # noqa: F401
+        runs,  # noqa: F401
         solve,  # noqa: F401
     )
 

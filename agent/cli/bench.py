@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 import click
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -150,3 +151,67 @@ def report(run_dir: Path, as_json: bool) -> None:
     for name, ms in summary.modes.items():
         out.print(f"{name}: {ms.solved}/{ms.tasks} solved{done}", highlight=False)
     out.print(f"wrote {run_dir / 'report.md'}", highlight=False)
+
+
+@bench.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--force", is_flag=True, help="Compare runs of different suites anyway.")
+@click.option("--svg", "svg_path", type=click.Path(path_type=Path), default=None,
+              help="Also write the plot (solved per run and mode) to this SVG file.")
+@click.option("--all-tasks", is_flag=True, help="List every task, not only those the runs "
+                                                "disagree on.")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON.")
+def compare(run_dirs: tuple[Path, ...], force: bool, svg_path: Path | None, all_tasks: bool,
+            as_json: bool) -> None:
+    """Compare bench runs of one suite: solved per mode, and per task wins and losses
+    against the first run."""
+    from agent.bench import BenchError
+    from agent.report import compare_runs, comparison_svg
+    from agent.runs import write_file
+
+    try:
+        c = compare_runs(list(run_dirs), force=force)
+    except BenchError as exc:
+        fail(str(exc))
+    if svg_path is not None:
+        try:
+            write_file(svg_path, comparison_svg(c))
+        except OSError as exc:
+            fail(f"--svg {svg_path}: {exc.strerror or exc}")
+    if as_json:
+        click.echo(c.model_dump_json(exclude={"runs": {"__all__": {"summary"}}}))
+        return
+    table = Table(title=f"bench compare · {c.runs[0].suite}" + (
+        "" if c.same_suite else " (different suites, --force)"), title_justify="left")
+    for col in ("run", "mode", "solved", "pass rate", "completion tok",
+                f"wins / losses vs {c.runs[0].label}"):
+        table.add_column(col, overflow="fold")
+    for m in c.modes:
+        first = m.run == c.runs[0].label
+        table.add_row(escape(m.run), m.mode, f"{m.solved}/{m.tasks}",
+                      f"{100 * m.pass_rate:.1f}%", str(m.completion_tokens),
+                      "—" if first else f"[green]+{m.wins}[/] / [red]-{m.losses}[/]")
+    out.print(table)
+    labels = [r.label for r in c.runs]
+    shown = [t for t in c.tasks if all_tasks or len({
+        repr(c.outcomes[t].get(lab)) for lab in labels}) > 1]
+    if shown:
+        per = Table(title="per task (✓ solved, ✗ not, · not run), modes "
+                          "single/repair/sample", title_justify="left")
+        per.add_column("task", overflow="fold")
+        for lab in labels:
+            per.add_column(escape(lab), overflow="fold")
+        for t in shown:
+            cells = []
+            for lab in labels:
+                got = c.outcomes[t].get(lab, {})
+                cells.append(" ".join(f"{m[:1]}{'·' if v is None else '✓' if v else '✗'}"
+                                      for m, v in got.items()))
+            per.add_row(escape(t), *cells)
+        out.print(per)
+    same = len(c.tasks) - len(shown)
+    if not all_tasks:
+        out.print(f"{same} task(s) with the same outcome in every run not listed "
+                  "(--all-tasks lists them)", highlight=False)
+    if svg_path is not None:
+        out.print(f"wrote {escape(str(svg_path))}", highlight=False)

@@ -36,6 +36,7 @@ from agent.fix import (
 )
 from agent.loop import LoopConfig, RepairLoop
 from agent.models.base import Model
+from agent.runs import record_run
 from agent.trajectory import RunResult, Trajectory
 from tools.diagnostics import CheckResult
 from tools.go import ToolchainError, cache_dir, find_toolchain
@@ -70,6 +71,11 @@ def print_diff(console: Console, name: str, old: str, new: str) -> None:
 def run_dir(out: Path | None, name: str) -> Path:
     # Not the working directory: it is usually the user's repository, which fix must not touch.
     return out or cache_dir() / "fix-runs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
+
+
+def _index(traj: Trajectory, names: str, model: Model) -> None:
+    if traj.path is not None:
+        record_run(traj.path.parent, kind="fix", subject=names, model=model.name)
 
 
 class FixCommand:
@@ -195,6 +201,7 @@ def _fix(console: Console, site: FixSite, model: Model, request: FixRequest, con
     with console.status("warming the Go build cache (first run only)…"):
         warm_unless_disabled()
     traj = Trajectory(run_dir(out, Path(site.names[0]).stem) / "trajectory.jsonl")
+    _index(traj, names, model)
     try:
         with FixSession(site, request) as session:
             modes = {n: m.value for n, m in session.modes.items()}

@@ -21,6 +21,8 @@ from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, fail, main
 from agent.cli.options import after_copy_option, model_options, open_model
 from agent.fixes import FIX_NAMES
 from agent.loop import LoopConfig, RepairLoop
+from agent.provenance import collect
+from agent.runs import record_run
 from agent.task import TaskError, load_task
 from agent.trajectory import FeedbackMode, RunResult, Trajectory, file_name
 from tools.go import ToolchainError, find_toolchain
@@ -117,13 +119,14 @@ class RoundPrinter:
             p(f"  [red]model error[/]: {escape(ev['message'])}")
 
 
-def write_outputs(out: Path, result: RunResult) -> None:
+def write_outputs(out: Path, result: RunResult, extra: dict[str, Any] | None = None) -> None:
+    """solution/, and result.json (`extra`: what produced it, for `runs` and `export`)."""
     sol = out / "solution"
     sol.mkdir(parents=True, exist_ok=True)
     for name, content in result.files.items():
         write_text_atomic(sol / name, content)
-    write_text_atomic(out / "result.json",
-                      json.dumps(result.model_dump(mode="json", exclude={"files"}), indent=2))
+    write_text_atomic(out / "result.json", json.dumps(
+        {**result.model_dump(mode="json", exclude={"files"}), **(extra or {})}, indent=2))
 
 
 def default_out(task_id: str) -> Path:
@@ -203,6 +206,9 @@ def _solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
         traj = Trajectory(out / "trajectory.jsonl")
     except OSError as exc:
         fail(f"--out: {exc.filename or ''}: {exc.strerror or exc}")
+    record_run(out, kind="solve", subject=task.id, model=model.name)
+    extra = {"kind": "solve", "task_file": str(task_file.resolve()),
+             "provenance": collect(model, seeds=[seed]).model_dump(mode="json")}
     loop = RepairLoop(model, config, on_event=RoundPrinter(console, verbose))
     try:
         result = loop.run(task, traj)
@@ -217,7 +223,7 @@ def _solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
         fail("terminated", Terminated.CODE)
     finally:
         traj.close()
-    write_outputs(out, result)
+    write_outputs(out, result, extra)
     verdict = "[bold green]solved[/]" if result.solved else "[bold red]not solved[/]"
     at = f" at round {result.solved_at_round}" if result.solved else ""
     console.print(
