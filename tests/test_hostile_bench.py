@@ -17,8 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.bench import LOCK, RESULTS, AttemptRecord, BenchConfig, Mode
+from agent.bench import LOCK, RESULTS, AttemptRecord, BenchConfig, BenchRun, Mode
+from agent.harness import Suite, TaskHarness
+from agent.models import make_model
+from agent.task import TaskSpec
 from agent.trajectory import RunResult, file_name
+from tools.workspace import LOCAL_MODULE_MAX_FILES
 
 ROOT = Path(__file__).resolve().parents[1]
 # The CLI of this checkout, as a real process (not the installed script, which may be
@@ -101,44 +105,67 @@ def tree(path: Path) -> dict[str, bytes]:
 
 # -- 1. an attempt that breaks is an error result; the run goes on ------------------------
 
-def test_a_broken_attempt_is_an_error_result_and_the_run_goes_on(tmp_path):
-    suite = make_suite(tmp_path, [task("a1"), task("a2"), task("a3")])
-    replay = script(tmp_path / "s.yaml", [HIDDEN_ADD, LONG_ADD, GOOD_ADD])
+def test_a_broken_attempt_is_an_error_result_and_the_run_goes_on(tmp_path, monkeypatch):
+    # a1 breaks for real: its `replace` names a Go-sources module without go.mod that is
+    # larger than the workspace will copy, which only shows when its workspace is made.
+    gocode = tmp_path / "gocode"
+    big = gocode / "example.com" / "big"
+    big.mkdir(parents=True)
+    for i in range(LOCAL_MODULE_MAX_FILES + 5):
+        (big / f"f{i}.go").write_bytes(b"package big\n")
+    monkeypatch.setenv("GUILD_AGENT_GOCODE", str(gocode))
+    broken = task("a1")
+    broken["go_mod"] = {"require": [{"module": "example.com/big", "replace": str(big)}]}
+    suite = make_suite(tmp_path, [broken, task("a2"), task("a3")])
+    # a2's answer names a hidden file: a format error the loop reports, not a breakage.
+    replay = script(tmp_path / "s.yaml", [HIDDEN_ADD, GOOD_ADD, GOOD_ADD])
     out = tmp_path / "run"
     res = cli("bench", str(suite), "--replay", str(replay), "--modes", "single",
               "--out", str(out), "--no-warm")
     assert res.returncode == 0, res.stderr
     assert "Traceback" not in res.stderr
     recs = {r.task: r for r in results(out)}
-    assert [recs[t].outcome for t in ("a1", "a2", "a3")] == ["error", "error", "done"]
-    assert ".hidden.go" in recs["a1"].result.error and "\n" not in recs["a1"].result.error
-    assert not recs["a1"].result.solved and not recs["a2"].result.solved
+    assert [recs[t].outcome for t in ("a1", "a2", "a3")] == ["error", "done", "done"]
+    assert "entries" in recs["a1"].result.error and "\n" not in recs["a1"].result.error
+    assert not recs["a1"].result.solved
+    assert recs["a2"].result.rounds_detail[0].format_error and not recs["a2"].result.solved
     assert recs["a3"].result.solved
-    # Their cost is kept: the answer was generated before the harness refused it.
-    assert recs["a1"].result.rounds == 1 and recs["a1"].result.tokens.completion > 0
     s = json.loads((out / "summary.json").read_text())
     single = s["modes"]["single"]
-    assert (single["solved"], single["broken"], single["errors"]) == (1, 2, 2)
-    assert [b["task"] for b in s["broken"]] == ["a1", "a2"]
+    assert (single["solved"], single["broken"], single["errors"]) == (1, 1, 1)
+    assert [b["task"] for b in s["broken"]] == ["a1"]
     report = (out / "report.md").read_text()
-    assert "## Broken attempts" in report and "hidden file" in report
-    assert "2 attempt(s) broke" in " ".join(res.stderr.split())
-    # Recorded, so a resume does not retry them (the same answer would break again).
+    assert "## Broken attempts" in report and "entries" in report
+    assert "1 attempt(s) broke" in " ".join(res.stderr.split())
+    # Recorded, so a resume does not retry it (the same task would break again).
     again = cli("bench", str(suite), "--replay", str(replay), "--modes", "single",
                 "--out", str(out), "--resume", "--no-warm")
     assert again.returncode == 0, again.stderr
     assert "0 attempt(s) to run, 3 recorded" in " ".join(again.stderr.split())
 
 
+class _BreaksOnMarker(TaskHarness):
+    """The real harness, except that an answer holding BREAK raises: a stand-in for any
+    bug no input reaches today (every answer that used to break is now a format error)."""
+
+    def check(self, solution, suite=Suite.all, *, run=None):
+        if any("BREAK" in c for c in solution.values()):
+            raise RuntimeError("the harness broke on this answer")
+        return super().check(solution, suite, run=run)
+
+
 def test_repair_breaking_in_round_two_leaves_single_a_plain_failure(tmp_path):
-    suite = make_suite(tmp_path, [task("add")])
-    replay = script(tmp_path / "s.yaml", [WRONG_ADD, HIDDEN_ADD])
-    out = tmp_path / "run"
-    res = cli("bench", str(suite), "--replay", str(replay), "--modes", "single,repair",
-              "--max-rounds", "3", "--out", str(out), "--no-warm")
-    assert res.returncode == 0, res.stderr
-    recs = {r.mode: r for r in results(out)}
+    spec = TaskSpec.model_validate(task("add"))
+    replay = script(tmp_path / "s.yaml", [WRONG_ADD, fence("// BREAK\nfunc Add(a, b int) int "
+                                                           "{ return a + b }")])
+    cfg = BenchConfig(suite="s", tasks=["add"], tasks_digest="d",
+                      modes=[Mode.single, Mode.repair], backend="replay", max_rounds=3)
+    with BenchRun(cfg, [spec], tmp_path / "run", jobs=1,
+                  checker_factory=lambda t: _BreaksOnMarker(t)) as run:
+        run.run(make_model("replay", replay=str(replay)))
+    recs = {r.mode: r for r in results(tmp_path / "run")}
     assert recs[Mode.repair].outcome == "error" and recs[Mode.repair].result.rounds == 2
+    assert "harness broke" in recs[Mode.repair].result.error
     # Round 1 ran and failed before the break: the single-shot verdict is a real one.
     assert recs[Mode.single].outcome == "done" and not recs[Mode.single].result.solved
     assert recs[Mode.single].result.error is None
