@@ -1,0 +1,268 @@
+"""Settings people choose once: config files, environment variables, and their precedence.
+
+A flag beats an environment variable, which beats the project file (`guild-agent.toml` in
+this folder or the nearest parent), which beats the user file
+(`$XDG_CONFIG_HOME/guild-agent/config.toml`, else `~/.config/…`), which beats the
+built-in default. Files hold keys named like the long options (`max_rounds` or
+`max-rounds`), at the top (every command that has the option) or in a section named
+for a command (`[solve]`, `[bench]`, `[bench.run]`), where they win over the top.
+
+This module knows files and names; the CLI turns the result into click's default_map,
+so click itself applies "flag > env > file > default" and records where each value came
+from.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator, Mapping
+from ipaddress import ip_address
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import click
+from pydantic import BaseModel, ConfigDict
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 reads TOML with the tomli backport
+    import tomli as tomllib
+
+PROJECT_FILE = "guild-agent.toml"
+
+# Environment variables per key, first set wins. OPENAI_* are read for the openai backend
+# only (see `openai_env`): other tools set them for other servers.
+ENV: dict[str, tuple[str, ...]] = {
+    "backend": ("GUILD_AGENT_BACKEND",),
+    "model": ("GUILD_AGENT_MODEL",),
+    "base_url": ("GUILD_AGENT_BASE_URL",),
+    "api_key": ("GUILD_AGENT_API_KEY",),
+}
+OPENAI_ENV = {"base_url": "OPENAI_BASE_URL", "api_key": "OPENAI_API_KEY"}
+
+# A project file travels with a repository someone else may have written, so it may not
+# hold a secret, nor say "apply without asking" or where outputs are written.
+PROJECT_FORBIDDEN = {
+    "api_key": "a secret does not belong in a file shared with a project",
+    "yes": "applying without asking is a choice for the person running the command",
+    "apply_failing": "applying without asking is a choice for the person running the command",
+    "force": "forcing an undo is a choice for the person running the command",
+    "undo": "undo is an action, not a setting",
+    "out": "where outputs are written is a choice for the person running the command",
+}
+
+Kind = Literal["project", "user"]
+
+
+class ConfigError(ValueError):
+    """A config file is unreadable or names something unknown; one line naming the file."""
+
+
+class ConfigFile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    kind: Kind
+    data: dict[str, Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind} file {self.path}"
+
+
+def key_name(key: str) -> str:
+    """`max-rounds`, `max_rounds`, `Max_Rounds` → `max_rounds`."""
+    return key.strip().lower().replace("-", "_")
+
+
+def user_config_path(env: Mapping[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    base = env.get("XDG_CONFIG_HOME") or ""
+    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".config"
+    return root / "guild-agent" / "config.toml"
+
+
+def project_config_path(start: Path | None = None) -> Path | None:
+    """`guild-agent.toml` in `start` (default: the current folder) or its nearest parent."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        candidate = folder / PROJECT_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_config(path: Path, kind: Kind) -> ConfigFile:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {' '.join(str(exc).split())}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 text") from None
+    return ConfigFile(path=path, kind=kind, data=data)
+
+
+def load_configs(cwd: Path | None = None, env: Mapping[str, str] | None = None
+                 ) -> list[ConfigFile]:
+    """The files that apply here, weakest first (user, then project)."""
+    files = []
+    user = user_config_path(env)
+    if user.is_file():
+        files.append(read_config(user, "user"))
+    project = project_config_path(cwd)
+    if project is not None and project.resolve() != user.resolve():
+        files.append(read_config(project, "project"))
+    return files
+
+
+def option_keys(cmd: click.Command) -> dict[str, click.Option]:
+    """A command's options by config key: the long name (`--max-rounds` → `max_rounds`)."""
+    keys = {}
+    for param in cmd.params:
+        if not isinstance(param, click.Option) or param.hidden:
+            continue
+        longs = [o for o in param.opts if o.startswith("--")]
+        if longs and longs[0] not in ("--help", "--version"):
+            keys[key_name(longs[0][2:])] = param
+    return keys
+
+
+def subcommands(cmd: click.Command) -> dict[str, click.Command]:
+    return dict(cmd.commands) if isinstance(cmd, click.Group) else {}
+
+
+def _all_keys(cmd: click.Command) -> set[str]:
+    keys = set(option_keys(cmd))
+    for sub in subcommands(cmd).values():
+        keys |= _all_keys(sub)
+    return keys
+
+
+def _where(file: ConfigFile, section: tuple[str, ...], key: str) -> str:
+    return f"{file.path}: {'.'.join((*section, key))}"
+
+
+def validate(file: ConfigFile, root: click.Group) -> None:
+    """Raise ConfigError for the first unknown key, section or value in `file`."""
+
+    def walk(table: dict[str, Any], cmd: click.Command, section: tuple[str, ...]) -> None:
+        known = _all_keys(cmd)
+        subs = subcommands(cmd)
+        for raw, value in table.items():
+            key = key_name(raw)
+            if isinstance(value, dict):
+                if raw in subs:
+                    walk(value, subs[raw], (*section, raw))
+                    continue
+                where = _where(file, section, raw)
+                raise ConfigError(f"{where}: unknown section; commands: {', '.join(subs)}"
+                                  if subs else f"{where}: unknown section")
+            if key not in known:
+                raise ConfigError(f"{_where(file, section, raw)}: unknown key "
+                                  f"(keys are long options, e.g. model, base_url, "
+                                  f"max_rounds)")
+            if file.kind == "project" and key in PROJECT_FORBIDDEN:
+                raise ConfigError(f"{_where(file, section, raw)}: not allowed in a project "
+                                  f"file: {PROJECT_FORBIDDEN[key]} (use the user file "
+                                  f"{user_config_path()} or a flag)")
+            for option in _options_named(cmd, key):
+                _check_value(file, section, raw, option, value)
+            if file.kind == "project" and key == "base_url":
+                _check_local(file, section, raw, value)
+
+    walk(file.data, root, ())
+
+
+def _options_named(cmd: click.Command, key: str) -> Iterator[click.Option]:
+    if key in option_keys(cmd):
+        yield option_keys(cmd)[key]
+    for sub in subcommands(cmd).values():
+        yield from _options_named(sub, key)
+
+
+def _check_value(file: ConfigFile, section: tuple[str, ...], raw: str, option: click.Option,
+                 value: Any) -> None:
+    values = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and not option.multiple:
+        raise ConfigError(f"{_where(file, section, raw)}: one value, not a list")
+    if option.is_flag and not isinstance(value, bool):
+        raise ConfigError(f"{_where(file, section, raw)}: true or false")
+    for item in values:
+        if isinstance(item, dict | list):
+            raise ConfigError(f"{_where(file, section, raw)}: not a value")
+        try:
+            option.type.convert(item, option, None)
+        except click.BadParameter as exc:
+            raise ConfigError(f"{_where(file, section, raw)}: "
+                              f"{' '.join(exc.format_message().split())}") from None
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url.strip() if "://" in url else f"http://{url.strip()}").hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_local(file: ConfigFile, section: tuple[str, ...], raw: str, value: Any) -> None:
+    # Prompts carry the project's code, and a key from the environment rides along: a
+    # shared file may point at this machine only.
+    if not is_loopback_url(str(value)):
+        raise ConfigError(f"{_where(file, section, raw)}: a project file may only name a "
+                          f"server on this machine (127.0.0.1, localhost); put {value!r} in "
+                          f"the user file or GUILD_AGENT_BASE_URL")
+
+
+class FileValues(dict):  # type: ignore[type-arg]
+    """One command's defaults from files (a click default_map level), plus where each
+    came from (`origins`: parameter name → "project file PATH")."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.origins: dict[str, str] = {}
+
+
+def defaults_tree(cmd: click.Command, files: list[ConfigFile],
+                  scopes: list[tuple[list[dict[str, Any]], dict[str, Any] | None]] | None = None
+                  ) -> FileValues:
+    """The default_map for `cmd` and (nested) its subcommands.
+
+    Per file, `scopes` holds the tables that apply to `cmd` (outermost first, so a more
+    specific section wins) and `cmd`'s own section, whose sub-tables are its subcommands'.
+    Later files are stronger.
+    """
+    scopes = scopes if scopes is not None else [([f.data], f.data) for f in files]
+    out = FileValues()
+    keys = option_keys(cmd)
+    for file, (tables, _) in zip(files, scopes, strict=True):
+        for table in tables:
+            for raw, value in table.items():
+                option = keys.get(key_name(raw))
+                if option is None or isinstance(value, dict) or option.name is None:
+                    continue
+                out[option.name] = value
+                out.origins[option.name] = file.label
+    for name, sub in subcommands(cmd).items():
+        nested = []
+        for tables, own in scopes:
+            child = own.get(name) if own is not None else None
+            child = child if isinstance(child, dict) else None
+            nested.append(([*tables, child] if child is not None else tables, child))
+        out[name] = defaults_tree(sub, files, nested)
+    return out
+
+
+def env_source(option: click.Option, env: Mapping[str, str] | None = None) -> str | None:
+    """The name of the environment variable that set `option`, if one did."""
+    env = os.environ if env is None else env
+    names = option.envvar if isinstance(option.envvar, list | tuple) else (
+        [option.envvar] if option.envvar else [])
+    return next((n for n in names if env.get(n)), None)
