@@ -266,3 +266,89 @@ def env_source(option: click.Option, env: Mapping[str, str] | None = None) -> st
     names = option.envvar if isinstance(option.envvar, list | tuple) else (
         [option.envvar] if option.envvar else [])
     return next((n for n in names if env.get(n)), None)
+
+
+class ModelChoice(BaseModel):
+    """Which engine, model and server a command will use, and where each came from."""
+
+    backend: str
+    model: str | None = None  # as given (`ollama:NAME` included)
+    served_model: str | None = None  # the name a server is asked for
+    base_url: str | None = None
+    api_key: str | None = None
+    server: Any = None  # agent.models.servers.Server, once one is known
+    sources: dict[str, str] = {}
+
+
+def resolve_model(values: Mapping[str, Any], sources: Mapping[str, str], *,
+                  env: Mapping[str, str] | None = None, probe: bool = False,
+                  default_backend: str | None = None) -> ModelChoice:
+    """Settle backend, model, server and key from the option values and their sources.
+
+    `values` holds the model options (`backend`, `model_name`, `base_url`, `api_key`,
+    `replay`); `sources` says where each came from ("flag", "env NAME", "project file
+    P", "user file P", "default"). Rules beyond click's precedence:
+    - no backend named: `--replay` means replay, a server (`ollama:NAME`, a base URL)
+      means openai, else this machine's default;
+    - for openai, OPENAI_BASE_URL / OPENAI_API_KEY count as environment variables: they
+      beat files and defaults, not GUILD_AGENT_* or flags;
+    - openai with no URL: `ollama:`/`lmstudio:` name their port; else, with `probe`, the
+      usual local ports are tried.
+    Raises ModelUnavailable (a server was needed and none answered) or ConfigError.
+    """
+    from agent.models.servers import HOST, Server, find_server, split_server_model
+
+    env = os.environ if env is None else env
+    src = {k: sources.get(k, "default") for k in ("backend", "model_name", "base_url",
+                                                  "api_key")}
+    model = values.get("model_name")
+    kind, served = split_server_model(model)
+    backend = values.get("backend")
+    base = values.get("base_url")
+    if not backend:
+        if values.get("replay"):
+            backend, src["backend"] = "replay", "implied by --replay"
+        elif kind is not None:
+            backend, src["backend"] = "openai", f"implied by --model {kind.key}:…"
+        elif base:
+            backend, src["backend"] = "openai", f"implied by base_url ({src['base_url']})"
+        else:
+            from agent.models import default_backend as machine_default
+
+            backend = default_backend or machine_default()
+            src["backend"] = "default (this machine)"
+    if kind is not None and backend != "openai":
+        raise ConfigError(f"--model {model}: a {kind.label} model is reached over HTTP; "
+                          f"use --backend openai or leave --backend out")
+    api_key = values.get("api_key")
+    server = None
+    if backend == "openai":
+        file_or_default = ("project file", "user file", "default")
+        if src["base_url"].startswith(file_or_default) and env.get(OPENAI_ENV["base_url"]):
+            base, src["base_url"] = env[OPENAI_ENV["base_url"]], f"env {OPENAI_ENV['base_url']}"
+        if src["api_key"].startswith(file_or_default) and env.get(OPENAI_ENV["api_key"]):
+            api_key, src["api_key"] = env[OPENAI_ENV["api_key"]], f"env {OPENAI_ENV['api_key']}"
+        if base:
+            server = Server(url=base, found_by=src["base_url"])
+            if probe and is_loopback_url(base):
+                from agent.models.servers import identify
+
+                server.kind, server.label = identify(base)
+        elif kind is not None:
+            base = f"http://{HOST}:{kind.port}"
+            server = Server(url=base, kind=kind.key, label=kind.label,
+                            found_by=f"the usual {kind.label} port")
+            src["base_url"] = server.found_by
+        elif probe:
+            from agent.models.base import ModelUnavailable
+            from agent.models.servers import probe_ports
+
+            ports = probe_ports(dict(env))
+            server = find_server(ports)
+            if server is None:
+                raise ModelUnavailable(
+                    f"no server answered on {HOST} ports {', '.join(map(str, ports))} "
+                    "(Ollama, LM Studio, llama-server): start one or pass --base-url URL")
+            base, src["base_url"] = server.url, "port probe"
+    return ModelChoice(backend=backend, model=model, served_model=served, base_url=base,
+                       api_key=api_key, server=server, sources=src)
