@@ -170,8 +170,12 @@ def validate(file: ConfigFile, root: click.Group) -> None:
                 raise ConfigError(f"{_where(file, section, raw)}: not allowed in a project "
                                   f"file: {PROJECT_FORBIDDEN[key]} (use the user file "
                                   f"{user_config_path()} or a flag)")
-            for option in _options_named(cmd, key):
-                _check_value(file, section, raw, option, value)
+            # A top-level value needs one command that takes it (`backend = "replay"` is
+            # not for `models pull`, whose --backend names weight formats).
+            errors = [_value_error(file, section, raw, option, value)
+                      for option in _options_named(cmd, key)]
+            if errors and all(errors):
+                raise ConfigError(errors[0])
             if file.kind == "project" and key == "base_url":
                 _check_local(file, section, raw, value)
 
@@ -185,21 +189,23 @@ def _options_named(cmd: click.Command, key: str) -> Iterator[click.Option]:
         yield from _options_named(sub, key)
 
 
-def _check_value(file: ConfigFile, section: tuple[str, ...], raw: str, option: click.Option,
-                 value: Any) -> None:
+def _value_error(file: ConfigFile, section: tuple[str, ...], raw: str,
+                 option: click.Option, value: Any) -> str | None:
+    """Why `option` cannot take `value` (one line naming the file), or None."""
+    where = _where(file, section, raw)
     values = value if isinstance(value, list) else [value]
     if isinstance(value, list) and not option.multiple:
-        raise ConfigError(f"{_where(file, section, raw)}: one value, not a list")
+        return f"{where}: one value, not a list"
     if option.is_flag and not isinstance(value, bool):
-        raise ConfigError(f"{_where(file, section, raw)}: true or false")
+        return f"{where}: true or false"
     for item in values:
         if isinstance(item, dict | list):
-            raise ConfigError(f"{_where(file, section, raw)}: not a value")
+            return f"{where}: not a value"
         try:
             option.type.convert(item, option, None)
         except click.BadParameter as exc:
-            raise ConfigError(f"{_where(file, section, raw)}: "
-                              f"{' '.join(exc.format_message().split())}") from None
+            return f"{where}: {' '.join(exc.format_message().split())}"
+    return None
 
 
 def is_loopback_url(url: str) -> bool:
@@ -246,9 +252,10 @@ def defaults_tree(cmd: click.Command, files: list[ConfigFile],
         for table in tables:
             for raw, value in table.items():
                 option = keys.get(key_name(raw))
-                if option is None or isinstance(value, dict) or option.name is None:
-                    continue
-                out[option.name] = value
+                if (option is None or isinstance(value, dict) or option.name is None
+                        or _value_error(file, (), raw, option, value)):
+                    continue  # not this command's (checked for all by `validate`)
+                out[option.name] = _relative_to(file, option, value)
                 out.origins[option.name] = file.label
     for name, sub in subcommands(cmd).items():
         nested = []
@@ -258,6 +265,19 @@ def defaults_tree(cmd: click.Command, files: list[ConfigFile],
             nested.append(([*tables, child] if child is not None else tables, child))
         out[name] = defaults_tree(sub, files, nested)
     return out
+
+
+def _relative_to(file: ConfigFile, option: click.Option, value: Any) -> Any:
+    """A relative path in a file means a path next to that file, as in pyproject.toml."""
+    if not isinstance(option.type, click.Path):
+        return value
+
+    def fix(v: Any) -> Any:
+        if isinstance(v, str) and v and not Path(v).expanduser().is_absolute():
+            return str(file.path.parent / v)
+        return v
+
+    return [fix(v) for v in value] if isinstance(value, list) else fix(value)
 
 
 def env_source(option: click.Option, env: Mapping[str, str] | None = None) -> str | None:
