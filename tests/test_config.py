@@ -28,12 +28,11 @@ def place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
     """A project folder (cwd) and a private user config folder; no settings in the env."""
     for name in ENV_NAMES:
         monkeypatch.delenv(name, raising=False)
-    home = tmp_path / "home"
+    # HOME stays: the Go build cache lives under it, and a cold one makes `solve` slow.
     xdg = tmp_path / "xdg"
     project = tmp_path / "project"
-    for d in (home, xdg / "guild-agent", project):
+    for d in (xdg / "guild-agent", project):
         d.mkdir(parents=True)
-    monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(xdg))
     monkeypatch.chdir(project)
     return {"project": project / "guild-agent.toml",
@@ -145,6 +144,7 @@ def test_project_file_is_found_in_a_parent_folder(place) -> None:
 def test_relative_xdg_config_home_is_ignored(place, monkeypatch) -> None:
     # XDG says a relative value is invalid: the default ~/.config is used instead.
     monkeypatch.setenv("XDG_CONFIG_HOME", "relative/dir")
+    monkeypatch.setenv("HOME", str(place["dir"].parent / "home"))
     home_cfg = Path(os.environ["HOME"]) / ".config" / "guild-agent" / "config.toml"
     home_cfg.parent.mkdir(parents=True)
     home_cfg.write_text("max_rounds = 5\n")

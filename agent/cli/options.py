@@ -73,9 +73,15 @@ def open_model(kw: dict[str, Any], *, console: Console | None = None) -> Model:
         fail(str(exc), EXIT_UNAVAILABLE)
     if choice.backend == "replay" and not kw.get("replay"):
         fail("--backend replay needs --replay FILE")
-    if choice.server is not None and choice.server.found_by != "--base-url":
-        say(f"using {choice.server.label} at {choice.server.url} "
-            f"({choice.server.found_by})", highlight=False)
+    server = choice.server
+    if server is not None and server.found_by != "--base-url":
+        say(f"using {escape(server.label)} at {escape(server.url)} "
+            f"({escape(server.found_by)})", highlight=False)
+    if server is not None and server.kind == "ollama" and not choice.served_model:
+        from agent.models.servers import list_models
+
+        names = ", ".join((list_models(server.url) or [])[:10]) or "none pulled yet"
+        fail(f"Ollama needs a model name: --model ollama:NAME (it has: {names})")
     try:
         model = make_model(choice.backend, choice.model, adapter=kw.get("adapter"),
                            base_url=choice.base_url, api_key=choice.api_key,
@@ -84,8 +90,8 @@ def open_model(kw: dict[str, Any], *, console: Console | None = None) -> Model:
         fail(str(exc), EXIT_UNAVAILABLE)
     except ModelError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
-    if choice.server is not None and choice.server.kind == "ollama" and choice.served_model:
-        context = ollama_context(choice.server.url, choice.served_model)
+    if server is not None and server.kind == "ollama" and choice.served_model:
+        context = ollama_context(server.url, choice.served_model)
         if context:
             model = ContextWatch(model, context, lambda m: say(
                 f"[yellow]warning:[/] {escape(m)}", highlight=False))

@@ -211,12 +211,13 @@ class ContextWatch:
         self.name = model.name
         self.backend = model.backend
         self._warned = False
+        self._warned_full = False
 
     def __getattr__(self, attr: str) -> Any:
         return getattr(self.inner, attr)
 
     def start(self, task: Any) -> None:
-        self._warned = False
+        self._warned = self._warned_full = False
         self.inner.start(task)
 
     def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
@@ -229,7 +230,8 @@ class ContextWatch:
                       "(raise num_ctx, or OLLAMA_CONTEXT_LENGTH on the server)")
         gen = self.inner.generate(messages, sampling)
         used = gen.prompt_tokens + gen.completion_tokens
-        if used >= self.context - 1:
+        if used >= self.context - 1 and not self._warned_full:
+            self._warned_full = True
             self.warn(f"{self.name} used its whole context ({used}/{self.context} tokens): "
                       "the prompt was probably cut")
         return gen
