@@ -377,3 +377,12 @@ def test_probe_port_list_and_prefixes() -> None:
     assert split_server_model("qwen2.5-coder:1.5b") == (None, "qwen2.5-coder:1.5b")
     with pytest.raises(ModelUnavailable, match="name the model"):
         split_server_model("ollama:")
+
+
+def test_ollama_without_a_model_name_lists_what_it_has(fake, task_dir) -> None:
+    s = fake(ollama_routes(num_ctx=4096))
+    proc = cli(["solve", "add.yaml", "--backend", "openai"], task_dir,
+               GUILD_AGENT_PROBE_PORTS=str(s.port))
+    assert proc.returncode == 2, proc.stderr
+    line = " ".join(proc.stderr.split())
+    assert "Ollama needs a model name" in line and "qwen2.5-coder:1.5b" in line
