@@ -35,6 +35,7 @@ def _register() -> None:
         bench,  # noqa: F401
         bench_run,  # noqa: F401 - the `bench` group's default `run` command
         check,  # noqa: F401
+        config,  # noqa: F401
         doctor,  # noqa: F401
         export,  # noqa: F401
         fix,  # noqa: F401

@@ -8,24 +8,34 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 
-from agent.cli import EXIT_UNAVAILABLE, fail
+from agent.cli import EXIT_UNAVAILABLE, err, fail
+from agent.cli.config import resolve_model
+from agent.models import BACKENDS
 from agent.models.base import Model, ModelError, ModelUnavailable
 
-BACKENDS = ["mlx", "llama-cpp", "openai", "replay", "oracle"]
+__all__ = ["BACKENDS", "after_copy_option", "model_options", "open_model"]
 
 
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     opts = [
         click.option("--backend", type=click.Choice(BACKENDS), default=None,
-                     help="Engine (default: mlx on Apple silicon, else llama-cpp)."),
+                     envvar="GUILD_AGENT_BACKEND", show_envvar=True,
+                     help="Engine (default: openai when a server is named, mlx on Apple "
+                          "silicon, else llama-cpp)."),
         click.option("--model", "model_name", default=None,
-                     help="Catalog name (see `guild-agent models`), a local path, or the "
-                          "server's model id (default: qwen2.5-coder-0.5b)."),
+                     envvar="GUILD_AGENT_MODEL", show_envvar=True,
+                     help="Catalog name (see `guild-agent models`), a local path, a "
+                          "server's model id, or ollama:NAME / lmstudio:NAME "
+                          "(default: qwen2.5-coder-0.5b)."),
         click.option("--adapter", type=click.Path(path_type=Path), default=None,
                      help="LoRA adapter directory (mlx)."),
         click.option("--base-url", default=None,
-                     help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1."),
+                     envvar="GUILD_AGENT_BASE_URL", show_envvar=True,
+                     help="OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 "
+                          "(with --backend openai and none given: the usual local ports "
+                          "are probed; OPENAI_BASE_URL is read too)."),
         click.option("--api-key", default=None, envvar="GUILD_AGENT_API_KEY",
                      help="API key for --base-url (or GUILD_AGENT_API_KEY / OPENAI_API_KEY)."),
         click.option("--replay", type=click.Path(path_type=Path), default=None,
@@ -48,20 +58,41 @@ after_copy_option = click.option(
 
 
 def open_model(kw: dict[str, Any], *, console: Console | None = None) -> Model:
-    """The model the options name; exit 3 with the fix in the message when unavailable."""
-    from agent.models import default_backend, make_model
+    """The model the options name; exit 3 with the fix in the message when unavailable.
 
-    backend = kw.get("backend")
-    if kw.get("replay") and not backend:
-        backend = "replay"
-    backend = backend or default_backend()
-    if backend == "replay" and not kw.get("replay"):
-        fail("--backend replay needs --replay FILE")
+    A server is found here when none is named (`--backend openai`, `ollama:NAME`), and
+    the line saying which one answered goes to `console` (stderr by default).
+    """
+    from agent.models import make_model
+    from agent.models.servers import ContextWatch, ollama_context
+
+    say = (console or err).print
     try:
-        return make_model(backend, kw.get("model_name"), adapter=kw.get("adapter"),
-                          base_url=kw.get("base_url"), api_key=kw.get("api_key"),
-                          replay=kw.get("replay"), threads=kw.get("threads"))
+        choice = resolve_model(kw, probe=True)
+    except ModelUnavailable as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    if choice.backend == "replay" and not kw.get("replay"):
+        fail("--backend replay needs --replay FILE")
+    server = choice.server
+    if server is not None and server.found_by != "--base-url":
+        say(f"using {escape(server.label)} at {escape(server.url)} "
+            f"({escape(server.found_by)})", highlight=False)
+    if server is not None and server.kind == "ollama" and not choice.served_model:
+        from agent.models.servers import list_models
+
+        names = ", ".join((list_models(server.url) or [])[:10]) or "none pulled yet"
+        fail(f"Ollama needs a model name: --model ollama:NAME (it has: {names})")
+    try:
+        model = make_model(choice.backend, choice.model, adapter=kw.get("adapter"),
+                           base_url=choice.base_url, api_key=choice.api_key,
+                           replay=kw.get("replay"), threads=kw.get("threads"))
     except ModelUnavailable as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
     except ModelError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
+    if server is not None and server.kind == "ollama" and choice.served_model:
+        context = ollama_context(server.url, choice.served_model)
+        if context:
+            model = ContextWatch(model, context, lambda m: say(
+                f"[yellow]warning:[/] {escape(m)}", highlight=False))
+    return model

@@ -6,10 +6,15 @@ llama.cpp, and a machine without one of them can still use the others.
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
 
 from agent.models.base import (
     Generation,
@@ -21,13 +26,13 @@ from agent.models.base import (
 )
 from agent.models.catalog import CATALOG, DEFAULT_MODEL, CatalogEntry, lookup
 
-BACKENDS = ("mlx", "llama-cpp", "openai", "replay", "oracle")
-
 __all__ = [
     "BACKENDS",
     "CATALOG",
     "DEFAULT_MODEL",
+    "ENGINES",
     "CatalogEntry",
+    "Engine",
     "Generation",
     "Message",
     "Model",
@@ -35,8 +40,36 @@ __all__ = [
     "ModelUnavailable",
     "Sampling",
     "default_backend",
+    "engine",
     "make_model",
 ]
+
+
+class Request(BaseModel):
+    """What the caller asked for; each engine reads the fields it understands."""
+
+    model: str | None = None
+    adapter: str | Path | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    replay: str | Path | None = None
+    threads: int | None = None
+    context: int | None = None
+
+
+class Engine(BaseModel):
+    """A backend: the class that runs it (imported only when chosen) and how to open it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    module: str
+    cls: str
+    summary: str
+    open: Callable[[Any, Request], Model]
+
+    def load(self) -> Any:
+        return getattr(importlib.import_module(self.module), self.cls)
 
 
 def default_backend() -> str:
@@ -57,59 +90,107 @@ def _catalog_entry(model: str | None) -> CatalogEntry | None:
     return CATALOG.get(model.strip().lower())
 
 
-def make_model(backend: str, model: str | None = None, *, adapter: str | None = None,
+def _open_replay(cls: Any, req: Request) -> Model:
+    if not req.replay:
+        raise ModelUnavailable("the replay backend needs --replay FILE")
+    return cls.from_file(req.replay)
+
+
+def _open_oracle(cls: Any, req: Request) -> Model:
+    return cls()
+
+
+def _open_openai(cls: Any, req: Request) -> Model:
+    from agent.models.servers import HOST, split_server_model
+
+    kind, name = split_server_model(req.model)
+    url = req.base_url or (f"http://{HOST}:{kind.port}" if kind else None)
+    return cls(url, model=name, api_key=req.api_key)
+
+
+def _open_llama_cpp(cls: Any, req: Request) -> Model:
+    from agent.models.weights import pull_gguf
+
+    if req.adapter:
+        raise ModelUnavailable("LoRA adapters are supported by the mlx backend only")
+    entry = _catalog_entry(req.model)
+    if entry is not None:
+        path = pull_gguf(entry.gguf, show_progress=True)
+        return cls(path, name=entry.name, threads=req.threads, context=req.context)
+    assert req.model is not None
+    if not Path(req.model).expanduser().is_file():
+        _unknown(req.model)
+    return cls(req.model, threads=req.threads, context=req.context)
+
+
+def _open_mlx(cls: Any, req: Request) -> Model:
+    from agent.models.weights import pull_mlx
+
+    entry = _catalog_entry(req.model)
+    if entry is not None:
+        return cls(pull_mlx(entry), name=entry.name, adapter=req.adapter)
+    model = req.model
+    assert model is not None
+    looks_like_repo = model.count("/") == 1 and not Path(model).exists()
+    if not Path(model).expanduser().is_dir() and not looks_like_repo:
+        _unknown(model)
+    return cls(Path(model).expanduser() if not looks_like_repo else model,
+               name=model, adapter=req.adapter)
+
+
+def _unknown(model: str) -> None:
+    """Raise: `model` is neither a file nor a catalog name; hint at servers' names."""
+    try:
+        lookup(model)
+    except ModelUnavailable as exc:
+        if ":" in model and "/" not in model:
+            raise ModelUnavailable(
+                f"{exc}; {model!r} looks like a server's model name: use --model "
+                f"ollama:{model} (or lmstudio:NAME, or --base-url URL --model NAME)"
+            ) from None
+        raise
+
+
+# The one place a backend name meets its engine; `BACKENDS` and the CLI's choices follow.
+ENGINES: dict[str, Engine] = {e.name: e for e in (
+    Engine(name="mlx", module="agent.models.mlx", cls="MLXModel", open=_open_mlx,
+           summary="Apple MLX in this process (the default on Apple silicon)"),
+    Engine(name="llama-cpp", module="agent.models.llama_cpp", cls="LlamaCppModel",
+           open=_open_llama_cpp, summary="llama.cpp in this process (the default elsewhere)"),
+    Engine(name="openai", module="agent.models.openai", cls="OpenAIModel", open=_open_openai,
+           summary="an OpenAI-compatible server: Ollama, LM Studio, llama-server, vLLM…"),
+    Engine(name="replay", module="agent.models.replay", cls="ReplayModel", open=_open_replay,
+           summary="scripted answers from a file (tests, demos)"),
+    Engine(name="oracle", module="agent.models.oracle", cls="OracleModel", open=_open_oracle,
+           summary="answers with the task's reference solution (checks a suite)"),
+)}
+ALIASES = {"llamacpp": "llama-cpp", "llama.cpp": "llama-cpp"}
+BACKENDS = tuple(ENGINES)
+
+
+def engine(backend: str) -> Engine:
+    """The engine called `backend` (aliases and `_` for `-` accepted)."""
+    name = backend.strip().lower().replace("_", "-")
+    found = ENGINES.get(ALIASES.get(name, name))
+    if found is None:
+        raise ModelUnavailable(
+            f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return found
+
+
+def make_model(backend: str, model: str | None = None, *, adapter: str | Path | None = None,
                base_url: str | None = None, api_key: str | None = None,
-               replay: str | None = None, threads: int | None = None,
+               replay: str | Path | None = None, threads: int | None = None,
                context: int | None = None) -> Model:
     """Build the Model for `backend`.
 
     `model` is a catalog name (default qwen2.5-coder-0.5b), a local path (.gguf file for
     llama-cpp, model directory for mlx), a Hub repo for mlx, or the server's model name for
-    openai. Catalog weights are fetched and verified on first use (with a progress bar).
+    openai (`ollama:NAME` / `lmstudio:NAME` also name the server's usual local port).
+    Catalog weights are fetched and verified on first use (with a progress bar).
     Raises ModelUnavailable (exit 3) with one line saying how to fix it.
     """
-    name = backend.strip().lower().replace("_", "-")
-    if name in ("llamacpp", "llama.cpp"):
-        name = "llama-cpp"
-    if name == "replay":
-        from agent.models.replay import ReplayModel
-
-        if not replay:
-            raise ModelUnavailable("the replay backend needs --replay FILE")
-        return ReplayModel.from_file(replay)
-    if name == "oracle":
-        from agent.models.oracle import OracleModel
-
-        return OracleModel()
-    if name == "openai":
-        from agent.models.openai import OpenAIModel
-
-        return OpenAIModel(base_url, model=model, api_key=api_key)
-    if name == "llama-cpp":
-        from agent.models.llama_cpp import LlamaCppModel
-        from agent.models.weights import pull_gguf
-
-        if adapter:
-            raise ModelUnavailable("LoRA adapters are supported by the mlx backend only")
-        entry = _catalog_entry(model)
-        if entry is not None:
-            path = pull_gguf(entry.gguf, show_progress=True)
-            return LlamaCppModel(path, name=entry.name, threads=threads, context=context)
-        assert model is not None
-        if not Path(model).expanduser().is_file():
-            lookup(model)  # raises: neither a file nor a known name
-        return LlamaCppModel(model, threads=threads, context=context)
-    if name == "mlx":
-        from agent.models.mlx import MLXModel
-        from agent.models.weights import pull_mlx
-
-        entry = _catalog_entry(model)
-        if entry is not None:
-            return MLXModel(pull_mlx(entry), name=entry.name, adapter=adapter)
-        assert model is not None
-        looks_like_repo = model.count("/") == 1 and not Path(model).exists()
-        if not Path(model).expanduser().is_dir() and not looks_like_repo:
-            lookup(model)
-        return MLXModel(Path(model).expanduser() if not looks_like_repo else model,
-                        name=model, adapter=adapter)
-    raise ModelUnavailable(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    chosen = engine(backend)
+    req = Request(model=model, adapter=adapter, base_url=base_url, api_key=api_key,
+                  replay=replay, threads=threads, context=context)
+    return chosen.open(chosen.load(), req)
