@@ -22,6 +22,8 @@ SOURCE_SUFFIXES = {".go", ".s", ".S", ".sx", ".c", ".cc", ".cpp", ".cxx", ".h", 
 ROOT_FILES = {"go.mod", "go.sum", "go.work", "go.work.sum"}
 MAX_FILES = 20_000
 MAX_BYTES = 256 * 1024 * 1024
+MAX_ENTRIES = 200_000  # entries looked at: a go.mod in $HOME must not walk the whole disk
+NOT_GO = {"node_modules"}  # folders of other ecosystems no Go build reads
 MAX_DATA_FILE_BYTES = 8 * 1024 * 1024  # a larger non-source file is skipped, not copied
 # Not a dot-entry, yet plainly a credential: never copied, whatever names it.
 _SECRET_RE = re.compile(
@@ -89,6 +91,7 @@ class ModuleCopy:
         self.max_bytes = max_bytes
         self.files = 0
         self.bytes = 0
+        self.entries = 0
         self.skipped: list[str] = []  # what was left out, for the trajectory
 
     # -- entry points -------------------------------------------------------------------
@@ -116,7 +119,7 @@ class ModuleCopy:
                 if name == "testdata" or (rel == PurePosixPath() and name == "vendor"
                                           and recursive):
                     self._tree(root, rel / name, into)
-                elif recursive and not (here / name / "go.mod").exists():
+                elif recursive and name not in NOT_GO and not (here / name / "go.mod").exists():
                     self._walk(root, rel / name, into, recursive=True)  # not a nested module
                 continue
             is_source = Path(name).suffix in SOURCE_SUFFIXES
@@ -135,10 +138,15 @@ class ModuleCopy:
     def _entries(self, d: Path) -> list[os.DirEntry[str]]:
         try:
             with os.scandir(d) as it:
-                return sorted(it, key=lambda e: e.name)
+                found = sorted(it, key=lambda e: e.name)
         except OSError:
-            self.skipped.append(str(d))
+            self.skipped.append(f"{d} (unreadable)")
             return []
+        self.entries += len(found)
+        if self.entries > MAX_ENTRIES:
+            raise CopyError(f"the module is too large to copy for fix (over {MAX_ENTRIES} "
+                            "files and folders to look through)")
+        return found
 
     def _tree(self, root: Path, rel: PurePosixPath, into: PurePosixPath, *,
               all_files: bool = True) -> None:
