@@ -319,7 +319,7 @@ def scratch_copy(site: FixSite, skipped: list[str] | None = None) -> Workspace:
         for t in site.targets:
             write_nofollow(ws.base, PurePosixPath(prefix + t.name), t.text)
         if skipped is not None:
-            skipped += copier.skipped
+            skipped.extend(dict.fromkeys(copier.skipped))  # a folder met twice: listed once
     except CopyError as exc:
         ws.cleanup()
         raise FixError(str(exc)) from None

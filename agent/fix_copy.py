@@ -112,7 +112,7 @@ class ModuleCopy:
         for entry in self._entries(here):
             name = entry.name
             if is_private(name):
-                self.skipped.append((rel / name).as_posix())
+                self.skipped.append((into / rel / name).as_posix())
                 continue
             st = entry.stat(follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
@@ -155,7 +155,7 @@ class ModuleCopy:
         for entry in self._entries(root / rel):
             name = entry.name
             if is_private(name):
-                self.skipped.append((rel / name).as_posix())
+                self.skipped.append((into / rel / name).as_posix())
                 continue
             if not all_files and name.startswith("_"):
                 continue
@@ -179,10 +179,10 @@ class ModuleCopy:
             try:
                 inside = target.relative_to(root)
             except ValueError:
-                self.skipped.append(f"{rel.as_posix()} (a link out of the module)")
+                self.skipped.append(f"{(into / rel).as_posix()} (a link out of the module)")
                 return False
             if any(is_private(p) for p in inside.parts):
-                self.skipped.append(f"{rel.as_posix()} (a link to a private file)")
+                self.skipped.append(f"{(into / rel).as_posix()} (a link to a private file)")
                 return False
             try:
                 st = target.stat()
@@ -192,7 +192,7 @@ class ModuleCopy:
         if not stat.S_ISREG(st.st_mode):
             return False  # FIFOs, sockets, devices: never opened
         if not source and st.st_size > MAX_DATA_FILE_BYTES:
-            self.skipped.append(f"{rel.as_posix()} (over {MAX_DATA_FILE_BYTES} bytes)")
+            self.skipped.append(f"{(into / rel).as_posix()} (over {MAX_DATA_FILE_BYTES} bytes)")
             return False
         self.files += 1
         self.bytes += st.st_size
@@ -204,7 +204,7 @@ class ModuleCopy:
         except OSError:
             if source:
                 raise CopyError(f"{src}: cannot read a file the build needs") from None
-            self.skipped.append(f"{rel.as_posix()} (unreadable)")
+            self.skipped.append(f"{(into / rel).as_posix()} (unreadable)")
             return False
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_bytes(data)

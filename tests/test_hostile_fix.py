@@ -255,6 +255,7 @@ def test_the_copy_holds_no_secrets_and_still_builds(tmp_path: Path) -> None:
     assert seen == [], seen
     skipped = next(e for e in run.events if e["event"] == "fix_start")["copy_skipped"]
     assert ".env" in skipped and "calc/testdata/out.txt (a link out of the module)" in skipped
+    assert "_guild_replace/0/.env" in skipped and len(skipped) == len(set(skipped))
     # Only calc.go changed; the rest of the tree, links included, is as it was.
     after = tree(m)
     assert after.pop("calc/calc.go") != before.pop("calc/calc.go")
@@ -472,6 +473,14 @@ def test_a_fifo_in_the_package_is_skipped_and_naming_one_is_refused(tmp_path: Pa
     assert run.code == 0, (run.stdout, run.stderr)
     assert target.read_text() == FIXED
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_a_file_too_large_to_fix_is_refused_at_once(tmp_path: Path) -> None:
+    target = module(tmp_path / "m")
+    with target.open("r+b") as fh:  # sparse: 9 MiB that costs no disk
+        fh.truncate(9 * 1024 * 1024)
+    run = fix(tmp_path, [str(target), "--yes"], [fence(FIXED)], timeout=60)
+    one_line_error(run, 2, "too large to fix")
 
 
 # -- 7. only the apply step writes the user's tree -----------------------------------------
