@@ -501,9 +501,11 @@ class FixSession:
 
 
 def unified_diff(name: str, old: str, new: str) -> str:
-    return "".join(difflib.unified_diff(old.splitlines(keepends=True),
-                                        new.splitlines(keepends=True),
-                                        fromfile=f"a/{name}", tofile=f"b/{name}"))
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                 fromfile=f"a/{name}", tofile=f"b/{name}")
+    # A last line without a newline must not run into the next diff line.
+    return "".join(ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n"
+                   for ln in lines)
 
 
 def changed_files(original: dict[str, str], proposed: dict[str, str]) -> dict[str, str]:

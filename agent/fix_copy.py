@@ -149,9 +149,10 @@ class ModuleCopy:
         return found
 
     def _tree(self, root: Path, rel: PurePosixPath, into: PurePosixPath, *,
-              all_files: bool = True) -> None:
+              all_files: bool = True, embedded: bool = False) -> None:
         """Every file under root/rel (testdata, vendor, an embedded folder), links inside
-        the module as copies of their targets, nested modules and private names skipped."""
+        the module as copies of their targets, private names skipped. A testdata tree
+        keeps its nested modules (fixtures for tools' tests); Go embeds none."""
         for entry in self._entries(root / rel):
             name = entry.name
             if is_private(name):
@@ -161,8 +162,9 @@ class ModuleCopy:
                 continue
             st = entry.stat(follow_symlinks=False)
             if stat.S_ISDIR(st.st_mode):
-                if not (root / rel / name / "go.mod").exists():
-                    self._tree(root, rel / name, into, all_files=all_files)
+                if not (embedded and (root / rel / name / "go.mod").exists()):
+                    self._tree(root, rel / name, into, all_files=all_files,
+                               embedded=embedded)
             else:
                 self._file(root, rel / name, into, st,
                            source=Path(name).suffix in SOURCE_SUFFIXES)
@@ -241,7 +243,7 @@ class ModuleCopy:
                 if rest:
                     self._embed_match(root, rel / name, into, rest, all_files)
                 else:
-                    self._tree(root, rel / name, into, all_files=all_files)
+                    self._tree(root, rel / name, into, all_files=all_files, embedded=True)
             elif not rest and stat.S_ISREG(st.st_mode):
                 # Go embeds no links: only a regular file counts.
                 self._file(root, rel / name, into, st,

@@ -273,14 +273,20 @@ def test_module_copy_resolves_embeds_like_go_minus_private_names(tmp_path: Path)
                               "string\n\n//go:embed web/*.html ../up.txt /abs\nvar w string\n"
                               "\n//go:embed all:web/sub\nvar s string\n")
     for rel in (".env", "web/a.html", "web/b.txt", "web/.c.html", "web/sub/_u.txt",
-                "web/sub/.env", "web/sub/v.txt", "web/sub/id_rsa"):
+                "web/sub/.env", "web/sub/v.txt", "web/sub/id_rsa",
+                "testdata/fixture/go.mod", "testdata/fixture/f.go", "testdata/.git/HEAD",
+                "nested/go.mod", "nested/n.go", "node_modules/x/x.go", "vendor/modules.txt",
+                "vendor/example.com/v/v.go", "vendor/example.com/v/.env", "README.md"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
         (src / rel).write_text("x\n")
     (tmp_path / "up.txt").write_text("x\n")
     dest = tmp_path / "copy"
     dest.mkdir()
     ModuleCopy(dest).module(src)
     got = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
-    assert got == ["go.mod", "p.go", "web/a.html", "web/sub/_u.txt", "web/sub/v.txt"]
+    assert got == ["go.mod", "p.go", "testdata/fixture/f.go", "testdata/fixture/go.mod",
+                   "vendor/example.com/v/v.go", "vendor/modules.txt", "web/a.html",
+                   "web/sub/_u.txt", "web/sub/v.txt"]
 
 
 def test_a_module_too_large_to_copy_is_one_line(tmp_path: Path) -> None:
