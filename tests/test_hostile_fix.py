@@ -558,7 +558,7 @@ def test_ctrl_c_at_the_prompt_exits_130(tmp_path: Path) -> None:
     child = pexpect.spawn(sys.executable, ["-m", "agent.cli", "fix", str(target), "--backend",
                                            "replay", "--replay", str(replay), "--out",
                                            str(tmp_path / "run")],
-                          env=env, encoding="utf-8", timeout=120, dimensions=(50, 160),
+                          env=env, encoding="utf-8", timeout=300, dimensions=(50, 160),
                           preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     child.expect(r"\[a\]pply / \[s\]how full file")
     child.sendintr()
