@@ -10,19 +10,41 @@ from pathlib import Path
 
 
 def write_text_atomic(path: Path, text: str, *, mode: int | None = None) -> None:
-    """Replace `path` with `text` in one step; keeps the old file's mode unless `mode` given."""
+    """Replace `path` with `text` (UTF-8, newlines as given) in one step.
+
+    Keeps the old file's mode unless `mode` is given. Encoding happens before anything is
+    written, so text that is not valid Unicode fails without touching the file.
+    """
+    write_bytes_atomic(path, text.encode("utf-8"), mode=mode)
+
+
+def write_bytes_atomic(path: Path, data: bytes, *, mode: int | None = None) -> None:
+    """Replace `path` with `data` in one step; keeps the old file's mode (and owner when
+    allowed) unless `mode` is given.
+
+    A link at `path` is replaced, not written through: callers that mean the link's target
+    pass the resolved path.
+    """
     path = Path(path)
-    if mode is None:
-        try:
-            mode = stat.S_IMODE(path.stat().st_mode)
-        except FileNotFoundError:
-            mode = None
+    owner: tuple[int, int] | None = None
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        owner = (st.st_uid, st.st_gid)
+        if mode is None:
+            mode = stat.S_IMODE(st.st_mode)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        if owner is not None and owner != (os.geteuid(), os.getegid()):
+            # Root fixing someone else's file must not hand it to root; others cannot chown.
+            with contextlib.suppress(OSError):
+                os.chown(tmp, *owner)
         if mode is not None:
             os.chmod(tmp, mode)
         os.replace(tmp, path)

@@ -2,29 +2,35 @@
 
 The user's tree is only ever read until they accept a change; then `apply_changes` writes
 it atomically after checking nothing changed on disk meanwhile, and keeps a backup that
-`undo` restores. Everything in between happens in a scratch copy of the module.
+`undo` restores. Those two are the only writers of the user's tree (`_write_user_file`
+refuses any other caller). Everything in between happens in a scratch copy holding only
+the module's build files (agent.fix_copy).
+
+The model sees each file as LF text without a byte-order mark; a file's CRLF endings,
+BOM and missing final newline are put back when it is written (`Target.to_disk`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import difflib
 import hashlib
 import os
 import re
-import shutil
 import signal
 import stat
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel, Field
 
-from agent.atomic import write_text_atomic
+from agent.atomic import write_bytes_atomic, write_text_atomic
 from agent.edits import BLOCKS_OVER_LINES, EditMode, EditRules, choose_modes, parse_edit_answer
-from agent.extract import Extraction
+from agent.extract import Extraction, FormatError
+from agent.fix_copy import CopyError, ModuleCopy
 from agent.fixes import FIX_NAMES
 from agent.harness import Suite
 from agent.prompts import render
@@ -33,15 +39,17 @@ from tools.diagnostics import CheckResult
 from tools.go import cache_dir
 from tools.gofmt import gofmt_source
 from tools.runner import CheckOptions, GoRunner, test_names
-from tools.workspace import Requirement, Workspace, read_nofollow
+from tools.workspace import Workspace, read_nofollow, write_nofollow
 
 BACKUPS_ENV = "GUILD_AGENT_FIX_BACKUPS"  # tests point backups elsewhere, keeping the GOCACHE
-MAX_COPY_FILE_BYTES = 8 * 1024 * 1024  # larger files are build outputs or data, not source
-SKIP_DIRS = {".git", ".hg", ".svn", ".jj", "node_modules", ".idea", ".vscode", "__pycache__"}
+MAX_TARGET_BYTES = 8 * 1024 * 1024  # far past any model's context; refuses /dev/zero-likes
 SUPPORT_CHARS = 16_000  # how much of the package's other files the model is shown
 _PACKAGE_RE = re.compile(r"^\s*package\s+(\w+)", re.M)
 _MODULE_RE = re.compile(r"^\s*module\s+\"?([^\s\"]+)\"?", re.M)
-_REL_REPLACE_RE = re.compile(r"(=>\s*)(\.{1,2}(?:/[^\s]*)?)(\s*(?:$|//))", re.M)
+# A `replace` to a folder: relative (`./x`, `../x`) or absolute (`/x`).
+_DIR_REPLACE_RE = re.compile(r"(=>\s*)((?:\.{1,2}|/)[^\s]*)(\s*(?:$|//))", re.M)
+REPLACE_DIR = "_guild_replace"  # where the copy keeps replaced modules (`_`: Go skips it)
+_APPLYING: contextvars.ContextVar[bool] = contextvars.ContextVar("fix_applying", default=False)
 
 
 class FixError(ValueError):
@@ -59,11 +67,36 @@ def sha256_bytes(data: bytes) -> str:
 class Target(BaseModel):
     """One file the user named: what it held when read, so a later write can be refused."""
 
-    path: Path  # absolute
+    path: Path  # absolute, as named: a link stays a link
+    real: Path  # the file read and written: `path` with every link resolved
     name: str  # relative to the package directory (the name the model sees)
-    text: str
+    text: str  # as the model sees it: no BOM, LF line endings
+    raw: bytes = Field(repr=False)  # the exact bytes read, for backups and rollback
     sha256: str
     mode: int
+    crlf: bool = False  # every line ended in CRLF
+    bom: bool = False  # started with a UTF-8 byte-order mark
+    final_newline: bool = True
+
+    def conform(self, text: str) -> str:
+        """A candidate with the file's own end-of-file convention (final newline or not)."""
+        text = text.removeprefix("\ufeff")
+        if not self.final_newline:
+            return text.rstrip("\n")
+        return text + "\n" if text and not text.endswith("\n") else text
+
+    def to_disk(self, text: str) -> str:
+        """`text` as it is written to the file: the BOM and CRLF endings put back."""
+        text = self.conform(text)
+        if self.crlf:
+            text = re.sub(r"\r?\n", "\r\n", text)
+        return ("\ufeff" if self.bom else "") + text
+
+    @property
+    def kept(self) -> list[str]:
+        """What the diff does not show but the write keeps, for one line under it."""
+        return [k for k, on in (("CRLF line endings", self.crlf), ("the BOM", self.bom),
+                                ("no final newline", not self.final_newline)) if on]
 
 
 class FixSite(BaseModel):
@@ -75,6 +108,7 @@ class FixSite(BaseModel):
     module_root: Path | None  # None: no go.mod above, a temporary module is made
     package_rel: str = "."  # package directory relative to the module root
     git_root: Path | None = None
+    dry_run: bool = False  # set by `fix --dry-run`: apply_changes refuses to run at all
 
     @property
     def names(self) -> list[str]:
@@ -114,41 +148,86 @@ def git_root(path: Path) -> Path | None:
     return Path(top) if out.returncode == 0 and top else None
 
 
-def read_target(path: Path, package_dir: Path) -> Target:
+def read_user_file(path: Path, *, limit: int = MAX_TARGET_BYTES) -> tuple[bytes, int]:
+    """A user's regular file's bytes and mode; a FIFO or device is refused, never waited on."""
     try:
-        data = path.read_bytes()
-        mode = stat.S_IMODE(path.stat().st_mode)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
         raise FixError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        text = data.decode("utf-8")
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise FixError(f"{path}: not a regular file (a FIFO, socket or device); name a "
+                           ".go source file")
+        if st.st_size > limit:
+            raise FixError(f"{path}: {st.st_size} bytes is too large to fix (at most {limit})")
+        chunks: list[bytes] = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+            if sum(map(len, chunks)) > limit:
+                raise FixError(f"{path}: too large to fix (at most {limit} bytes)")
+        return b"".join(chunks), stat.S_IMODE(st.st_mode)
+    except OSError as exc:
+        raise FixError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
+def decode_source(data: bytes, path: Path) -> tuple[str, bool, bool]:
+    """(text for the model, crlf, bom): a BOM is stripped, consistent CRLF becomes LF.
+
+    Mixed line endings are left as they are: there is no one convention to restore.
+    """
+    bom = data.startswith(b"\xef\xbb\xbf")
+    try:
+        text = data[3 if bom else 0:].decode("utf-8")
     except UnicodeDecodeError:
         raise FixError(f"{path}: not UTF-8 text; Go source must be UTF-8") from None
-    return Target(path=path, name=path.relative_to(package_dir).as_posix(), text=text,
-                  sha256=sha256_bytes(data), mode=mode)
+    crlf = "\r\n" in text and text.count("\r\n") == text.count("\n")
+    return (text.replace("\r\n", "\n") if crlf else text), crlf, bom
+
+
+def read_target(path: Path, package_dir: Path, real: Path | None = None) -> Target:
+    real = real or Path(os.path.realpath(path))
+    data, mode = read_user_file(real)
+    text, crlf, bom = decode_source(data, path)
+    return Target(path=path, real=real, name=path.name, text=text, raw=data,
+                  sha256=sha256_bytes(data), mode=mode, crlf=crlf, bom=bom,
+                  final_newline=not text or text.endswith("\n"))
 
 
 def locate(paths: list[Path]) -> FixSite:
-    """Check the named files and find their package and module. Raises FixError."""
+    """Check the named files and find their package and module. Raises FixError.
+
+    A named link stays a link: its package is the folder the link is in, and a change is
+    written to the file it points at.
+    """
     if not paths:
         raise FixError("name at least one .go file to fix")
-    resolved: list[Path] = []
+    named: dict[Path, Path] = {}  # as named (absolute) -> the real file
     for p in paths:
-        rp = Path(os.path.abspath(p.expanduser()))
-        if not rp.exists():
+        ap = Path(os.path.abspath(p.expanduser()))
+        if not os.path.lexists(ap):
             raise FixError(f"{p}: no such file")
-        if rp.is_dir():
+        if not ap.exists():
+            raise FixError(f"{p}: a link to a file that does not exist")
+        if ap.is_dir():
             raise FixError(f"{p}: is a directory; name the .go files to fix")
-        if rp.suffix != ".go":
+        if ap.suffix != ".go":
             raise FixError(f"{p}: not a .go file")
-        if rp not in resolved:
-            resolved.append(rp)
-    dirs = {p.parent for p in resolved}
+        if ap.name.startswith((".", "_")):
+            raise FixError(f"{p}: Go ignores files whose names start with '.' or '_'")
+        real = Path(os.path.realpath(ap))
+        for other, other_real in named.items():
+            if other_real == real and other != ap:
+                raise FixError(f"{p} and {other} are the same file; name it once")
+        named[ap] = real
+    dirs = {Path(os.path.realpath(p.parent)) for p in named}
     if len(dirs) > 1:
         raise FixError("the files must be in one package directory; got "
                        + ", ".join(sorted(str(d) for d in dirs)))
     package_dir = dirs.pop()
-    targets = [read_target(p, package_dir) for p in resolved]
+    targets = [read_target(p, package_dir, real) for p, real in named.items()]
     names = {t.name: package_of(t.text) for t in targets}
     for name, pkg in names.items():
         if pkg is None:
@@ -161,66 +240,89 @@ def locate(paths: list[Path]) -> FixSite:
     package = non_test[0] if non_test else pkgs.pop()
     root = find_module_root(package_dir)
     rel = package_dir.relative_to(root).as_posix() if root else "."
+    if rel != "." and any(part.startswith(".") for part in rel.split("/")):
+        raise FixError(f"{package_dir}: inside a folder whose name starts with '.', which Go "
+                       "does not build")
     return FixSite(targets=targets, package=package, package_dir=package_dir,
                    module_root=root, package_rel=rel, git_root=git_root(package_dir))
 
 
+def unwritable(site: FixSite) -> str | None:
+    """Why applying a change would fail (a read-only file or folder), before any round."""
+    for t in site.targets:
+        try:
+            fst = os.stat(t.real)
+            dst = os.stat(t.real.parent)
+        except OSError as exc:
+            return f"{t.path}: {exc.strerror or exc}"
+        if not fst.st_mode & 0o222 or not os.access(t.real, os.W_OK):
+            return (f"{t.path}: the file is read-only; make it writable to let fix change it "
+                    "(or use --dry-run)")
+        if not dst.st_mode & 0o222 or not os.access(t.real.parent, os.W_OK | os.X_OK):
+            return (f"{t.real.parent}: the folder is read-only; fix writes a new file beside "
+                    f"{t.real.name} and renames it over, so it needs to write there (or use "
+                    "--dry-run)")
+    return None
+
+
 # -- the scratch copy ----------------------------------------------------------------------
 
-def _copy_ignore(root: Path):
-    def ignore(directory: str, entries: list[str]) -> set[str]:
-        d = Path(directory)
-        skipped: set[str] = set()
-        for e in entries:
-            p = d / e
-            if e in SKIP_DIRS:
-                skipped.add(e)
-            elif p.is_dir() and not p.is_symlink() and d != root and (p / "go.mod").is_file():
-                skipped.add(e)  # a nested module is not part of this one
-            elif p.is_file() and not p.is_symlink():
-                with contextlib.suppress(OSError):
-                    if p.stat().st_size > MAX_COPY_FILE_BYTES and p.suffix not in (
-                            ".go", ".mod", ".sum"):
-                        skipped.add(e)
-        return skipped
-    return ignore
+def _copy_replaces(go_mod: str, root: Path, copier: ModuleCopy) -> str:
+    """go.mod with each `replace` to a folder copied into the scratch copy and pointed there.
 
-
-def _absolute_replaces(go_mod: str, root: Path) -> tuple[str, list[Path]]:
-    """go.mod with relative `replace` targets made absolute: the copy lives elsewhere."""
-    found: list[Path] = []
+    The replaced module goes through the same filter as the main one (no dot-entries, no
+    links out, the same caps), so the sandbox never sees the folder itself.
+    """
+    count = 0
 
     def sub(m: re.Match[str]) -> str:
-        target = (root / m.group(2)).resolve()
-        found.append(target)
-        return f"{m.group(1)}{target}{m.group(3)}"
+        nonlocal count
+        target = Path(os.path.realpath(root / m.group(2)))
+        if not (target / "go.mod").is_file():
+            raise CopyError(f"go.mod: replace => {m.group(2)}: not a module folder (no go.mod "
+                            "there)")
+        into = PurePosixPath(REPLACE_DIR, str(count))
+        count += 1
+        copier.module(target, into)
+        return f"{m.group(1)}./{into}{m.group(3)}"
 
-    return _REL_REPLACE_RE.sub(sub, go_mod), found
+    return _DIR_REPLACE_RE.sub(sub, go_mod)
 
 
-def scratch_copy(site: FixSite) -> Workspace:
-    """A workspace holding a copy of the module (or of the lone package and a temp go.mod)."""
+def scratch_copy(site: FixSite, skipped: list[str] | None = None) -> Workspace:
+    """A workspace holding the module's build files (or the lone package and a temp go.mod).
+
+    Copied into the harness's own copy (`ws.base`), which runs never see directly; the
+    named files are written as the model sees them (LF, no BOM), whatever links led there.
+    What the filter left out is added to `skipped`.
+    """
     ws = Workspace(module="fixsandbox", prefix="guild-fix-")
     try:
+        copier = ModuleCopy(ws.base)
         if site.module_root is None:
-            # No module: the package directory's Go files (and testdata) under a temp go.mod.
-            for p in sorted(site.package_dir.iterdir()):
-                if p.is_file() and p.suffix == ".go":
-                    shutil.copy2(p, ws.base / p.name)
-            if (site.package_dir / "testdata").is_dir():
-                shutil.copytree(site.package_dir / "testdata", ws.base / "testdata",
-                                symlinks=True)
+            copier.package(site.package_dir)  # under the workspace's temp go.mod
         else:
-            shutil.copytree(site.module_root, ws.base, symlinks=True, dirs_exist_ok=True,
-                            ignore=_copy_ignore(site.module_root),
-                            ignore_dangling_symlinks=True)
-            go_mod = (ws.base / "go.mod").read_text()
-            fixed, local = _absolute_replaces(go_mod, site.module_root)
-            if fixed != go_mod:
-                (ws.base / "go.mod").write_text(fixed)
-            # The runner lets the sandbox read `replace` directories named as requirements.
-            ws.requires = [Requirement(module=f"local{i}", replace=str(p))
-                           for i, p in enumerate(local)]
+            (ws.base / "go.mod").unlink()
+            copier.module(site.module_root)
+            go_mod_path = ws.base / "go.mod"
+            if not go_mod_path.is_file():
+                raise CopyError(f"{site.module_root / 'go.mod'}: cannot be copied (a link "
+                                "out of the module?)")
+            go_mod = go_mod_path.read_text(errors="replace")
+            if not (site.module_root / "vendor" / "modules.txt").is_file():
+                # Vendored builds read no replace folders (and check go.mod against
+                # vendor/modules.txt): leave go.mod alone there.
+                fixed = _copy_replaces(go_mod, site.module_root, copier)
+                if fixed != go_mod:
+                    go_mod_path.write_text(fixed)
+        prefix = "" if site.package_rel == "." else site.package_rel + "/"
+        for t in site.targets:
+            write_nofollow(ws.base, PurePosixPath(prefix + t.name), t.text)
+        if skipped is not None:
+            skipped.extend(dict.fromkeys(copier.skipped))  # a folder met twice: listed once
+    except CopyError as exc:
+        ws.cleanup()
+        raise FixError(str(exc)) from None
     except BaseException:
         ws.cleanup()
         raise
@@ -314,14 +416,17 @@ class FixSession:
         self.request = request
         self.original = {t.name: t.text for t in site.targets}
         self.modes = choose_modes(self.original, request.block_lines)
-        self.ws = scratch_copy(site)
+        self.skipped: list[str] = []  # what the scratch copy left out of the module
+        self.ws = scratch_copy(site, self.skipped)
         self.checker = PackageChecker(self.ws, site, run=request.run,
                                       test_timeout=request.test_timeout, race=request.race)
         self.rules = EditRules(package=site.package, editable=site.names,
                                protected=sorted(set(self._package_files()) - set(site.names)))
 
     def _package_files(self) -> dict[str, str]:
-        return {p.name: read_nofollow(p).decode(errors="replace")
+        # Shown to the model as the named files are: LF endings, no BOM.
+        return {p.name: read_nofollow(p).decode(errors="replace").removeprefix("\ufeff")
+                .replace("\r\n", "\n")
                 for p in sorted(self.checker.pkg_dir.glob("*.go"))
                 if p.is_file() and not p.is_symlink()}
 
@@ -369,8 +474,18 @@ class FixSession:
 
     def parse_answer(self, text: str, task: TaskSpec, current: dict[str, str]) -> Extraction:
         """The loop's AnswerParser: edits to the named files only."""
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FormatError("the answer holds characters that are not valid Unicode (a lone "
+                              "surrogate); answer again in plain UTF-8") from None
         base = {n: current.get(n, task.files.get(n, self.original[n])) for n in self.site.names}
-        return parse_edit_answer(text, base, self.rules)
+        ext = parse_edit_answer(text, base, self.rules)
+        # The file's own end-of-file convention: a missing final newline stays missing.
+        by_name = {t.name: t for t in self.site.targets}
+        ext.files = {n: by_name[n].conform(c) if n in by_name else c
+                     for n, c in ext.files.items()}
+        return ext
 
     def checker_factory(self, task: TaskSpec) -> PackageChecker:
         return self.checker
@@ -386,9 +501,11 @@ class FixSession:
 
 
 def unified_diff(name: str, old: str, new: str) -> str:
-    return "".join(difflib.unified_diff(old.splitlines(keepends=True),
-                                        new.splitlines(keepends=True),
-                                        fromfile=f"a/{name}", tofile=f"b/{name}"))
+    lines = difflib.unified_diff(old.splitlines(keepends=True), new.splitlines(keepends=True),
+                                 fromfile=f"a/{name}", tofile=f"b/{name}")
+    # A last line without a newline must not run into the next diff line.
+    return "".join(ln if ln.endswith("\n") else ln + "\n\\ No newline at end of file\n"
+                   for ln in lines)
 
 
 def changed_files(original: dict[str, str], proposed: dict[str, str]) -> dict[str, str]:
@@ -433,7 +550,7 @@ def _save_backup(target: Target, written: str) -> Backup:
     d.mkdir(parents=True, exist_ok=True)
     stamp = f"{time.time():.6f}"
     content = d / f"{stamp}.orig"
-    write_text_atomic(content, target.text, mode=0o600)
+    write_bytes_atomic(content, target.raw, mode=0o600)  # the exact bytes: CRLF, BOM
     rec = Backup(path=target.path, saved_at=float(stamp), mode=target.mode,
                  original_sha256=target.sha256,
                  written_sha256=sha256_bytes(written.encode("utf-8")),
@@ -464,39 +581,94 @@ def deferred_interrupt() -> Iterator[list[int]]:
         signal.signal(signal.SIGINT, previous)
 
 
+@contextlib.contextmanager
+def _user_writes() -> Iterator[None]:
+    """The scope in which `_write_user_file` may run: the apply step and undo only."""
+    token = _APPLYING.set(True)
+    try:
+        yield
+    finally:
+        _APPLYING.reset(token)
+
+
+def _write_user_file(path: Path, text: str, mode: int) -> None:
+    """The one place `fix` writes a user's tree; anything but apply and undo is refused."""
+    if not _APPLYING.get():
+        raise RuntimeError(f"{path}: fix tried to write a user's file outside its apply step")
+    write_text_atomic(path, text, mode=mode)
+
+
+def _current(t: Target) -> str | None:
+    """The sha256 of what `t` holds now, or None if it is gone, unreadable or not a file."""
+    if Path(os.path.realpath(t.path)) != t.real:
+        return None  # the link now points elsewhere
+    try:
+        return sha256_bytes(read_user_file(t.real)[0])
+    except FixError:
+        return None
+
+
 def apply_changes(site: FixSite, new: dict[str, str]) -> list[Backup]:
     """Write the changed files atomically, all or none; a backup of each is kept.
 
     Refuses (StaleFileError, nothing written) when any file differs from what was read.
-    A Ctrl-C during the writes is held, then everything written is put back.
+    A Ctrl-C during the writes is held, then everything written is put back; so is
+    everything after a write fails (a FixError says which file and why).
+    A link is kept: its target file is replaced.
     """
+    if site.dry_run:
+        raise RuntimeError("fix --dry-run reached the apply step; nothing was written")
     by_name = {t.name: t for t in site.targets}
-    todo = [(by_name[n], c) for n, c in new.items() if n in by_name]
-    for t, _ in todo:
+    todo: list[tuple[Target, str]] = []
+    for n, c in new.items():
+        if n not in by_name:
+            continue
+        t = by_name[n]
+        disk = t.to_disk(c)
         try:
-            now = sha256_bytes(t.path.read_bytes())
-        except OSError:
-            now = None
-        if now != t.sha256:
+            disk.encode("utf-8")
+        except UnicodeEncodeError:
+            raise FixError(f"{t.path}: the change is not valid UTF-8 text; nothing was "
+                           "written") from None
+        todo.append((t, disk))
+    for t, _ in todo:
+        if _current(t) != t.sha256:
             raise StaleFileError(f"{t.path}: changed on disk since it was read; nothing was "
                                  "written (run fix again on the new version)")
     backups: list[Backup] = []
     written: list[Target] = []
-    with deferred_interrupt() as interrupted:
+    with deferred_interrupt() as interrupted, _user_writes():
         try:
             for t, content in todo:
                 backups.append(_save_backup(t, content))
-                write_text_atomic(t.path, content, mode=t.mode)
+                _write_user_file(t.real, content, t.mode)
                 written.append(t)
             if interrupted:
                 raise KeyboardInterrupt
-        except BaseException:
-            for t in written:
-                write_text_atomic(t.path, t.text, mode=t.mode)
-            for b in backups:
-                _drop_backup(b)
+        except BaseException as exc:
+            kept = _roll_back(written, backups)
+            if isinstance(exc, OSError):
+                raise FixError(f"{exc.filename or 'a file'}: cannot write: "
+                               f"{exc.strerror or exc}; {kept}") from None
             raise
     return backups
+
+
+def _roll_back(written: list[Target], backups: list[Backup]) -> str:
+    """Put back every file written so far; a backup is dropped only once its file is back."""
+    stuck: list[Target] = []
+    for t in written:
+        try:
+            _write_user_file(t.real, t.raw.decode("utf-8"), t.mode)
+        except OSError:
+            stuck.append(t)
+    for b in backups:
+        if not any(t.path == b.path for t in stuck):
+            _drop_backup(b)
+    if not stuck:
+        return "nothing was changed"
+    return ("could not put back " + ", ".join(str(t.path) for t in stuck)
+            + "; its backup remains (guild-agent fix --undo)")
 
 
 def undo(path: Path, *, force: bool = False) -> Backup:
@@ -506,16 +678,25 @@ def undo(path: Path, *, force: bool = False) -> Backup:
     if not backups:
         raise FixError(f"{path}: no backup to restore (fix never changed it here)")
     rec = backups[-1]
+    real = Path(os.path.realpath(p))  # a link is kept: its target is restored
     try:
-        now = sha256_bytes(p.read_bytes())
-    except FileNotFoundError:
+        now: str | None = sha256_bytes(read_user_file(real)[0])
+    except FixError:
         now = None
     if now != rec.written_sha256 and not force:
         raise FixError(f"{path}: edited since fix changed it; not restoring (use --force to "
                        "restore the pre-fix version anyway)")
-    original = (_backup_dir(p) / rec.content_file).read_text(encoding="utf-8")
-    with deferred_interrupt():
-        write_text_atomic(p, original, mode=rec.mode)
+    try:
+        data = (_backup_dir(p) / rec.content_file).read_bytes()
+        original = data.decode("utf-8")  # bytes as read: CRLF and BOM intact
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FixError(f"{path}: the backup cannot be read: {exc}") from None
+    try:
+        with deferred_interrupt(), _user_writes():
+            _write_user_file(real, original, rec.mode)
+    except OSError as exc:
+        raise FixError(f"{path}: cannot write: {exc.strerror or exc}; nothing was "
+                       "restored") from None
     _drop_backup(rec)
     return rec
 

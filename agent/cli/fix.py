@@ -33,6 +33,7 @@ from agent.fix import (
     locate,
     undo,
     unified_diff,
+    unwritable,
 )
 from agent.loop import LoopConfig, RepairLoop
 from agent.models.base import Model
@@ -48,6 +49,18 @@ CHOICES = {"a": "apply", "s": "show", "k": "keep", "q": "quit"}
 
 def _as_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
+
+
+def ask(text: str, **kw: Any) -> str | None:
+    """click.prompt, except that Ctrl-C stays an interrupt (exit 130, as documented) and
+    end of input is None (the caller's safe answer)."""
+    try:
+        return click.prompt(text, **kw)
+    except click.Abort as exc:
+        # click turns both into Abort; the original is still the exception's context.
+        if isinstance(exc.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        return None
 
 
 def check_line(result: CheckResult) -> str:
@@ -107,8 +120,12 @@ class FixCommand:
 
     def show(self) -> dict[str, str]:
         changes = changed_files(self.s.original, self.files)
+        targets = {t.name: t for t in self.s.site.targets}
         for name, new in changes.items():
             print_diff(self.c, name, self.s.original[name], new)
+            if targets[name].kept:
+                self.c.print(f"[dim]{escape(name)}: written with "
+                             f"{', '.join(targets[name].kept)}, as it is now[/]")
         if self.check is not None:
             self.c.print(f"check: {check_line(self.check)}")
         return changes
@@ -155,6 +172,10 @@ def fix(files: tuple[Path, ...], instruction: str | None, run_re: str | None,
         site = locate(list(files))
     except FixError as exc:
         fail(str(exc), EXIT_USAGE)
+    if dry_run:
+        site = site.model_copy(update={"dry_run": True})  # apply_changes refuses outright
+    elif (problem := unwritable(site)) is not None:
+        fail(problem, EXIT_USAGE)  # before any round: the answer could never be written
     if instruction is not None and not instruction.strip():
         fail("--instruction is empty")
     try:
@@ -176,6 +197,10 @@ def fix(files: tuple[Path, ...], instruction: str | None, run_re: str | None,
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]: your files are as they were")
         sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:
+        # A disk that fills or a folder that turns read-only mid-run: one line, and the
+        # apply step has already put back anything it wrote.
+        fail(f"{exc.filename or 'fix'}: {exc.strerror or exc}", EXIT_UNAVAILABLE)
 
 
 def _undo(console: Console, files: list[Path], force: bool) -> None:
@@ -198,17 +223,27 @@ def _fix(console: Console, site: FixSite, model: Model, request: FixRequest, con
     where = site.module_root or "no go.mod: a temporary module"
     console.print(f"[bold]fix[/] {escape(names)} · package {site.package} · "
                   f"{escape(str(where))}")
+    where_run = run_dir(out, Path(site.names[0]).stem)
+    try:
+        traj = Trajectory(where_run / "trajectory.jsonl")
+    except OSError as exc:
+        fail(f"{where_run}: cannot write the run log there: {exc.strerror or exc} (choose "
+             "another folder with --out)", EXIT_USAGE)
     with console.status("warming the Go build cache (first run only)…"):
         warm_unless_disabled()
-    traj = Trajectory(run_dir(out, Path(site.names[0]).stem) / "trajectory.jsonl")
     _index(traj, names, model)
     try:
-        with FixSession(site, request) as session:
+        try:
+            session = FixSession(site, request)
+        except FixError as exc:
+            fail(str(exc), EXIT_USAGE)
+        with session:
             modes = {n: m.value for n, m in session.modes.items()}
             traj.event("fix_start", files=[str(t.path) for t in site.targets],
                        module=str(site.module_root) if site.module_root else None,
                        package=site.package, instruction=request.instruction,
-                       run=request.run, edit_modes=modes)
+                       run=request.run, edit_modes=modes,
+                       copy_skipped=session.skipped[:100])
             console.print("edits: " + ", ".join(f"{n} ({m})" for n, m in modes.items()))
             try:
                 first = session.initial_check()
@@ -265,11 +300,8 @@ def _interact(cmd: FixCommand, feedback: str, *, yes: bool, apply_failing: bool,
         while True:
             options = ("[a]pply / [s]how full file / [k]eep looping with a note / [q]uit"
                        if changes else "[k]eep looping with a note / [q]uit")
-            try:
-                answer = click.prompt(options, default="q" if not passed else "a",
-                                      show_default=True).strip().lower()[:1]
-            except click.Abort:
-                answer = "q"  # end of input: the safe answer
+            got = ask(options, default="q" if not passed else "a", show_default=True)
+            answer = "q" if got is None else got.strip().lower()[:1]  # end of input: quit
             action = CHOICES.get(answer)
             if action == "show" and changes:
                 cmd.full(changes)
@@ -281,11 +313,8 @@ def _interact(cmd: FixCommand, feedback: str, *, yes: bool, apply_failing: bool,
                 c.print("left your files unchanged")
                 return EXIT_FAIL
             if action == "keep":
-                try:
-                    note = click.prompt("note for the model (empty: none)", default="",
-                                        show_default=False).strip() or None
-                except click.Abort:
-                    note = None
+                got = ask("note for the model (empty: none)", default="", show_default=False)
+                note = (got or "").strip() or None
                 cmd.traj.event("decision", action="keep", note=note)
                 feedback = ("" if cmd.check is None or cmd.check.passed
                             else render_feedback(cmd.check, {**cmd.s.support_files(),
@@ -302,6 +331,9 @@ def _apply(cmd: FixCommand, changes: dict[str, str], passed: bool) -> int:
         cmd.traj.event("decision", action="apply", refused=str(exc))
         c.print(f"[red]refused[/]: {escape(str(exc))}")
         return EXIT_FAIL
+    except FixError as exc:  # a write failed: everything written was put back
+        cmd.traj.event("decision", action="apply", failed=str(exc))
+        fail(str(exc), EXIT_USAGE)
     cmd.traj.event("decision", action="apply", passed=passed,
                    files=[str(b.path) for b in backups])
     for b in backups:
