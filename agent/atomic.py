@@ -35,6 +35,8 @@ def write_bytes_atomic(path: Path, data: bytes, *, mode: int | None = None) -> N
         owner = (st.st_uid, st.st_gid)
         if mode is None:
             mode = stat.S_IMODE(st.st_mode)
+    elif mode is None:
+        mode = new_file_mode()  # mkstemp makes 0600; a new file follows the umask as open's
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -59,3 +61,15 @@ def write_bytes_atomic(path: Path, data: bytes, *, mode: int | None = None) -> N
             os.fsync(dfd)
         finally:
             os.close(dfd)
+
+
+def new_file_mode() -> int:
+    """The mode a new file gets under this process's umask (0666 & ~umask)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    # No /proc (macOS): the umask can only be read by setting it, briefly.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask

@@ -65,24 +65,11 @@ def default_run_dir(kind: Kind, name: str) -> Path:
     raise FileExistsError(f"{base}: too many runs of this name in one second")
 
 
-def file_mode() -> int:
-    """The mode a new file gets under this process's umask (0666 & ~umask)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return 0o666 & ~int(line.split()[1], 8)
-    # No /proc (macOS): the umask can only be read by setting it, briefly.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def write_file(path: Path, text: str) -> None:
     """An atomic write whose new file follows the umask (as `open` would make it)."""
     from agent.atomic import write_text_atomic
 
-    mode = None if path.exists() else file_mode()
-    write_text_atomic(path, text, mode=mode)
+    write_text_atomic(path, text)
 
 
 # -- the index ----------------------------------------------------------------------------
