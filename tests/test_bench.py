@@ -7,7 +7,7 @@ from math import comb
 
 import pytest
 
-from agent.bench import (
+from agent.bench.runner import (
     AttemptRecord,
     BenchConfig,
     BenchError,
@@ -17,7 +17,7 @@ from agent.bench import (
     pass_at_k,
     summarize,
 )
-from agent.trajectory import FeedbackMode, RoundRecord, RunResult, TokenUsage
+from agent.loop.trajectory import FeedbackMode, RoundRecord, RunResult, TokenUsage
 
 # -- pass@k -------------------------------------------------------------------------------
 
@@ -186,7 +186,7 @@ def test_summary_of_a_partial_run_counts_only_whole_tasks():
 def test_report_tables_and_a_note_when_matplotlib_is_missing(tmp_path, monkeypatch):
     import sys
 
-    from agent.report import write_report
+    from agent.bench.report import write_report
 
     cfg = _config(modes=[Mode.single, Mode.repair], max_rounds=2)
     recs = [_rec(cfg, "a", Mode.single, True), _rec(cfg, "b", Mode.single, False),

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from agent.bench import RESULTS, AttemptRecord
+from agent.bench.runner import RESULTS, AttemptRecord
 from agent.cli import main
 
 TESTS = {

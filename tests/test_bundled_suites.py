@@ -6,8 +6,8 @@ from importlib import resources
 
 import pytest
 
-from agent.suites import load_suite
-from agent.verify import verify_tasks
+from agent.tasks.suites import load_suite
+from agent.tasks.verify import verify_tasks
 
 BUNDLED = resources.files("benchmarks")
 

@@ -26,7 +26,7 @@ from test_bench_run import (
     make_suite,
 )
 
-from agent.export import Sample, split_by_task
+from agent.runs.export import Sample, split_by_task
 
 
 def run_cli(env, *args):

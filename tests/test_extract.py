@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent.extract import FormatError, extract_code
+from agent.golang.extract import FormatError, extract_code
 
 
 def one(text: str, package: str = "sandbox") -> str:

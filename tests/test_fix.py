@@ -15,11 +15,11 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-import agent.fix as fixlib
+import agent.fix.session as fixlib
 from agent.cli import main
-from agent.edits import EditMode, EditRules, choose_modes, parse_edit_answer
-from agent.extract import FormatError
-from agent.fix import FixRequest, FixSession, StaleFileError, apply_changes, locate, undo
+from agent.fix.session import FixRequest, FixSession, StaleFileError, apply_changes, locate, undo
+from agent.golang.edits import EditMode, EditRules, choose_modes, parse_edit_answer
+from agent.golang.extract import FormatError
 
 BROKEN = """// Package calc does arithmetic.
 package calc
@@ -353,7 +353,7 @@ def test_choose_modes_by_size() -> None:
 
 
 def test_edit_answer_without_an_opening_fence_is_used():
-    from agent.edits import EditRules, parse_edit_answer
+    from agent.golang.edits import EditRules, parse_edit_answer
 
     current = {"grade.go": "package sandbox\n\nfunc Grade(s int) string {\n\treturn \"\"\n}\n"}
     answer = 'package sandbox\n\nfunc Grade(s int) string {\n\treturn "A"\n}\n```'
@@ -363,8 +363,8 @@ def test_edit_answer_without_an_opening_fence_is_used():
 
 
 def test_answer_with_only_a_test_does_not_wipe_the_file():
-    from agent.edits import EditRules, parse_edit_answer
-    from agent.extract import FormatError
+    from agent.golang.edits import EditRules, parse_edit_answer
+    from agent.golang.extract import FormatError
 
     current = {"grade.go": "package sandbox\n\nfunc Grade(s int) string {\n\treturn \"\"\n}\n"}
     answer = ('```go\npackage sandbox\n\nimport "testing"\n\n'

@@ -19,7 +19,7 @@ BODY_B = "package shop\n\n" + "".join(f"// line {i} of version B, longer\n"
 APPLIER = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from agent.fix import apply_changes, locate
+    from agent.fix.session import apply_changes, locate
 
     target = Path(sys.argv[1])
     versions = [Path(sys.argv[2]).read_text(), Path(sys.argv[3]).read_text()]

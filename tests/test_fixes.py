@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from conftest import needs_go
 
-from agent.fixes import (
+from agent.golang.fixes import (
     FIX_NAMES,
     AppliedFix,
     add_imports,
@@ -15,9 +15,9 @@ from agent.fixes import (
     parse_imports,
     remove_imports,
 )
-from agent.harness import check_task
-from agent.task import TaskSpec
-from agent.typefixes import convert_values, use_unused_vars
+from agent.golang.typefixes import convert_values, use_unused_vars
+from agent.tasks.harness import check_task
+from agent.tasks.spec import TaskSpec
 from tools.diagnostics import Diagnostic, Kind
 from tools.gofmt import gofmt_source
 
@@ -201,7 +201,7 @@ PASSING_TEST = ('import "testing"\n\nfunc TestCheck(t *testing.T) {\n'
 
 @needs_go
 def test_spec_declarations_fill_in_what_the_prompt_declares():
-    from agent.fixes import apply_fixes, spec_declarations
+    from agent.golang.fixes import apply_fixes, spec_declarations
 
     spec = ("Use these:\n\n    var ErrEmpty = errors.New(\"empty\")\n    const Limit = 3\n"
             "    type Celsius float64\n    type Box struct { /* your fields */ }\n")

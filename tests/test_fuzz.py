@@ -17,7 +17,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agent.task import TaskError, load_task
+from agent.tasks.spec import TaskError, load_task
 from tools.runner import parse_test_json
 from tools.sandbox import ProcResult
 
@@ -162,11 +162,11 @@ def test_parse_test_json_random_bytes(raw: bytes) -> None:
 # -- code extraction ---------------------------------------------------------------------
 
 try:
-    from agent.extract import FormatError, extract_code
+    from agent.golang.extract import FormatError, extract_code
 except ImportError:  # pragma: no cover - written by another part of the project
     extract_code = None  # type: ignore[assignment]
 
-needs_extract = pytest.mark.skipif(extract_code is None, reason="agent.extract not present")
+needs_extract = pytest.mark.skipif(extract_code is None, reason="agent.golang.extract not present")
 
 _GO_BITS = ["```go\n", "```\n", "~~~\n", "```golang solution.go\n", "package main\n",
             "package sandbox\n", "func F() int {\n", "}\n", "return 1\n", "import \"fmt\"\n",

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.harness import HIDDEN_TEST, TaskHarness
-from agent.task import TaskSpec
+from agent.tasks.harness import HIDDEN_TEST, TaskHarness
+from agent.tasks.spec import TaskSpec
 from tools.diagnostics import CheckResult, Kind
 from tools.go import ToolchainError, find_toolchain, go_env
 from tools.guard import guard_binary
@@ -439,8 +439,7 @@ def test_home_and_ssh_keys_are_not_readable(
     secret = f"SECRET-{marker}"
     (home / ".ssh" / "id_ed25519").write_text(secret)
     # The shared GOCACHE is found through HOME: pin it, or this run compiles cold.
-    from tools.go import cache_dir
-
+    from tools.paths import cache_dir
     monkeypatch.setenv("GUILD_AGENT_CACHE", str(cache_dir()))
     monkeypatch.setenv("HOME", str(home))
     tests = f"""

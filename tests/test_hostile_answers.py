@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.edits import EditRules, parse_edit_answer
-from agent.extract import MAX_NAME_CHARS, FormatError, check_file_name, extract_code
+from agent.golang.edits import EditRules, parse_edit_answer
+from agent.golang.extract import MAX_NAME_CHARS, FormatError, check_file_name, extract_code
 from agent.models.base import MAX_ANSWER_CHARS, Generation, Message, ModelError, Sampling
 from agent.models.openai import DEADLINE_ENV, OpenAIModel
 from agent.models.replay import ReplayModel, load_responses
-from agent.task import TaskSpec
+from agent.tasks.spec import TaskSpec
 
 try:
     from conftest import needs_go

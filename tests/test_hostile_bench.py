@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.bench import LOCK, RESULTS, AttemptRecord, BenchConfig, BenchRun, Mode
-from agent.harness import Suite, TaskHarness
+from agent.bench.runner import LOCK, RESULTS, AttemptRecord, BenchConfig, BenchRun, Mode
+from agent.loop.trajectory import RunResult, file_name
 from agent.models import make_model
-from agent.task import TaskSpec
-from agent.trajectory import RunResult, file_name
+from agent.tasks.harness import Suite, TaskHarness
+from agent.tasks.spec import TaskSpec
 from tools.workspace import LOCAL_MODULE_MAX_FILES
 
 ROOT = Path(__file__).resolve().parents[1]

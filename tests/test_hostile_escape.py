@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.harness import TaskHarness
-from agent.task import TaskSpec
+from agent.tasks.harness import TaskHarness
+from agent.tasks.spec import TaskSpec
 from tools.go import ToolchainError, find_toolchain
 
 try:

@@ -20,9 +20,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-import agent.fix as fixlib
-from agent.fix import FixError, FixRequest, FixSession, StaleFileError, apply_changes, locate
-from agent.fix_copy import ModuleCopy, embed_patterns
+import agent.fix.session as fixlib
+from agent.fix.scratch import ModuleCopy, embed_patterns
+from agent.fix.session import (
+    FixError,
+    FixRequest,
+    FixSession,
+    StaleFileError,
+    apply_changes,
+    locate,
+)
 from tools.go import ToolchainError, find_toolchain
 
 try:

@@ -21,9 +21,8 @@ import pytest
 from conftest import needs_go
 from pydantic import ValidationError
 
-from agent.harness import RESERVED
-from agent.suites import load_suite
-from agent.task import (
+from agent.tasks.harness import RESERVED
+from agent.tasks.spec import (
     GO_FILE_MAX_BYTES,
     HARNESS_FILES,
     TRUST_PATHS_ENV,
@@ -32,6 +31,7 @@ from agent.task import (
     check_go_file_name,
     load_task,
 )
+from agent.tasks.suites import load_suite
 from tools import workspace
 from tools.workspace import WorkspaceError, _local_module_dir
 

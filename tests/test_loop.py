@@ -10,11 +10,11 @@ import yaml
 from click.testing import CliRunner
 
 from agent.cli import main
-from agent.loop import LoopConfig, RepairLoop
+from agent.loop.repair import LoopConfig, RepairLoop
+from agent.loop.trajectory import FeedbackMode, Trajectory
 from agent.models.base import Generation, Message, Sampling
 from agent.models.replay import ReplayModel
-from agent.task import TaskSpec
-from agent.trajectory import FeedbackMode, Trajectory
+from agent.tasks.spec import TaskSpec
 
 TASK = TaskSpec(
     id="clamp",

@@ -8,7 +8,7 @@ import pytest
 
 from agent.models import Message, ModelError, ModelUnavailable, Sampling, make_model
 from agent.models.oracle import fence_solution
-from agent.task import TaskSpec
+from agent.tasks.spec import TaskSpec
 
 ASK = [Message(role="user", content="go")]
 

@@ -26,8 +26,8 @@ from test_bench_run import (
     make_suite,
 )
 
-from agent.bench import Summary
-from agent.report_html import bench_plots, incomplete_note, plot_series, suite_name
+from agent.bench.report_html import bench_plots, incomplete_note, plot_series, suite_name
+from agent.bench.runner import Summary
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

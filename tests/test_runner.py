@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.harness import TaskHarness, check_task
-from agent.task import TaskSpec, load_task
+from agent.tasks.harness import TaskHarness, check_task
+from agent.tasks.spec import TaskSpec, load_task
 from tools.diagnostics import CheckResult, Kind, Outcome
 from tools.go import ToolchainError, find_toolchain
 from tools.runner import CheckOptions, GoRunner
@@ -329,8 +329,8 @@ func Add(a, b int) int {{
 
 
 def test_data_race_names_both_accesses():
-    from agent.harness import check_task
-    from agent.task import TaskSpec
+    from agent.tasks.harness import check_task
+    from agent.tasks.spec import TaskSpec
 
     task = TaskSpec(
         id="racy", race=True, prompt="x",

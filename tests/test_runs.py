@@ -12,7 +12,7 @@ import pytest
 import yaml
 from test_bench_run import GOOD_ADD, GOOD_SQ, NO_CODE, WRONG_ADD, WRONG_NEG, make_suite
 
-from agent.runs import data_dir, read_index
+from agent.runs.index import data_dir, read_index
 
 
 def run_cli(env, *args, cwd=None):

@@ -15,15 +15,15 @@ from pathlib import Path
 import pytest
 from conftest import needs_go
 
-from agent.harness import Suite, check_task
-from agent.suites import (
+from agent.tasks.harness import Suite, check_task
+from agent.tasks.spec import TaskError
+from agent.tasks.suites import (
     TESTIFY,
     detect_format,
     gocode_root,
     load_suite,
 )
-from agent.suites import testify_requirements as requirements_for_testify
-from agent.task import TaskError
+from agent.tasks.suites import testify_requirements as requirements_for_testify
 
 DATA = Path(__file__).resolve().parent / "data"
 HEX = DATA / "humaneval_x_go_sample.jsonl"
@@ -133,7 +133,7 @@ def test_research_log_format(tmp_path: Path):
 def test_research_log_task_runs():
     row = {"id": "r", "prompt": "p", "reference": RESEARCH_REF,
            "metadata": {"module": "wordfreq", "tests": RESEARCH_TESTS}}
-    from agent.suites import research_log_task
+    from agent.tasks.suites import research_log_task
     assert check_task(research_log_task(row, "x:1", "r")).passed
 
 

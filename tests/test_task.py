@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from agent.cli import main
-from agent.task import TaskError, TaskSpec, load_task
+from agent.tasks.spec import TaskError, TaskSpec, load_task
 
 TESTS = 'import "testing"\n\nfunc TestF(t *testing.T) {}\n'
 TESTS_YAML = "tests: |\n" + textwrap.indent(TESTS, "  ")

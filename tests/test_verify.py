@@ -13,9 +13,9 @@ from conftest import needs_go
 
 from agent.cli import main
 from agent.cli.bench import BenchGroup
-from agent.suites import TESTIFY, gocode_root
-from agent.task import TaskSpec
-from agent.verify import (
+from agent.tasks.spec import TaskSpec
+from agent.tasks.suites import TESTIFY, gocode_root
+from agent.tasks.verify import (
     TaskVerification,
     verify_task,
     verify_tasks,

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tools import warm
-from tools.go import ToolchainError, cache_dir, find_toolchain
+from tools.go import ToolchainError, find_toolchain
+from tools.paths import cache_dir
 
 
 @pytest.fixture

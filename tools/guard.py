@@ -22,8 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tools.go import ToolchainError, cache_dir, find_toolchain, go_env
+from tools.go import ToolchainError, find_toolchain, go_env
 from tools.locks import file_lock
+from tools.paths import cache_dir
 
 GUARD_ENV = "GUILD_GUARD_WRITABLE"  # os.pathsep-separated directories the binary may write
 OFF_ENV = "GUILD_AGENT_GUARD"  # "off": run test binaries without the guard (doctor says so)

@@ -13,8 +13,9 @@ import os
 import time
 from pathlib import Path
 
-from tools.go import ToolchainError, cache_dir, find_toolchain
+from tools.go import ToolchainError, find_toolchain
 from tools.locks import file_lock
+from tools.paths import cache_dir
 from tools.runner import CheckOptions, GoRunner
 from tools.workspace import Workspace
 

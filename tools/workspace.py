@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from pydantic import BaseModel
 
-from tools.go import cache_dir
+from tools.paths import cache_dir
 
 DEFAULT_GO_VERSION = "1.24"
 

@@ -19,9 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, err, fail, main, out
-from agent.suites import load_suite
-from agent.task import TaskError
-from agent.verify import SuiteVerification, TaskVerification, verify_tasks
+from agent.tasks.spec import TaskError
+from agent.tasks.suites import load_suite
+from agent.tasks.verify import SuiteVerification, TaskVerification, verify_tasks
 from tools.go import ToolchainError
 
 DEFAULT_COMMAND = "run"
@@ -134,7 +134,7 @@ def _print_table(result: SuiteVerification) -> None:
 def report(run_dir: Path, as_json: bool) -> None:
     """Rewrite summary.json, report.md and the plot of RUN_DIR from its recorded results
     (a killed run, or one recorded by an older version). Runs nothing."""
-    from agent.bench import MACHINE_ERRNOS, BenchError, os_error_line, rebuild_report
+    from agent.bench.runner import MACHINE_ERRNOS, BenchError, os_error_line, rebuild_report
 
     try:
         summary = rebuild_report(run_dir)
@@ -165,9 +165,9 @@ def compare(run_dirs: tuple[Path, ...], force: bool, svg_path: Path | None, all_
             as_json: bool) -> None:
     """Compare bench runs of one suite: solved per mode, and per task wins and losses
     against the first run."""
-    from agent.bench import BenchError
-    from agent.report import compare_runs, comparison_svg
-    from agent.runs import write_file
+    from agent.bench.report import compare_runs, comparison_svg
+    from agent.bench.runner import BenchError
+    from agent.runs.index import write_file
 
     try:
         c = compare_runs(list(run_dirs), force=force)

@@ -26,7 +26,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from agent.bench import (
+from agent.bench.report import REPORT
+from agent.bench.runner import (
     MACHINE_ERRNOS,
     AttemptRecord,
     BenchConfig,
@@ -45,11 +46,10 @@ from agent.cli import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from agent.cli.bench import bench
 from agent.cli.options import after_copy_option, model_options, open_model
 from agent.cli.solve import Terminated, sigterm_exits
-from agent.fixes import FIX_NAMES
-from agent.report import REPORT
-from agent.suites import load_suite
-from agent.task import TaskError
-from agent.trajectory import FeedbackMode, file_name
+from agent.golang.fixes import FIX_NAMES
+from agent.loop.trajectory import FeedbackMode, file_name
+from agent.tasks.spec import TaskError
+from agent.tasks.suites import load_suite
 from tools.go import ToolchainError, find_toolchain
 from tools.warm import warm_unless_disabled
 

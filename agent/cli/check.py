@@ -10,8 +10,8 @@ import click
 from rich.markup import escape
 
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, fail, main, out
-from agent.harness import Suite, check_task
-from agent.task import (
+from agent.tasks.harness import Suite, check_task
+from agent.tasks.spec import (
     GO_FILE_MAX_BYTES,
     TaskError,
     UnsafeFileError,

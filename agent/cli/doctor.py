@@ -12,9 +12,10 @@ from typing import Any
 import click
 
 from agent.cli import EXIT_OK, EXIT_UNAVAILABLE, main, out
-from tools.go import ToolchainError, cache_dir, find_toolchain
+from tools.go import ToolchainError, find_toolchain
 from tools.guard import guard_binary, guard_status
 from tools.isolation import Level, detect
+from tools.paths import cache_dir
 
 
 def _isolation() -> dict[str, Any]:

@@ -9,7 +9,7 @@ import click
 from rich.markup import escape
 
 from agent.cli import EXIT_UNAVAILABLE, err, fail, main, out
-from agent.export import FORMATS, ExportError, collect, write_mlx_chat
+from agent.runs.export import FORMATS, ExportError, collect, write_mlx_chat
 from tools.go import ToolchainError, find_toolchain
 
 

@@ -20,8 +20,7 @@ from rich.syntax import Syntax
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, fail, main
 from agent.cli.options import model_options, open_model
 from agent.cli.solve import RoundPrinter
-from agent.feedback import render_feedback, summary_line
-from agent.fix import (
+from agent.fix.session import (
     FixError,
     FixRequest,
     FixSession,
@@ -35,12 +34,14 @@ from agent.fix import (
     unified_diff,
     unwritable,
 )
-from agent.loop import LoopConfig, RepairLoop
+from agent.golang.feedback import render_feedback, summary_line
+from agent.loop.repair import LoopConfig, RepairLoop
+from agent.loop.trajectory import RunResult, Trajectory
 from agent.models.base import Model
-from agent.runs import record_run
-from agent.trajectory import RunResult, Trajectory
+from agent.runs.index import record_run
 from tools.diagnostics import CheckResult
-from tools.go import ToolchainError, cache_dir, find_toolchain
+from tools.go import ToolchainError, find_toolchain
+from tools.paths import cache_dir
 from tools.warm import warm_unless_disabled
 
 EXIT_INTERRUPTED = 130

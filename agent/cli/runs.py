@@ -11,11 +11,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.cli import EXIT_OK, fail, main, out
-from agent.runs import (
+from agent.runs.index import (
     AttemptView,
     RunEntry,
     RunsError,
-    data_dir,
     read_attempt,
     read_index,
     resolve,
@@ -23,6 +22,7 @@ from agent.runs import (
     status,
     write_file,
 )
+from tools.paths import data_dir
 
 
 @main.group(invoke_without_command=True)
@@ -94,8 +94,8 @@ def show(ref: str, only: str | None, as_html: bool, full: bool) -> None:
 
 
 def _write_html(entry: RunEntry, path: Path) -> Path:
-    from agent.bench import BenchError, rebuild_report
-    from agent.report_html import HTML, attempt_page
+    from agent.bench.report_html import HTML, attempt_page
+    from agent.bench.runner import BenchError, rebuild_report
 
     if entry.kind == "bench":
         try:
@@ -114,8 +114,8 @@ def _write_html(entry: RunEntry, path: Path) -> Path:
 
 
 def _show_bench(path: Path, only: str | None, full: bool) -> None:
-    from agent.bench import RESULTS, TRAJECTORIES, read_records
-    from agent.trajectory import file_name
+    from agent.bench.runner import RESULTS, TRAJECTORIES, read_records
+    from agent.loop.trajectory import file_name
 
     try:
         records = read_records(path / RESULTS) if (path / RESULTS).is_file() else []

@@ -19,12 +19,12 @@ from rich.markup import escape
 from agent.atomic import write_text_atomic
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, fail, main
 from agent.cli.options import after_copy_option, model_options, open_model
-from agent.fixes import FIX_NAMES
-from agent.loop import LoopConfig, RepairLoop
-from agent.provenance import collect
-from agent.runs import record_run
-from agent.task import TaskError, load_task
-from agent.trajectory import FeedbackMode, RunResult, Trajectory, file_name
+from agent.golang.fixes import FIX_NAMES
+from agent.loop.repair import LoopConfig, RepairLoop
+from agent.loop.trajectory import FeedbackMode, RunResult, Trajectory, file_name
+from agent.runs.index import record_run
+from agent.runs.provenance import collect
+from agent.tasks.spec import TaskError, load_task
 from tools.go import ToolchainError, find_toolchain
 from tools.warm import warm_unless_disabled
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
-    from agent.task import TaskSpec
+    from agent.tasks.spec import TaskSpec
 
 
 class ModelError(RuntimeError):

@@ -23,7 +23,7 @@ from agent.models.base import (
 )
 
 if TYPE_CHECKING:
-    from agent.task import TaskSpec
+    from agent.tasks.spec import TaskSpec
 
 DEFAULT_CONTEXT = 8192
 

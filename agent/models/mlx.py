@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from agent.models.base import Generation, Message, ModelError, ModelUnavailable, Sampling
 
 if TYPE_CHECKING:
-    from agent.task import TaskSpec
+    from agent.tasks.spec import TaskSpec
 
 # Chat-end markers of common templates: generation stops on them even when a model's
 # config names a different EOS token (Qwen's base config says <|endoftext|>).

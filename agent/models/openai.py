@@ -46,7 +46,7 @@ from agent.models.base import (
 )
 
 if TYPE_CHECKING:
-    from agent.task import TaskSpec
+    from agent.tasks.spec import TaskSpec
 
 API_KEY_ENV = ("GUILD_AGENT_API_KEY", "OPENAI_API_KEY")
 DEADLINE_ENV = "GUILD_AGENT_REQUEST_DEADLINE"

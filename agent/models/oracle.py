@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from agent.models.base import Generation, Message, ModelError, Sampling
 
 if TYPE_CHECKING:
-    from agent.task import TaskSpec
+    from agent.tasks.spec import TaskSpec
 
 
 def _fence_for(source: str) -> str:

@@ -17,7 +17,7 @@ import yaml
 from agent.models.base import Generation, Message, ModelError, ModelUnavailable, Sampling
 
 if TYPE_CHECKING:
-    from agent.task import TaskSpec
+    from agent.tasks.spec import TaskSpec
 
 MAX_REPLAY_BYTES = 64 << 20  # far above any script; a device or a runaway file is refused
 

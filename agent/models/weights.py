@@ -31,8 +31,8 @@ from pathlib import Path
 
 from agent.models.base import ModelUnavailable
 from agent.models.catalog import CatalogEntry, GGUFFile, PipParts
-from tools.go import cache_dir
 from tools.locks import file_lock
+from tools.paths import cache_dir
 
 CHUNK = 4 << 20
 _PART_RE = re.compile(r"^[^/]+/data/part(\d+)\.bin$")

@@ -25,9 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
-from agent.harness import HIDDEN_TEST, VISIBLE_TEST  # noqa: E402
-from agent.suites import load_suite  # noqa: E402
-from agent.task import TaskSpec  # noqa: E402
+from agent.tasks.harness import HIDDEN_TEST, VISIBLE_TEST  # noqa: E402
+from agent.tasks.spec import TaskSpec  # noqa: E402
+from agent.tasks.suites import load_suite  # noqa: E402
 from tools.go import find_toolchain, go_env  # noqa: E402
 from tools.warm import warm_cache  # noqa: E402
 from tools.workspace import Workspace  # noqa: E402

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # run from a checkout
 
 from agent.models.oracle import fence_solution  # noqa: E402
-from agent.task import TaskError, TaskSpec, load_task  # noqa: E402
+from agent.tasks.spec import TaskError, TaskSpec, load_task  # noqa: E402
 
 CLI = Path(sys.executable).parent / "guild-agent"
 

@@ -23,8 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout
 
-from tools.go import cache_dir, find_toolchain
+from tools.go import find_toolchain
 from tools.guard import OFF_ENV, guard_binary
+from tools.paths import cache_dir
 from tools.runner import GoRunner
 from tools.warm import warm_cache
 from tools.workspace import Workspace

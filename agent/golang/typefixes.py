@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from agent.gotokens import Token, tokenize
+from agent.golang.tokens import Token, tokenize
 from tools.diagnostics import Diagnostic
 from tools.go import ToolchainError
 from tools.gofmt import gofmt_source

@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.atomic import write_text_atomic
-from agent.bench import BudgetPoint, Mode, ModeSummary, Summary, os_error_line
+from agent.bench.runner import BudgetPoint, Mode, ModeSummary, Summary, os_error_line
 
 REPORT = "report.md"
 PLOT = "plot.png"
@@ -180,7 +180,7 @@ def write_plot(path: Path, summary: Summary) -> str | None:
     from matplotlib.ticker import MaxNLocator
     from matplotlib.transforms import offset_copy
 
-    from agent.report_html import done_tasks, incomplete_note, plot_series, suite_name
+    from agent.bench.report_html import done_tasks, incomplete_note, plot_series, suite_name
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
     shapes = {"circle": "o", "square": "s", "triangle": "^", "diamond": "D"}
@@ -240,7 +240,7 @@ def write_report(out: Path, summary: Summary) -> None:
     """plot.png, report.md and report.html. A plot that cannot be written (disk full) is
     noted in the report, which is still written if it can be; the OSError is raised
     afterwards."""
-    from agent.report_html import HTML, write_bench_html
+    from agent.bench.report_html import HTML, write_bench_html
 
     failed: OSError | None = None
     try:
@@ -289,7 +289,7 @@ class Comparison(BaseModel):
 def _load_compared(run: Path) -> tuple[ComparedRun, dict[str, Any]]:
     import json
 
-    from agent.bench import RUN_FILE, SUMMARY, BenchError
+    from agent.bench.runner import RUN_FILE, SUMMARY, BenchError
 
     try:
         config = json.loads((run / RUN_FILE).read_text(encoding="utf-8"))
@@ -333,7 +333,7 @@ def compare_runs(dirs: list[Path], *, force: bool = False) -> Comparison:
     Runs of different suites (other tasks, or the same ids with other content) are refused
     unless `force`: their pass rates would not measure the same thing.
     """
-    from agent.bench import BenchError
+    from agent.bench.runner import BenchError
 
     if len(dirs) < 2:
         raise BenchError("bench compare needs at least two run folders")
@@ -380,7 +380,7 @@ def compare_runs(dirs: list[Path], *, force: bool = False) -> Comparison:
 
 def comparison_svg(c: Comparison) -> str:
     """Solved tasks per run and mode, as grouped bars (inline SVG, integer ticks)."""
-    from agent.report_html import COLORS, _esc, _ticks
+    from agent.bench.report_html import COLORS, _esc, _ticks
 
     mode_names = [m.value for m in Mode if any(r.mode == m.value for r in c.modes)]
     runs = [r.label for r in c.runs]

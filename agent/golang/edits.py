@@ -21,7 +21,7 @@ from enum import Enum
 
 from pydantic import BaseModel, Field
 
-from agent.extract import (
+from agent.golang.extract import (
     _NON_GO_LANGS,
     Block,
     Extraction,
@@ -31,7 +31,7 @@ from agent.extract import (
     normalise_answer,
     unfenced_code,
 )
-from agent.gosrc import Decl, split_decls
+from agent.golang.source import Decl, split_decls
 
 BLOCKS_OVER_LINES = 150  # longer files are edited with blocks: rewriting them costs too much
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.bench import (
+from agent.bench.runner import (
     RESULTS,
     RUN_FILE,
     TRAJECTORIES,
@@ -33,15 +33,15 @@ from agent.bench import (
     Summary,
     read_records,
 )
-from agent.runs import AttemptView, CheckView, read_attempt, round_diffs, write_file
-from agent.trajectory import file_name
+from agent.loop.trajectory import file_name
+from agent.runs.index import AttemptView, CheckView, read_attempt, round_diffs, write_file
 
 HTML = "report.html"
 
 
 @cache
 def _asset(name: str) -> str:
-    return resources.files("agent").joinpath("templates", name).read_text(encoding="utf-8")
+    return resources.files("agent.bench").joinpath("templates", name).read_text(encoding="utf-8")
 
 
 def _env() -> Any:
@@ -414,7 +414,7 @@ def bench_page(out: Path, summary: Summary) -> str:
             attempts.append(attempt_ctx(view, label, rec))
         tasks.append({"id": row.task, "cells": cells, "state": state, "attempts": attempts,
                       "notes": notes})
-    from agent.report import _overview
+    from agent.bench.report import _overview
 
     modes = {"header": ["mode", "tasks", "solved", "pass rate", "attempts", "model calls",
                         "completion tokens", "tokens/solved", "compute s", "wall s",

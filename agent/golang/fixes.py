@@ -21,8 +21,8 @@ from pathlib import PurePosixPath
 
 from pydantic import BaseModel
 
-from agent.gotokens import Token, tokenize
-from agent.typefixes import EDIT_FIXES, apply_checked, compiler_edits
+from agent.golang.tokens import Token, tokenize
+from agent.golang.typefixes import EDIT_FIXES, apply_checked, compiler_edits
 from tools.diagnostics import Diagnostic
 from tools.go import ToolchainError
 from tools.gofmt import gofmt_source

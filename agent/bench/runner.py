@@ -41,11 +41,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agent.atomic import write_text_atomic
-from agent.fixes import FIX_NAMES
-from agent.loop import LoopConfig, RepairLoop
-from agent.models.base import Generation, Message, Model, Sampling
-from agent.task import TaskSpec
-from agent.trajectory import (
+from agent.golang.fixes import FIX_NAMES
+from agent.loop.repair import LoopConfig, RepairLoop
+from agent.loop.trajectory import (
     FeedbackMode,
     RoundRecord,
     RunResult,
@@ -53,6 +51,8 @@ from agent.trajectory import (
     Trajectory,
     file_name,
 )
+from agent.models.base import Generation, Message, Model, Sampling
+from agent.tasks.spec import TaskSpec
 from tools.go import ToolchainError
 
 try:  # POSIX only; the project targets Linux and macOS
@@ -61,7 +61,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from agent.loop import Checker
+    from agent.loop.repair import Checker
 
 RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
@@ -162,7 +162,7 @@ class BenchConfig(BaseModel):
     # Greedy repair's round 1 is the very generation a single-shot attempt would make
     # (same prompt, seed and sampling), so with both modes it is read off, not redone.
     single_from_repair: bool = True
-    # What produced the run (agent.provenance): written to run.json, never hashed, so a
+    # What produced the run (agent.runs.provenance): written to run.json, never hashed, so a
     # resume on another machine or engine version is the same run, each line saying which.
     provenance: dict[str, Any] | None = Field(default=None, exclude=True)
 
@@ -284,7 +284,7 @@ class AttemptRecord(BaseModel):
     # message and it is never a pass. Lines written before this field read as `done`.
     outcome: Literal["done", "error"] = "done"
     result: RunResult
-    provenance: dict[str, Any] | None = None  # agent.provenance.Provenance, as recorded
+    provenance: dict[str, Any] | None = None  # agent.runs.provenance.Provenance, as recorded
 
     @model_validator(mode="after")
     def _broken_never_passes(self) -> AttemptRecord:
@@ -721,7 +721,7 @@ def rebuild_report(out: Path) -> Summary:
 
 
 def _write_summary(out: Path, summary: Summary) -> None:
-    from agent.report import write_report
+    from agent.bench.report import write_report
 
     write_text_atomic(out / SUMMARY, summary.model_dump_json(indent=2) + "\n")
     write_report(out, summary)
@@ -969,10 +969,10 @@ def _run_leftover(name: str) -> bool:
     return name == LOCK or (name.startswith(f".{RUN_FILE}.") and name.endswith(".tmp"))
 
 
-# -- provenance and the runs index (agent.provenance, agent.runs) -------------------------
+# -- provenance and the runs index (agent.runs.provenance, agent.runs.index) --------------
 
 def _record_provenance(config: BenchConfig, model: Model) -> None:
-    from agent.provenance import collect
+    from agent.runs.provenance import collect
 
     seeds = [config.seed] + ([config.seed + i for i in range(config.samples)]
                              if Mode.sample in config.modes else [])
@@ -980,6 +980,6 @@ def _record_provenance(config: BenchConfig, model: Model) -> None:
 
 
 def _index_run(out: Path, config: BenchConfig, model_name: str) -> None:
-    from agent.runs import record_run
+    from agent.runs.index import record_run
 
     record_run(out, kind="bench", subject=config.suite, model=model_name)

@@ -55,7 +55,7 @@ NAME_MAX_DEPTH = 8
 ID_MAX_CHARS = 200
 
 # Files the harness writes itself; a task file of the same name would be skipped or
-# overwritten without a word. (agent.harness.RESERVED; a test keeps the two in step.)
+# overwritten without a word. (agent.tasks.harness.RESERVED; a test keeps the two in step.)
 HARNESS_FILES = frozenset({"hidden_test.go", "visible_test.go"})
 
 _GO_KEYWORDS = frozenset({

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from agent.task import TaskSpec
+from agent.tasks.spec import TaskSpec
 from tools.diagnostics import CheckResult
 from tools.runner import CheckOptions, GoRunner, test_names
 from tools.workspace import Workspace

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from tools.paths import data_dir
+
 try:  # POSIX only; the project targets Linux and macOS
     import fcntl
 except ImportError:  # pragma: no cover
@@ -38,17 +40,6 @@ TEXT_CAP = 64_000
 
 class RunsError(ValueError):
     """A run that cannot be found or read; one line (exit code 2)."""
-
-
-def data_dir() -> Path:
-    """Where runs and their index live unless `--out` says otherwise."""
-    override = os.environ.get("GUILD_AGENT_DATA")
-    if override:
-        return Path(override).expanduser()
-    if sys.platform == "darwin":
-        return Path.home() / "Library" / "Application Support" / "guild-agent"
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "guild-agent"
 
 
 def default_run_dir(kind: Kind, name: str) -> Path:

@@ -15,10 +15,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 from pydantic import BaseModel, Field
 
-from agent.fixes import AppliedFix, apply_fixes, fix_imports_source
-from agent.gotokens import Token, tokenize
-from agent.harness import HIDDEN_TEST, VISIBLE_TEST, Suite, TaskHarness
-from agent.task import TaskSpec
+from agent.golang.fixes import AppliedFix, apply_fixes, fix_imports_source
+from agent.golang.tokens import Token, tokenize
+from agent.tasks.harness import HIDDEN_TEST, VISIBLE_TEST, Suite, TaskHarness
+from agent.tasks.spec import TaskSpec
 from tools.diagnostics import CheckResult, Kind
 from tools.go import ToolchainError
 

@@ -11,15 +11,15 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from agent.extract import DEFAULT_FILE, Extraction, FormatError, extract_code
-from agent.feedback import render_feedback, summary_line
-from agent.fixes import FIX_NAMES, apply_fixes
-from agent.gosrc import split_decls
-from agent.harness import VISIBLE_TEST, Suite, TaskHarness
+from agent.golang.extract import DEFAULT_FILE, Extraction, FormatError, extract_code
+from agent.golang.feedback import render_feedback, summary_line
+from agent.golang.fixes import FIX_NAMES, apply_fixes
+from agent.golang.source import split_decls
+from agent.loop.prompts import render
+from agent.loop.trajectory import FeedbackMode, RoundRecord, RunResult, TokenUsage, Trajectory
 from agent.models.base import Generation, Message, Model, ModelError, Sampling
-from agent.prompts import render
-from agent.task import TaskSpec
-from agent.trajectory import FeedbackMode, RoundRecord, RunResult, TokenUsage, Trajectory
+from agent.tasks.harness import VISIBLE_TEST, Suite, TaskHarness
+from agent.tasks.spec import TaskSpec
 from tools.diagnostics import CheckResult, Kind
 from tools.gofmt import gofmt_source
 

@@ -4,7 +4,7 @@ The user's tree is only ever read until they accept a change; then `apply_change
 it atomically after checking nothing changed on disk meanwhile, and keeps a backup that
 `undo` restores. Those two are the only writers of the user's tree (`_write_user_file`
 refuses any other caller). Everything in between happens in a scratch copy holding only
-the module's build files (agent.fix_copy).
+the module's build files (agent.fix.scratch).
 
 The model sees each file as LF text without a byte-order mark; a file's CRLF endings,
 BOM and missing final newline are put back when it is written (`Target.to_disk`).
@@ -28,16 +28,22 @@ from pathlib import Path, PurePosixPath
 from pydantic import BaseModel, Field
 
 from agent.atomic import write_bytes_atomic, write_text_atomic
-from agent.edits import BLOCKS_OVER_LINES, EditMode, EditRules, choose_modes, parse_edit_answer
-from agent.extract import Extraction, FormatError
-from agent.fix_copy import CopyError, ModuleCopy
-from agent.fixes import FIX_NAMES
-from agent.harness import Suite
-from agent.prompts import render
-from agent.task import TaskSpec
+from agent.fix.scratch import CopyError, ModuleCopy
+from agent.golang.edits import (
+    BLOCKS_OVER_LINES,
+    EditMode,
+    EditRules,
+    choose_modes,
+    parse_edit_answer,
+)
+from agent.golang.extract import Extraction, FormatError
+from agent.golang.fixes import FIX_NAMES
+from agent.loop.prompts import render
+from agent.tasks.harness import Suite
+from agent.tasks.spec import TaskSpec
 from tools.diagnostics import CheckResult
-from tools.go import cache_dir
 from tools.gofmt import gofmt_source
+from tools.paths import cache_dir
 from tools.runner import CheckOptions, GoRunner, test_names
 from tools.workspace import Workspace, read_nofollow, write_nofollow
 

@@ -24,8 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from agent.fixes import AppliedFix, fix_imports_source
-from agent.task import (  # DEFAULT_GOCODE, gocode_root: still importable from here
+from agent.golang.fixes import AppliedFix, fix_imports_source
+from agent.tasks.spec import (  # DEFAULT_GOCODE, gocode_root: still importable from here
     DEFAULT_GOCODE,  # noqa: F401
     FROM_FILE,
     TaskError,

@@ -6,7 +6,7 @@ import re
 
 from pydantic import BaseModel, Field
 
-from agent.gosrc import Decl, assemble, balanced, imports_of, split_decls
+from agent.golang.source import Decl, assemble, balanced, imports_of, split_decls
 from agent.models.base import clean_text
 
 DEFAULT_FILE = "solution.go"

@@ -23,10 +23,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agent.fixes import FIX_NAMES, apply_fixes
-from agent.harness import TaskHarness
-from agent.runs import kind_of, read_attempt, read_events, write_file
-from agent.task import TaskError, TaskSpec, load_task
+from agent.runs.index import kind_of, read_attempt, read_events, write_file
+from agent.golang.fixes import FIX_NAMES, apply_fixes
+from agent.tasks.harness import TaskHarness
+from agent.tasks.spec import TaskError, TaskSpec, load_task
 from tools.diagnostics import Kind
 
 FORMATS = ("mlx-chat",)
@@ -124,10 +124,10 @@ TaskLoader = Callable[[str], TaskSpec | None]
 
 def _bench_sources(run: Path, suite_override: Path | None
                    ) -> tuple[list[tuple[Path, str, list[str]]], TaskLoader]:
-    from agent.bench import RESULTS, RUN_FILE, TRAJECTORIES, BenchConfig, read_records
-    from agent.bench import tasks_digest as digest_of
-    from agent.suites import load_suite
-    from agent.trajectory import file_name
+    from agent.bench.runner import RESULTS, RUN_FILE, TRAJECTORIES, BenchConfig, read_records
+    from agent.bench.runner import tasks_digest as digest_of
+    from agent.loop.trajectory import file_name
+    from agent.tasks.suites import load_suite
 
     try:
         config = BenchConfig.model_validate_json((run / RUN_FILE).read_text())

@@ -1,0 +1,1 @@
+"""Benchmarks: config, results log, runner, report."""

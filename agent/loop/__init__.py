@@ -1,0 +1,2 @@
+"""The repair loop: its config (the only defaults), the loop, stop reasons, prompts, the
+trajectory and results."""

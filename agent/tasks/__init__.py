@@ -1,0 +1,1 @@
+"""Tasks: the task spec, suite importers, the task harness (a Checker) and suite verification."""
