@@ -13,8 +13,9 @@ from pydantic import BaseModel, Field
 
 from agent.extract import DEFAULT_FILE, Extraction, FormatError, extract_code
 from agent.feedback import render_feedback, summary_line
-from agent.fixes import FIX_NAMES, apply_fixes
+from agent.fixes import FIX_KINDS, FIX_NAMES, apply_fixes
 from agent.gosrc import split_decls
+from agent.grounding import Grounder
 from agent.harness import VISIBLE_TEST, Suite, TaskHarness
 from agent.models.base import Generation, Message, Model, ModelError, Sampling
 from agent.prompts import render
@@ -60,6 +61,10 @@ class LoopConfig(BaseModel):
     history: int = 3  # earlier rounds summarised in the repair prompt
     token_budget: int | None = None  # completion tokens for the whole task
     seconds_budget: float | None = None
+
+    def lever(self, name: str) -> bool:
+        """A loop lever (agent.fixes.LEVERS) is on: they share the `--no-fix` switch."""
+        return name in self.fixes
 
     def mode_for(self, task: TaskSpec) -> FeedbackMode:
         if self.feedback is not None:
@@ -120,6 +125,40 @@ def _fence(files: dict[str, str]) -> str:
     return "\n\n".join(f"```go\n// file: {n}\n{c.rstrip()}\n```" for n, c in files.items())
 
 
+def progress(result: CheckResult) -> tuple[int, int]:
+    """How far a check got, for comparing two versions of one answer: the later stage
+    (compile < vet < tests < pass) wins, then fewer problems at that stage."""
+    if result.passed:
+        return (3, 0)
+    kinds = [d.kind for d in result.diagnostics]
+    if not result.built or Kind.compile in kinds or Kind.toolchain in kinds:
+        return (0, -sum(k in (Kind.compile, Kind.toolchain) for k in kinds))
+    if Kind.vet in kinds:
+        return (1, -kinds.count(Kind.vet))
+    return (2, -max(len(kinds), len(result.failed_tests)))
+
+
+@dataclass(frozen=True)
+class FailedLine:
+    line: int
+    text: str
+    why: str
+
+
+def failed_lines(result: CheckResult, files: dict[str, str]) -> list[FailedLine]:
+    """The solution lines the compiler or vet rejected, with the first line of why."""
+    out: list[FailedLine] = []
+    for d in result.diagnostics:
+        if d.kind not in (Kind.compile, Kind.vet) or not d.line or d.file not in files:
+            continue
+        if d.file.endswith("_test.go"):
+            continue
+        lines = files[d.file].splitlines()
+        if d.line <= len(lines) and (text := lines[d.line - 1].strip()) and len(text) > 3:
+            out.append(FailedLine(d.line, text[:160], d.message.splitlines()[0][:200]))
+    return out
+
+
 def _digest(files: dict[str, str]) -> str:
     h = hashlib.sha256()
     for name in sorted(files):
@@ -144,6 +183,7 @@ class RepairLoop:
         self.config = config or LoopConfig()
         self.checker_factory = checker_factory or (lambda t: TaskHarness(t))
         self.on_event = on_event
+        self.grounder: Grounder | None = None
 
     # -- helpers -------------------------------------------------------------
     def _emit(self, traj: Trajectory, kind: str, **data: object) -> None:
@@ -175,25 +215,43 @@ class RepairLoop:
                           run: str | None, traj: Trajectory, rnd: int, spec: str
                           ) -> tuple[dict[str, str], CheckResult, CheckResult, list[str]]:
         """Check; while the compiler names problems a deterministic fix handles, fix them
-        without a model call and check again."""
+        without a model call and check again. With never-worse, fixes are kept only when
+        the check improves (all together, else the first kind of fix that does alone)."""
         result = raw = checker.check(files, suite, run=run)
         self._emit(traj, "check", round=rnd, suite=suite.value, stage="raw",
                    result=result.public())
         applied: list[str] = []
-        enabled = [f for f in self.config.fixes if f != "gofmt"]
+        enabled = [f for f in self.config.fixes if f in FIX_KINDS and f != "gofmt"]
+        guard = self.config.lever("never-worse")
         for _ in range(3):
             if result.passed or not enabled or not any(
                     d.kind is Kind.compile for d in result.diagnostics):
                 break
-            fixed, fixes = apply_fixes(files, result.diagnostics, enabled, spec=spec)
-            if not fixes or fixed == files:
+            tries = [enabled]
+            kept = None
+            while tries:
+                names = tries.pop(0)
+                fixed, fixes = apply_fixes(files, result.diagnostics, names, spec=spec)
+                if not fixes or fixed == files:
+                    continue
+                new = checker.check(fixed, suite, run=run)
+                self._emit(traj, "check", round=rnd, suite=suite.value, stage="fixed",
+                           result=new.public())
+                if not guard or progress(new) > progress(result):
+                    kept = fixed, fixes, new
+                    break
+                self._emit(traj, "fix_rejected", round=rnd,
+                           fixes=[f.model_dump() for f in fixes],
+                           note="the check did not improve: fix not kept")
+                if names is enabled:
+                    # Together they did not help: one kind alone may.
+                    kinds = list(dict.fromkeys(f.name for f in fixes))
+                    tries += [[k] for k in kinds] if len(kinds) > 1 else []
+            if kept is None:
                 break
-            files = fixed
+            files, fixes, result = kept
             applied += [f"{f.name} {f.file}: {f.detail}" for f in fixes]
             self._emit(traj, "fix", round=rnd, fixes=[f.model_dump() for f in fixes])
-            result = checker.check(files, suite, run=run)
-            self._emit(traj, "check", round=rnd, suite=suite.value, stage="fixed",
-                       result=result.public())
         return files, result, raw, applied
 
     # -- the loop ------------------------------------------------------------
@@ -376,6 +434,17 @@ class RepairLoop:
                      fb: CheckResult, applied: list[str]) -> bool:
         """Set up the next round: feedback on this answer, or a restart when stuck."""
         cfg = self.config
+        facts = self._facts(fb, files)
+        repeated: list[FailedLine] = []
+        if cfg.lever("repeat-lines"):
+            now = failed_lines(fb, files)
+            repeated = [f for f in now if f.text in st.failed][:_MAX_AVOID]
+            for f in now:
+                st.failed.pop(f.text, None)  # most recent last
+                st.failed[f.text] = f
+            if repeated:
+                self._emit(st.traj, "repeated_lines", round=rnd,
+                           lines=[f.text for f in repeated])
         sig, digest = fb.signature(), _digest(files)
         copied = digest in st.seen
         stuck = sig == st.last_sig or copied
@@ -397,19 +466,33 @@ class RepairLoop:
             st.seed += 1009
             st.prompt_msg = Message(role="user", content=render(
                 "restart", task_prompt=st.task_msg.content,
-                history=st.history[-cfg.history:]))
+                history=st.history[-cfg.history:], facts=facts,
+                avoid=list(st.failed.values())[-_MAX_AVOID:]))
             st.follow = []
             self._emit(st.traj, "feedback", round=rnd, text=st.prompt_msg.content)
             return False
         text, count = render_feedback(fb, {**files, **st.visible_src})
         prompt = render("repair", history=st.history[-cfg.history - 1:-1],
                         moved_aside=ext.dropped, applied_fixes=applied,
-                        feedback=text, problem_count=count, multi_file=st.multi)
+                        feedback=text, problem_count=count, multi_file=st.multi,
+                        facts=facts, repeated=repeated)
         st.follow = [Message(role="assistant", content=_fence(
             {n: c for n, c in files.items() if n not in st.task.support_files})),
             Message(role="user", content=prompt)]
         self._emit(st.traj, "feedback", round=rnd, text=prompt)
         return False
+
+    def _facts(self, fb: CheckResult, files: dict[str, str]) -> list[str]:
+        """Grounding: what the standard library really has, for the names it lacks."""
+        if not self.config.lever("grounding") or (fb.built and not any(
+                d.kind is Kind.compile for d in fb.diagnostics)):
+            return []
+        if self.grounder is None:
+            self.grounder = Grounder()
+        return self.grounder.facts(fb.diagnostics, files)
+
+
+_MAX_AVOID = 4
 
 
 @dataclass
@@ -439,6 +522,7 @@ class _Run:
     seen: set[str] = field(default_factory=set)
     last_sig: str | None = None
     copies: bool = False  # the model answered a repair prompt with code it wrote before
+    failed: dict[str, FailedLine] = field(default_factory=dict)  # line text → why it failed
     usage: TokenUsage = field(default_factory=TokenUsage)
     start: float = field(default_factory=time.monotonic)
     rec: RoundRecord = field(  # the current round's record
