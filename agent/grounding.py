@@ -28,7 +28,7 @@ from tools.go import ToolchainError, cache_dir, find_toolchain, go_env
 
 MAX_FACTS = 4
 MAX_NAMES = 4
-_MAX_LISTED = 8
+_MAX_LISTED = 10
 # Packages whose names small models mix up: a function missing from one is often in another.
 _NEIGHBOURS = ("strings", "bytes", "slices", "maps", "sort", "strconv", "unicode",
                "unicode/utf8", "math", "fmt", "errors")

@@ -237,6 +237,16 @@ class RepairLoop:
                 new = checker.check(fixed, suite, run=run)
                 self._emit(traj, "check", round=rnd, suite=suite.value, stage="fixed",
                            result=new.public())
+                if guard and progress(new) <= progress(result):
+                    # Some repairs take two steps (`float64(a) + b`, then the result is
+                    # returned as an int): one more pass may get past where we started.
+                    fixed2, fixes2 = apply_fixes(fixed, new.diagnostics, names, spec=spec)
+                    if fixes2 and fixed2 != fixed:
+                        new2 = checker.check(fixed2, suite, run=run)
+                        self._emit(traj, "check", round=rnd, suite=suite.value,
+                                   stage="fixed", result=new2.public())
+                        if progress(new2) > progress(result):
+                            fixed, fixes, new = fixed2, fixes + fixes2, new2
                 if not guard or progress(new) > progress(result):
                     kept = fixed, fixes, new
                     break

@@ -185,6 +185,12 @@ def _mismatch_edits(src: str, spots: Iterable[tuple[int, int, str, str, str]]
             side, to = span[:root], right_type
         start, end = side[0].start, side[-1].end
         operand = src[start:end]
+        if (to.startswith("float") and len(side) == 1 and side[0].kind == "ident"
+                and (m := _ASSIGN_LINE_RE.match(src[src.rfind("\n", 0, start) + 1:]))
+                and m["name"] == operand
+                and (e := retype_declaration(src, operand, start, to)) is not None):
+            edits.append(e)  # `total = total + f`: the accumulator becomes a float
+            continue
         edits.append(Edit(start, end, f"{to}({operand})", "conversions",
                            f"{operand} → {to}({operand}) in {expr}"))
     return edits
