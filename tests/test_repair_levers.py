@@ -67,7 +67,7 @@ func Total(items []Item) float64 {
 
 
 def test_int_accumulator_is_retyped_never_converted_as_an_assignment_target():
-    result, model, traj = _run(TOTAL, [_go(INT_TOTAL)])
+    result, _, traj = _run(TOTAL, [_go(INT_TOTAL)])
     assert result.solved and result.solved_at_round == 1, result.files
     src = result.files["solution.go"]
     assert "total := 0.0" in src
