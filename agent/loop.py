@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from agent.extract import DEFAULT_FILE, Extraction, FormatError, extract_code
 from agent.feedback import render_feedback, summary_line
 from agent.fixes import FIX_KINDS, FIX_NAMES, apply_fixes
-from agent.gosrc import split_decls
+from agent.gosrc import enclosing_decl, splice_decls, split_decls
 from agent.grounding import Grounder
 from agent.harness import VISIBLE_TEST, Suite, TaskHarness
 from agent.models.base import Generation, Message, Model, ModelError, Sampling
@@ -60,6 +60,11 @@ class LoopConfig(BaseModel):
     repair_temperature: float = Field(default=0.3, ge=0.0)
     history: int = 3  # earlier rounds summarised in the repair prompt
     token_budget: int | None = None  # completion tokens for the whole task
+    # When every compile problem sits in one declaration, ask for that declaration only
+    # and splice the answer back by name: a model that tends to hand back the file it is
+    # shown cannot answer a one-function request with the old file. Not yet measured, so
+    # off by default.
+    local_repair: bool = False
     seconds_budget: float | None = None
 
     def lever(self, name: str) -> bool:
@@ -393,6 +398,8 @@ class RepairLoop:
     def _check_round(self, st: _Run, rnd: int, ext: Extraction) -> bool:
         """Check the answer (fixing what needs no model) and judge it; True ends the run."""
         task, rec, result = st.task, st.rec, st.result
+        if st.local is not None:
+            ext = self._splice(st, rnd, ext)
         files = self._solution_files(task, ext)
         st.current = files
         files, fmt_done = self._gofmt(files)
@@ -444,6 +451,7 @@ class RepairLoop:
                      fb: CheckResult, applied: list[str]) -> bool:
         """Set up the next round: feedback on this answer, or a restart when stuck."""
         cfg = self.config
+        st.local = None
         facts = self._facts(fb, files)
         repeated: list[FailedLine] = []
         if cfg.lever("repeat-lines"):
@@ -482,6 +490,15 @@ class RepairLoop:
             self._emit(st.traj, "feedback", round=rnd, text=st.prompt_msg.content)
             return False
         text, count = render_feedback(fb, {**files, **st.visible_src})
+        if (local := self._local_target(st, fb, files)) is not None:
+            st.local = (local[0], local[1], files)
+            prompt = render("local_repair", feedback=text, problem_count=count, facts=facts,
+                            repeated=repeated, name=local[1])
+            st.follow = [Message(role="assistant", content=_fence(
+                {n: c for n, c in files.items() if n not in st.task.support_files})),
+                Message(role="user", content=prompt)]
+            self._emit(st.traj, "feedback", round=rnd, text=prompt, local=local[1])
+            return False
         prompt = render("repair", history=st.history[-cfg.history - 1:-1],
                         moved_aside=ext.dropped, applied_fixes=applied,
                         feedback=text, problem_count=count, multi_file=st.multi,
@@ -491,6 +508,37 @@ class RepairLoop:
             Message(role="user", content=prompt)]
         self._emit(st.traj, "feedback", round=rnd, text=prompt)
         return False
+
+    def _local_target(self, st: _Run, fb: CheckResult, files: dict[str, str]
+                      ) -> tuple[str, str] | None:
+        """(file, declaration name) when every compile or vet problem is in one function
+        of one solution file."""
+        if not self.config.local_repair or st.multi:
+            return None
+        spots = {(d.file, d.line) for d in fb.diagnostics}
+        if not spots or any(d.kind not in (Kind.compile, Kind.vet) for d in fb.diagnostics):
+            return None
+        names = set()
+        for file, line in spots:
+            if file not in files or not line or file in st.task.support_files:
+                return None
+            decl = enclosing_decl(files[file], line)
+            if decl is None or decl.kind != "func" or not decl.name:
+                return None
+            names.add((file, decl.name))
+        return next(iter(names)) if len(names) == 1 else None
+
+    def _splice(self, st: _Run, rnd: int, ext: Extraction) -> Extraction:
+        """A local answer put back into the file it repairs, by the declaration's name."""
+        file, name, base = st.local or ("", "", {})
+        if len(ext.files) != 1:
+            return ext
+        new = splice_decls(base[file], next(iter(ext.files.values())), name)
+        if new is None:
+            return ext  # a whole file after all: take it as one
+        self._emit(st.traj, "splice", round=rnd, file=file, name=name)
+        kept = {n: c for n, c in base.items() if n not in st.visible_src}
+        return ext.model_copy(update={"files": {**kept, file: new}})
 
     def _facts(self, fb: CheckResult, files: dict[str, str]) -> list[str]:
         """Grounding: what the standard library really has, for the names it lacks."""
@@ -533,6 +581,7 @@ class _Run:
     last_sig: str | None = None
     copies: bool = False  # the model answered a repair prompt with code it wrote before
     failed: dict[str, FailedLine] = field(default_factory=dict)  # line text → why it failed
+    local: tuple[str, str, dict[str, str]] | None = None  # (file, name, files) asked for
     usage: TokenUsage = field(default_factory=TokenUsage)
     start: float = field(default_factory=time.monotonic)
     rec: RoundRecord = field(  # the current round's record

@@ -221,3 +221,44 @@ def test_failed_lines_skip_test_files_and_short_lines():
         Diagnostic(file="a.go", line=9, message="past the end", kind=Kind.compile)])
     got = failed_lines(res, {"a.go": "}\n\tx := y + 1\n", "a_test.go": "package a\n"})
     assert [(f.line, f.text, f.why) for f in got] == [(2, "x := y + 1", "boom")]
+
+
+# -- local repair ---------------------------------------------------------------------------
+
+PAIR = TaskSpec(
+    id="pair",
+    prompt="Write `Double(x int) int` and `Half(x int) int`.",
+    tests=('import "testing"\n\nfunc TestPair(t *testing.T) {\n'
+           '\tif Double(3) != 6 || Half(6) != 3 {\n\t\tt.Fatal("pair")\n\t}\n}\n'),
+    reference="func Double(x int) int { return 2 * x }\n\nfunc Half(x int) int { return x / 2 }\n",
+)
+BROKEN_HALF = ("package sandbox\n\nfunc Double(x int) int {\n\treturn 2 * x\n}\n\n"
+               "func Half(x int) int {\n\tvar s string = x\n\treturn s\n}\n")
+ONLY_HALF = "```go\nfunc Half(x int) int {\n\treturn x / 2\n}\n```\n"
+
+
+def test_local_repair_asks_for_the_one_function_and_splices_it_back():
+    model = Recorder([_go(BROKEN_HALF), ONLY_HALF])
+    traj = Trajectory()
+    result = RepairLoop(model, LoopConfig(local_repair=True)).run(PAIR, traj)
+    assert result.solved and result.solved_at_round == 2, result.files
+    prompt = model.prompts[1][-1].content
+    assert "The problems are in `Half`" in prompt and "Reply with only the corrected" in prompt
+    src = result.files["solution.go"]
+    assert "return 2 * x" in src and "return x / 2" in src
+    assert any(e["event"] == "splice" for e in traj.events)
+
+
+def test_local_repair_takes_a_whole_file_answer_as_a_whole_file():
+    whole = _go(PAIR.with_package(PAIR.reference or ""))
+    model = Recorder([_go(BROKEN_HALF), whole])
+    traj = Trajectory()
+    result = RepairLoop(model, LoopConfig(local_repair=True)).run(PAIR, traj)
+    assert result.solved and result.solved_at_round == 2
+    assert not any(e["event"] == "splice" for e in traj.events)
+
+
+def test_local_repair_off_by_default_asks_for_the_file():
+    model = Recorder([_go(BROKEN_HALF), _go(PAIR.with_package(PAIR.reference or ""))])
+    RepairLoop(model, LoopConfig()).run(PAIR, Trajectory())
+    assert "complete corrected file" in model.prompts[1][-1].content
