@@ -16,7 +16,7 @@ from agent.feedback import render_feedback, summary_line
 from agent.fixes import FIX_KINDS, FIX_NAMES, apply_fixes
 from agent.gosrc import enclosing_decl, splice_decls, split_decls
 from agent.grounding import Grounder
-from agent.harness import VISIBLE_TEST, Suite, TaskHarness
+from agent.harness import HIDDEN_TEST, VISIBLE_TEST, Suite, TaskHarness
 from agent.models.base import Generation, Message, Model, ModelError, Sampling
 from agent.prompts import render
 from agent.task import TaskSpec
@@ -489,7 +489,11 @@ class RepairLoop:
             st.follow = []
             self._emit(st.traj, "feedback", round=rnd, text=st.prompt_msg.content)
             return False
-        text, count = render_feedback(fb, {**files, **st.visible_src})
+        # Test sources give failures their lines and inputs; hidden ones only in `all` mode.
+        shown_tests = dict(st.visible_src)
+        if st.mode is FeedbackMode.all and st.task.tests:
+            shown_tests[HIDDEN_TEST] = st.task.hidden_test_file()
+        text, count = render_feedback(fb, {**files, **shown_tests})
         if (local := self._local_target(st, fb, files)) is not None:
             st.local = (local[0], local[1], files)
             prompt = render("local_repair", feedback=text, problem_count=count, facts=facts,

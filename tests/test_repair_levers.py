@@ -3,6 +3,8 @@ and off, driven by scripted (replay) answers through the real Go toolchain."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import needs_go
 
@@ -262,3 +264,38 @@ def test_local_repair_off_by_default_asks_for_the_file():
     model = Recorder([_go(BROKEN_HALF), _go(PAIR.with_package(PAIR.reference or ""))])
     RepairLoop(model, LoopConfig()).run(PAIR, Trajectory())
     assert "complete corrected file" in model.prompts[1][-1].content
+
+
+# -- test feedback a small model can act on ------------------------------------------------
+
+TABLE = TaskSpec(
+    id="abs",
+    prompt="Write `Abs(x int) int`.",
+    visible_tests=('import "testing"\n\nfunc TestAbs(t *testing.T) {\n'
+                   '\tcases := []struct {\n\t\tname string\n\t\tin, want int\n\t}{\n'
+                   '\t\t{"positive", 3, 3},\n\t\t{"negative input", -4, 4},\n\t}\n'
+                   '\tfor _, c := range cases {\n\t\tt.Run(c.name, func(t *testing.T) {\n'
+                   '\t\t\tif got := Abs(c.in); got != c.want {\n'
+                   '\t\t\t\tt.Errorf("got %d, want %d", got, c.want)\n\t\t\t}\n\t\t})\n\t}\n}\n'),
+    tests=('import "testing"\n\nfunc TestAbsHidden(t *testing.T) {\n'
+           '\tif got := Abs(-9); got != 9 {\n\t\tt.Errorf("SECRET got %d", got)\n\t}\n}\n'),
+    reference="func Abs(x int) int {\n\tif x < 0 {\n\t\treturn -x\n\t}\n\treturn x\n}\n",
+)
+IDENTITY = "```go\npackage sandbox\n\nfunc Abs(x int) int {\n\treturn x\n}\n```\n"
+
+
+def test_a_failed_subtest_is_shown_with_its_table_row():
+    _, model, _ = _run(TABLE, [IDENTITY, _go(TABLE.with_package(TABLE.reference or ""))])
+    prompt = model.prompts[1][-1].content
+    assert "Test TestAbs/negative_input failed" in prompt
+    assert re.search(r"The failing case, visible_test.go line \d+:\n> *\d+ \| .*negative input",
+                     prompt)
+    assert '{"negative input", -4, 4},' in prompt
+    assert "Abs(-9)" not in prompt and "SECRET" not in prompt  # hidden: never in visible mode
+
+
+def test_all_mode_shows_the_hidden_assertion_line():
+    _, model, _ = _run(TABLE, [IDENTITY, _go(TABLE.with_package(TABLE.reference or ""))],
+                       feedback="all")
+    prompt = model.prompts[1][-1].content
+    assert "if got := Abs(-9); got != 9 {" in prompt
