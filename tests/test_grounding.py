@@ -112,6 +112,7 @@ def test_answers_are_cached_on_disk_per_go_version(tmp_path):
     ("strings", "Split\n-exec"),
 ])
 def test_go_doc_never_runs_on_an_unchecked_argument(tmp_path, monkeypatch, path, symbol):
+    find_toolchain()  # located before watching: only go doc calls count
     ran: list = []
     real = subprocess.run
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: ran.append(a) or real(*a, **k))
