@@ -453,6 +453,10 @@ class RepairLoop:
         cfg = self.config
         st.local = None
         facts = self._facts(fb, files)
+        for fact in facts:  # a fresh sample may repeat an earlier round's mistake
+            if fact in st.facts:
+                st.facts.remove(fact)
+            st.facts.append(fact)
         repeated: list[FailedLine] = []
         if cfg.lever("repeat-lines"):
             now = failed_lines(fb, files)
@@ -484,7 +488,7 @@ class RepairLoop:
             st.seed += 1009
             st.prompt_msg = Message(role="user", content=render(
                 "restart", task_prompt=st.task_msg.content,
-                history=st.history[-cfg.history:], facts=facts,
+                history=st.history[-cfg.history:], facts=st.facts[-_MAX_AVOID:],
                 avoid=list(st.failed.values())[-_MAX_AVOID:]))
             st.follow = []
             self._emit(st.traj, "feedback", round=rnd, text=st.prompt_msg.content)
@@ -586,6 +590,7 @@ class _Run:
     copies: bool = False  # the model answered a repair prompt with code it wrote before
     failed: dict[str, FailedLine] = field(default_factory=dict)  # line text → why it failed
     local: tuple[str, str, dict[str, str]] | None = None  # (file, name, files) asked for
+    facts: list[str] = field(default_factory=list)  # grounding facts so far, oldest first
     usage: TokenUsage = field(default_factory=TokenUsage)
     start: float = field(default_factory=time.monotonic)
     rec: RoundRecord = field(  # the current round's record

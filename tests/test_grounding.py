@@ -191,3 +191,12 @@ def test_solve_accepts_no_fix_for_each_lever(tmp_path):
         args += ["--no-fix", lever]
     res = CliRunner().invoke(main, args)
     assert res.exit_code == 0, res.output
+
+
+def test_a_restart_keeps_facts_from_earlier_rounds():
+    type_error = ("```go\npackage sandbox\n\nfunc Reverse(s string) string {\n"
+                  "\tvar n int = s\n\treturn n\n}\n```\n")
+    result, model = _loop([BAD, type_error, type_error, GOOD], max_rounds=4)
+    assert result.solved and result.solved_at_round == 4
+    restart = model.prompts[3][1].content
+    assert "package strings has no function or name Reverse." in restart
