@@ -60,12 +60,12 @@ class LoopConfig(BaseModel):
     repair_temperature: float = Field(default=0.3, ge=0.0)
     history: int = 3  # earlier rounds summarised in the repair prompt
     token_budget: int | None = None  # completion tokens for the whole task
+    seconds_budget: float | None = None
     # When every compile problem sits in one declaration, ask for that declaration only
     # and splice the answer back by name: a model that tends to hand back the file it is
     # shown cannot answer a one-function request with the old file. Not yet measured, so
     # off by default.
     local_repair: bool = False
-    seconds_budget: float | None = None
 
     def lever(self, name: str) -> bool:
         """A loop lever (agent.fixes.LEVERS) is on: they share the `--no-fix` switch."""
