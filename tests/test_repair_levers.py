@@ -299,3 +299,22 @@ def test_all_mode_shows_the_hidden_assertion_line():
                        feedback="all")
     prompt = model.prompts[1][-1].content
     assert "if got := Abs(-9); got != 9 {" in prompt
+
+
+def test_splice_replaces_a_method_by_name_and_appends_helpers():
+    from agent.gosrc import enclosing_decl, splice_decls
+    src = ("package p\n\nimport \"fmt\"\n\ntype T struct{ n int }\n\n// M doubles.\n"
+           "func (t *T) M() int {\n\treturn t.n +\n}\n\nfunc F() string { return fmt.Sprint(1) }\n")
+    assert enclosing_decl(src, 9).name == "T.M"
+    assert enclosing_decl(src, 12).name == "F"
+    answer = ('import "strconv"\n\nfunc (t *T) M() int {\n\treturn twice(t.n)\n}\n\n'
+              "func twice(n int) int { return 2 * n }\n\nfunc TestX(t *testing.T) {}\n")
+    new = splice_decls(src, answer, "T.M")
+    assert new is not None
+    assert "return twice(t.n)" in new and "return t.n +" not in new
+    assert "func twice(n int) int" in new and "TestX" not in new
+    assert '"fmt"' in new and '"strconv"' in new and "func F() string" in new
+    assert new.index("type T struct") < new.index("func (t *T) M()") < new.index("func F()")
+    # Not the name asked for, or the whole file again: no splice.
+    assert splice_decls(src, "func G() {}\n", "T.M") is None
+    assert splice_decls(src, src.replace("t.n +", "t.n"), "T.M") is None
