@@ -7,6 +7,7 @@ import pytest
 from conftest import needs_go
 
 from agent.golang.fixes import (
+    FIX_KINDS,
     FIX_NAMES,
     AppliedFix,
     add_imports,
@@ -182,8 +183,12 @@ def test_apply_fixes_switches_and_matching():
     assert fixes == [] and fixed == {"pkg/a.go": src}
     with pytest.raises(ValueError, match="unknown fix"):
         apply_fixes({}, [], ["gofmt", "magic"])
-    assert FIX_NAMES == ("gofmt", "unused-imports", "missing-imports", "unused-vars", "conversions",
+    assert FIX_KINDS == ("gofmt", "unused-imports", "missing-imports", "unused-vars", "conversions",
                          "spec-declarations")
+    # The loop's levers share the switch; apply_fixes accepts and ignores them.
+    assert FIX_NAMES[len(FIX_KINDS):] == ("never-worse", "grounding", "repeat-lines")
+    assert FIX_NAMES[:len(FIX_KINDS)] == FIX_KINDS
+    assert apply_fixes({"pkg/a.go": src}, diags, ["grounding"]) == ({"pkg/a.go": src}, [])
 
 
 @needs_go

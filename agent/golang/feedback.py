@@ -65,6 +65,22 @@ def _heading(d: Diagnostic) -> str:
     return "Error"
 
 
+def failing_case(files: dict[str, str], d: Diagnostic) -> str:
+    """For a failed subtest (`TestX/empty_input`), the table row that names it in the test
+    source the model may see: the inputs of the failing case, not only got/want."""
+    if d.kind not in (Kind.test_failure, Kind.panic) or not d.test or "/" not in d.test:
+        return ""
+    if not d.file or d.file not in files:
+        return ""
+    sub = d.test.split("/", 1)[1]
+    lines = files[d.file].splitlines()
+    wanted = [f'"{sub}"', f'"{sub.replace("_", " ")}"']
+    for n, line in enumerate(lines, 1):
+        if n != d.line and any(w in line for w in wanted) and "t.Run" not in line:
+            return f"The failing case, {d.file} line {n}:\n>{n:4d} | {line}"
+    return ""
+
+
 def render_diagnostic(d: Diagnostic, files: dict[str, str]) -> str:
     loc = d.location()
     msg = trim(clean(d.message))
@@ -74,7 +90,8 @@ def render_diagnostic(d: Diagnostic, files: dict[str, str]) -> str:
     head = f"{_heading(d)}" + (f" at {loc}" if loc else "") + ":"
     body = "\n".join("    " + ln for ln in msg.splitlines())
     ctx = source_context(files, d)
-    return head + "\n" + body + (("\n" + ctx) if ctx else "")
+    case = failing_case(files, d)
+    return head + "\n" + body + "".join("\n" + x for x in (ctx, case) if x)
 
 
 def render_feedback(result: CheckResult, files: dict[str, str]) -> tuple[str, int]:

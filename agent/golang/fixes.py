@@ -27,7 +27,12 @@ from tools.diagnostics import Diagnostic
 from tools.go import ToolchainError
 from tools.gofmt import gofmt_source
 
-FIX_NAMES = ("gofmt", "unused-imports", "missing-imports", *EDIT_FIXES, "spec-declarations")
+FIX_KINDS = ("gofmt", "unused-imports", "missing-imports", *EDIT_FIXES, "spec-declarations")
+# The repair loop's levers share the `--no-fix NAME` switch with the fixes proper:
+# never-worse keeps a fix only when the check improves, grounding adds facts from `go doc`,
+# repeat-lines names the failing lines an answer wrote again (agent/loop/repair.py).
+LEVERS = ("never-worse", "grounding", "repeat-lines")
+FIX_NAMES = (*FIX_KINDS, *LEVERS)
 
 # Package name → import path, for names that identify one standard-library package.
 # Ambiguous names (`template`: text/ or html/, `scanner`: text/ or go/) are left out:
@@ -411,7 +416,7 @@ def apply_fixes(
     diagnostics name; gofmt formats every file it can parse. `spec` is the task's prompt:
     a name the compiler calls undefined that the prompt declares in full is declared.
     """
-    on = set(enabled)
+    on = set(enabled) - set(LEVERS)
     unknown = on - set(FIX_NAMES)
     if unknown:
         raise ValueError(f"unknown fix {sorted(unknown)[0]!r}; known: {', '.join(FIX_NAMES)}")

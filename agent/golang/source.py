@@ -182,3 +182,44 @@ def assemble(package: str, imports: list[tuple[str | None, str]], decls: list[De
             continue
         parts.append(d.text.strip("\n") + "\n")
     return "\n".join(parts)
+
+
+def enclosing_decl(src: str, line: int) -> Decl | None:
+    """The top-level declaration that holds 1-based `line`."""
+    at = 1
+    for d in split_decls(src):
+        n = d.text.count("\n")
+        if at <= line < at + n or (at <= line and not d.text.endswith("\n")):
+            return d
+        at += n
+    return None
+
+
+def splice_decls(src: str, answer: str, name: str) -> str | None:
+    """`src` with its declaration `name` replaced by the answer's, and declarations the
+    answer adds (helpers) appended; the answer's imports joined to the file's. None when
+    the answer does not declare `name` or redeclares the rest of the file (a whole file:
+    take it as such)."""
+    have = split_decls(src)
+    got = split_decls(answer)
+    new = {d.name: d for d in got if d.kind in ("func", "type", "var", "const") and d.name}
+    if name not in new:
+        return None
+    others = {d.name for d in have if d.kind == "func" and d.name and d.name != name}
+    if others and others <= set(new):
+        return None
+    names = {d.name for d in have}
+    out: list[Decl] = []
+    for d in have:
+        if d.name == name and d.kind == new[name].kind:
+            out.append(Decl(d.kind, "\n" + new[name].text.strip("\n") + "\n", d.name))
+        else:
+            out.append(d)
+    out += [Decl(d.kind, "\n" + d.text.strip("\n") + "\n", d.name) for n, d in new.items()
+            if n != name and n not in names and not d.is_test]
+    pkg = next((d.name for d in have if d.kind == "package"), "")
+    imports = imports_of(have) + imports_of(got)
+    if pkg:
+        return assemble(pkg, imports, out)
+    text = "".join(d.text for d in out)
+    return (render_imports(imports) + "\n" + text) if imports else text

@@ -162,15 +162,92 @@ def _mismatch_edits(src: str, spots: Iterable[tuple[int, int, str, str, str]]
                      if [t.text for t in toks[i:i + len(want)]] == texts), None)
         if span is None:
             continue
+        if (assign := _assignment(want)) is not None:
+            # `x op= y`: x is a variable, never a conversion. Its declaration changes or y
+            # is converted, so that no value is truncated.
+            target, value = span[:assign[0]], span[assign[1]:]
+            if not value:
+                continue
+            if right_type.startswith("float") and not left_type.startswith("float"):
+                if len(target) == 1 and target[0].kind == "ident" and (
+                        e := retype_declaration(src, target[0].text, target[0].start,
+                                                right_type)) is not None:
+                    edits.append(e)
+                continue
+            start, end = value[0].start, value[-1].end
+            operand = src[start:end]
+            edits.append(Edit(start, end, f"{left_type}({operand})", "conversions",
+                               f"{operand} → {left_type}({operand}) in {expr}"))
+            continue
         if left_type.startswith("float") or not right_type.startswith("float"):
             side, to = span[root + 1:], left_type
         else:
             side, to = span[:root], right_type
         start, end = side[0].start, side[-1].end
         operand = src[start:end]
+        if (to.startswith("float") and len(side) == 1 and side[0].kind == "ident"
+                and (m := _ASSIGN_LINE_RE.match(src[src.rfind("\n", 0, start) + 1:]))
+                and m["name"] == operand
+                and (e := retype_declaration(src, operand, start, to)) is not None):
+            edits.append(e)  # `total = total + f`: the accumulator becomes a float
+            continue
         edits.append(Edit(start, end, f"{to}({operand})", "conversions",
                            f"{operand} → {to}({operand}) in {expr}"))
     return edits
+
+
+def _assignment(tokens: list[Token]) -> tuple[int, int] | None:
+    """(end of the target, start of the value) when a printed expression is an assignment
+    (`x = y`, `x += y`, `x <<= y`): a lone `=` outside brackets (comparisons are grouped)."""
+    depth = 0
+    for i, t in enumerate(tokens):
+        if t.text in _OPEN:
+            depth += 1
+        elif t.text in _CLOSE:
+            depth -= 1
+        elif depth == 0 and t.text == "=":
+            j = i
+            # The operator glued to `=` (`+=`, `<<=`, `&^=`) belongs to neither side.
+            while j > 0 and tokens[j - 1].kind == "op" and tokens[j - 1].end == tokens[j].start \
+                    and tokens[j - 1].text not in _CLOSE:
+                j -= 1
+            return j, i + 1
+    return None
+
+
+_INT_LIT = r"[-+]?\d[\d_]*"
+
+
+def retype_declaration(src: str, name: str, use: int, new_type: str) -> Edit | None:
+    """Change the declaration of local variable `name`, the nearest one above offset `use`
+    in the same function, to hold a `new_type` (a float): `total := 0` → `total := 0.0`,
+    `var total int` → `var total float64`. None when no such simple declaration is found
+    (a parameter, a named result, a multi-assignment): those are the model's to change."""
+    n = re.escape(name)
+    short = re.compile(rf"^(?P<pre>[ \t]*{n}[ \t]*:=[ \t]*)(?P<lit>{_INT_LIT})[ \t]*(?://.*)?$")
+    typed = re.compile(rf"^(?P<pre>[ \t]*var[ \t]+{n}[ \t]+)(?P<type>\w+)\b")
+    untyped = re.compile(rf"^(?P<pre>[ \t]*var[ \t]+{n}[ \t]*=[ \t]*)(?P<lit>{_INT_LIT})"
+                         r"[ \t]*(?://.*)?$")
+    line_end = src.rfind("\n", 0, use)
+    while line_end > 0:
+        line_start = src.rfind("\n", 0, line_end) + 1
+        line = src[line_start:line_end]
+        if line.startswith("func"):
+            return None  # the top of the enclosing function: a parameter or a result
+        if m := typed.match(line):
+            if m["type"] not in _NUMERIC or m["type"] == new_type:
+                return None
+            at = line_start + m.end("pre")
+            return Edit(at, at + len(m["type"]), new_type, "conversions",
+                        f"var {name} {m['type']} → var {name} {new_type}")
+        if m := short.match(line) or untyped.match(line):
+            lit = m["lit"]
+            new = f"{lit}.0" if new_type == "float64" else f"{new_type}({lit})"
+            at = line_start + m.end("pre")
+            return Edit(at, at + len(lit), new, "conversions",
+                        f"{line.strip()} → {line[m.start('pre'):m.end('pre')].strip()} {new}")
+        line_end = line_start - 1
+    return None
 
 
 def use_unused_vars(src: str, spots: Iterable[tuple[int, int, str]]) -> tuple[str, list[str]]:
@@ -231,6 +308,7 @@ def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
     unused: list[tuple[int, int, str]] = []
     replace: list[tuple[int, int, str, str]] = []
     mismatched: list[tuple[int, int, str, str, str]] = []
+    retyped: list[Edit] = []
     for d in diagnostics:
         first = d.message.splitlines()[0].strip() if d.message else ""
         if not (d.line and d.column):
@@ -245,8 +323,25 @@ def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
             if m["call"] and have == want:
                 replace.append((d.line, d.column, expr, f"{expr}()"))
             elif not m["call"] and have != want and {have, want} <= _NUMERIC:
-                replace.append((d.line, d.column, expr, f"{want}({expr})"))
+                if (have.startswith("float") and not want.startswith("float")
+                        and first.endswith(" in assignment")
+                        and (e := _retype_target(src, d.line, have)) is not None):
+                    retyped.append(e)  # a float stored in an int variable: widen it
+                else:
+                    replace.append((d.line, d.column, expr, f"{want}({expr})"))
     edits = _unused_var_edits(src, unused) if "unused-vars" in on else []
     if "conversions" in on:
-        edits += _conversion_edits(src, replace) + _mismatch_edits(src, mismatched)
+        edits += _conversion_edits(src, replace) + _mismatch_edits(src, mismatched) + retyped
     return edits
+
+
+_ASSIGN_LINE_RE = re.compile(r"^[ \t]*(?P<name>[A-Za-z_]\w*)[ \t]*(?:[-+*/%|&^]|<<|>>|&\^)?=[^=]")
+
+
+def _retype_target(src: str, line: int, new_type: str) -> Edit | None:
+    """The declaration change for `x = <float>` at `line`, where x is a simple local."""
+    lines = src.split("\n")
+    if not 1 <= line <= len(lines) or not (m := _ASSIGN_LINE_RE.match(lines[line - 1])):
+        return None
+    at = sum(len(x) + 1 for x in lines[:line - 1]) + m.start("name")
+    return retype_declaration(src, m["name"], at, new_type)

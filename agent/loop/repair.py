@@ -13,12 +13,13 @@ from pydantic import BaseModel, Field
 
 from agent.golang.extract import DEFAULT_FILE, Extraction, FormatError, extract_code
 from agent.golang.feedback import render_feedback, summary_line
-from agent.golang.fixes import FIX_NAMES, apply_fixes
-from agent.golang.source import split_decls
+from agent.golang.fixes import FIX_KINDS, FIX_NAMES, apply_fixes
+from agent.golang.grounding import Grounder
+from agent.golang.source import enclosing_decl, splice_decls, split_decls
 from agent.loop.prompts import render
 from agent.loop.trajectory import FeedbackMode, RoundRecord, RunResult, TokenUsage, Trajectory
 from agent.models.base import Generation, Message, Model, ModelError, Sampling
-from agent.tasks.harness import VISIBLE_TEST, Suite, TaskHarness
+from agent.tasks.harness import HIDDEN_TEST, VISIBLE_TEST, Suite, TaskHarness
 from agent.tasks.spec import TaskSpec
 from tools.diagnostics import CheckResult, Kind
 from tools.gofmt import gofmt_source
@@ -60,6 +61,15 @@ class LoopConfig(BaseModel):
     history: int = 3  # earlier rounds summarised in the repair prompt
     token_budget: int | None = None  # completion tokens for the whole task
     seconds_budget: float | None = None
+    # When every compile problem sits in one declaration, ask for that declaration only
+    # and splice the answer back by name: a model that tends to hand back the file it is
+    # shown cannot answer a one-function request with the old file. Not yet measured, so
+    # off by default.
+    local_repair: bool = False
+
+    def lever(self, name: str) -> bool:
+        """A loop lever (agent.golang.fixes.LEVERS) is on: they share the `--no-fix` switch."""
+        return name in self.fixes
 
     def mode_for(self, task: TaskSpec) -> FeedbackMode:
         if self.feedback is not None:
@@ -120,6 +130,40 @@ def _fence(files: dict[str, str]) -> str:
     return "\n\n".join(f"```go\n// file: {n}\n{c.rstrip()}\n```" for n, c in files.items())
 
 
+def progress(result: CheckResult) -> tuple[int, int]:
+    """How far a check got, for comparing two versions of one answer: the later stage
+    (compile < vet < tests < pass) wins, then fewer problems at that stage."""
+    if result.passed:
+        return (3, 0)
+    kinds = [d.kind for d in result.diagnostics]
+    if not result.built or Kind.compile in kinds or Kind.toolchain in kinds:
+        return (0, -sum(k in (Kind.compile, Kind.toolchain) for k in kinds))
+    if Kind.vet in kinds:
+        return (1, -kinds.count(Kind.vet))
+    return (2, -max(len(kinds), len(result.failed_tests)))
+
+
+@dataclass(frozen=True)
+class FailedLine:
+    line: int
+    text: str
+    why: str
+
+
+def failed_lines(result: CheckResult, files: dict[str, str]) -> list[FailedLine]:
+    """The solution lines the compiler or vet rejected, with the first line of why."""
+    out: list[FailedLine] = []
+    for d in result.diagnostics:
+        if d.kind not in (Kind.compile, Kind.vet) or not d.line or d.file not in files:
+            continue
+        if d.file.endswith("_test.go"):
+            continue
+        lines = files[d.file].splitlines()
+        if d.line <= len(lines) and (text := lines[d.line - 1].strip()) and len(text) > 3:
+            out.append(FailedLine(d.line, text[:160], d.message.splitlines()[0][:200]))
+    return out
+
+
 def _digest(files: dict[str, str]) -> str:
     h = hashlib.sha256()
     for name in sorted(files):
@@ -144,6 +188,7 @@ class RepairLoop:
         self.config = config or LoopConfig()
         self.checker_factory = checker_factory or (lambda t: TaskHarness(t))
         self.on_event = on_event
+        self.grounder: Grounder | None = None
 
     # -- helpers -------------------------------------------------------------
     def _emit(self, traj: Trajectory, kind: str, **data: object) -> None:
@@ -175,25 +220,53 @@ class RepairLoop:
                           run: str | None, traj: Trajectory, rnd: int, spec: str
                           ) -> tuple[dict[str, str], CheckResult, CheckResult, list[str]]:
         """Check; while the compiler names problems a deterministic fix handles, fix them
-        without a model call and check again."""
+        without a model call and check again. With never-worse, fixes are kept only when
+        the check improves (all together, else the first kind of fix that does alone)."""
         result = raw = checker.check(files, suite, run=run)
         self._emit(traj, "check", round=rnd, suite=suite.value, stage="raw",
                    result=result.public())
         applied: list[str] = []
-        enabled = [f for f in self.config.fixes if f != "gofmt"]
+        enabled = [f for f in self.config.fixes if f in FIX_KINDS and f != "gofmt"]
+        guard = self.config.lever("never-worse")
         for _ in range(3):
             if result.passed or not enabled or not any(
                     d.kind is Kind.compile for d in result.diagnostics):
                 break
-            fixed, fixes = apply_fixes(files, result.diagnostics, enabled, spec=spec)
-            if not fixes or fixed == files:
+            tries = [enabled]
+            kept = None
+            while tries:
+                names = tries.pop(0)
+                fixed, fixes = apply_fixes(files, result.diagnostics, names, spec=spec)
+                if not fixes or fixed == files:
+                    continue
+                new = checker.check(fixed, suite, run=run)
+                self._emit(traj, "check", round=rnd, suite=suite.value, stage="fixed",
+                           result=new.public())
+                if guard and progress(new) <= progress(result):
+                    # Some repairs take two steps (`float64(a) + b`, then the result is
+                    # returned as an int): one more pass may get past where we started.
+                    fixed2, fixes2 = apply_fixes(fixed, new.diagnostics, names, spec=spec)
+                    if fixes2 and fixed2 != fixed:
+                        new2 = checker.check(fixed2, suite, run=run)
+                        self._emit(traj, "check", round=rnd, suite=suite.value,
+                                   stage="fixed", result=new2.public())
+                        if progress(new2) > progress(result):
+                            fixed, fixes, new = fixed2, fixes + fixes2, new2
+                if not guard or progress(new) > progress(result):
+                    kept = fixed, fixes, new
+                    break
+                self._emit(traj, "fix_rejected", round=rnd,
+                           fixes=[f.model_dump() for f in fixes],
+                           note="the check did not improve: fix not kept")
+                if names is enabled:
+                    # Together they did not help: one kind alone may.
+                    kinds = list(dict.fromkeys(f.name for f in fixes))
+                    tries += [[k] for k in kinds] if len(kinds) > 1 else []
+            if kept is None:
                 break
-            files = fixed
+            files, fixes, result = kept
             applied += [f"{f.name} {f.file}: {f.detail}" for f in fixes]
             self._emit(traj, "fix", round=rnd, fixes=[f.model_dump() for f in fixes])
-            result = checker.check(files, suite, run=run)
-            self._emit(traj, "check", round=rnd, suite=suite.value, stage="fixed",
-                       result=result.public())
         return files, result, raw, applied
 
     # -- the loop ------------------------------------------------------------
@@ -325,6 +398,8 @@ class RepairLoop:
     def _check_round(self, st: _Run, rnd: int, ext: Extraction) -> bool:
         """Check the answer (fixing what needs no model) and judge it; True ends the run."""
         task, rec, result = st.task, st.rec, st.result
+        if st.local is not None:
+            ext = self._splice(st, rnd, ext)
         files = self._solution_files(task, ext)
         st.current = files
         files, fmt_done = self._gofmt(files)
@@ -376,6 +451,22 @@ class RepairLoop:
                      fb: CheckResult, applied: list[str]) -> bool:
         """Set up the next round: feedback on this answer, or a restart when stuck."""
         cfg = self.config
+        st.local = None
+        facts = self._facts(fb, files)
+        for fact in facts:  # a fresh sample may repeat an earlier round's mistake
+            if fact in st.facts:
+                st.facts.remove(fact)
+            st.facts.append(fact)
+        repeated: list[FailedLine] = []
+        if cfg.lever("repeat-lines"):
+            now = failed_lines(fb, files)
+            repeated = [f for f in now if f.text in st.failed][:_MAX_AVOID]
+            for f in now:
+                st.failed.pop(f.text, None)  # most recent last
+                st.failed[f.text] = f
+            if repeated:
+                self._emit(st.traj, "repeated_lines", round=rnd,
+                           lines=[f.text for f in repeated])
         sig, digest = fb.signature(), _digest(files)
         copied = digest in st.seen
         stuck = sig == st.last_sig or copied
@@ -397,19 +488,77 @@ class RepairLoop:
             st.seed += 1009
             st.prompt_msg = Message(role="user", content=render(
                 "restart", task_prompt=st.task_msg.content,
-                history=st.history[-cfg.history:]))
+                history=st.history[-cfg.history:], facts=st.facts[-_MAX_AVOID:],
+                avoid=list(st.failed.values())[-_MAX_AVOID:]))
             st.follow = []
             self._emit(st.traj, "feedback", round=rnd, text=st.prompt_msg.content)
             return False
-        text, count = render_feedback(fb, {**files, **st.visible_src})
+        # Test sources give failures their lines and inputs; hidden ones only in `all` mode.
+        shown_tests = dict(st.visible_src)
+        if st.mode is FeedbackMode.all and st.task.tests:
+            shown_tests[HIDDEN_TEST] = st.task.hidden_test_file()
+        text, count = render_feedback(fb, {**files, **shown_tests})
+        if (local := self._local_target(st, fb, files)) is not None:
+            st.local = (local[0], local[1], files)
+            prompt = render("local_repair", feedback=text, problem_count=count, facts=facts,
+                            repeated=repeated, name=local[1])
+            st.follow = [Message(role="assistant", content=_fence(
+                {n: c for n, c in files.items() if n not in st.task.support_files})),
+                Message(role="user", content=prompt)]
+            self._emit(st.traj, "feedback", round=rnd, text=prompt, local=local[1])
+            return False
         prompt = render("repair", history=st.history[-cfg.history - 1:-1],
                         moved_aside=ext.dropped, applied_fixes=applied,
-                        feedback=text, problem_count=count, multi_file=st.multi)
+                        feedback=text, problem_count=count, multi_file=st.multi,
+                        facts=facts, repeated=repeated)
         st.follow = [Message(role="assistant", content=_fence(
             {n: c for n, c in files.items() if n not in st.task.support_files})),
             Message(role="user", content=prompt)]
         self._emit(st.traj, "feedback", round=rnd, text=prompt)
         return False
+
+    def _local_target(self, st: _Run, fb: CheckResult, files: dict[str, str]
+                      ) -> tuple[str, str] | None:
+        """(file, declaration name) when every compile or vet problem is in one function
+        of one solution file."""
+        if not self.config.local_repair or st.multi:
+            return None
+        spots = {(d.file, d.line) for d in fb.diagnostics}
+        if not spots or any(d.kind not in (Kind.compile, Kind.vet) for d in fb.diagnostics):
+            return None
+        names = set()
+        for file, line in spots:
+            if file not in files or not line or file in st.task.support_files:
+                return None
+            decl = enclosing_decl(files[file], line)
+            if decl is None or decl.kind != "func" or not decl.name:
+                return None
+            names.add((file, decl.name))
+        return next(iter(names)) if len(names) == 1 else None
+
+    def _splice(self, st: _Run, rnd: int, ext: Extraction) -> Extraction:
+        """A local answer put back into the file it repairs, by the declaration's name."""
+        file, name, base = st.local or ("", "", {})
+        if len(ext.files) != 1:
+            return ext
+        new = splice_decls(base[file], next(iter(ext.files.values())), name)
+        if new is None:
+            return ext  # a whole file after all: take it as one
+        self._emit(st.traj, "splice", round=rnd, file=file, name=name)
+        kept = {n: c for n, c in base.items() if n not in st.visible_src}
+        return ext.model_copy(update={"files": {**kept, file: new}})
+
+    def _facts(self, fb: CheckResult, files: dict[str, str]) -> list[str]:
+        """Grounding: what the standard library really has, for the names it lacks."""
+        if not self.config.lever("grounding") or (fb.built and not any(
+                d.kind is Kind.compile for d in fb.diagnostics)):
+            return []
+        if self.grounder is None:
+            self.grounder = Grounder()
+        return self.grounder.facts(fb.diagnostics, files)
+
+
+_MAX_AVOID = 4
 
 
 @dataclass
@@ -439,6 +588,9 @@ class _Run:
     seen: set[str] = field(default_factory=set)
     last_sig: str | None = None
     copies: bool = False  # the model answered a repair prompt with code it wrote before
+    failed: dict[str, FailedLine] = field(default_factory=dict)  # line text → why it failed
+    local: tuple[str, str, dict[str, str]] | None = None  # (file, name, files) asked for
+    facts: list[str] = field(default_factory=list)  # grounding facts so far, oldest first
     usage: TokenUsage = field(default_factory=TokenUsage)
     start: float = field(default_factory=time.monotonic)
     rec: RoundRecord = field(  # the current round's record
