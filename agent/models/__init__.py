@@ -10,6 +10,7 @@ import importlib.util
 import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 from agent.models.base import (
     Generation,
@@ -57,15 +58,52 @@ def _catalog_entry(model: str | None) -> CatalogEntry | None:
     return CATALOG.get(model.strip().lower())
 
 
+def _mlx_source(model: str) -> str | Path:
+    """An MLX model directory or Hub repo for a catalog name, a directory or `org/repo`."""
+    from agent.models.weights import pull_mlx
+
+    entry = CATALOG.get(model.strip().lower())
+    if entry is not None:
+        return pull_mlx(entry)
+    looks_like_repo = model.count("/") == 1 and not Path(model).exists()
+    if not Path(model).expanduser().is_dir() and not looks_like_repo:
+        lookup(model)  # raises: neither a directory nor a known name
+    return model if looks_like_repo else Path(model).expanduser()
+
+
+def speculation_settings(mode: str, draft_model: str | None) -> Any:
+    """llama-cpp's Speculation for `--spec MODE` and `--draft-model NAME|FILE.gguf`."""
+    from agent.models.llama_cpp import SPEC_MODES, Speculation
+    from agent.models.weights import pull_gguf
+
+    if mode not in SPEC_MODES:
+        raise ModelUnavailable(f"unknown speculation {mode!r}; choose {' or '.join(SPEC_MODES)}")
+    draft = None
+    if draft_model:
+        entry = CATALOG.get(draft_model.strip().lower())
+        if entry is not None:
+            draft = pull_gguf(entry.gguf, show_progress=True)
+        elif Path(draft_model).expanduser().is_file():
+            draft = Path(draft_model).expanduser()
+        elif draft_model.endswith(".gguf") or "/" in draft_model:
+            raise ModelUnavailable(f"no GGUF file at {draft_model} for --draft-model")
+        else:
+            lookup(draft_model)  # raises: neither a file nor a known name
+    return Speculation(mode=mode, draft_model=draft)  # type: ignore[arg-type]
+
+
 def make_model(backend: str, model: str | None = None, *, adapter: str | None = None,
                base_url: str | None = None, api_key: str | None = None,
                replay: str | None = None, threads: int | None = None,
-               context: int | None = None) -> Model:
+               context: int | None = None, speculation: str = "ngram",
+               draft_model: str | None = None) -> Model:
     """Build the Model for `backend`.
 
     `model` is a catalog name (default qwen2.5-coder-0.5b), a local path (.gguf file for
     llama-cpp, model directory for mlx), a Hub repo for mlx, or the server's model name for
     openai. Catalog weights are fetched and verified on first use (with a progress bar).
+    `speculation` ("ngram" or "off") and `draft_model` (named like `model`) set speculative
+    decoding for llama-cpp and mlx.
     Raises ModelUnavailable (exit 3) with one line saying how to fix it.
     """
     name = backend.strip().lower().replace("_", "-")
@@ -91,25 +129,24 @@ def make_model(backend: str, model: str | None = None, *, adapter: str | None = 
 
         if adapter:
             raise ModelUnavailable("LoRA adapters are supported by the mlx backend only")
+        spec = speculation_settings(speculation, draft_model)
         entry = _catalog_entry(model)
         if entry is not None:
             path = pull_gguf(entry.gguf, show_progress=True)
-            return LlamaCppModel(path, name=entry.name, threads=threads, context=context)
+            return LlamaCppModel(path, name=entry.name, threads=threads, context=context,
+                                 speculation=spec)
         assert model is not None
         if not Path(model).expanduser().is_file():
             lookup(model)  # raises: neither a file nor a known name
-        return LlamaCppModel(model, threads=threads, context=context)
+        return LlamaCppModel(model, threads=threads, context=context, speculation=spec)
     if name == "mlx":
         from agent.models.mlx import MLXModel
         from agent.models.weights import pull_mlx
 
+        draft = _mlx_source(draft_model) if draft_model else None
         entry = _catalog_entry(model)
         if entry is not None:
-            return MLXModel(pull_mlx(entry), name=entry.name, adapter=adapter)
+            return MLXModel(pull_mlx(entry), name=entry.name, adapter=adapter, draft=draft)
         assert model is not None
-        looks_like_repo = model.count("/") == 1 and not Path(model).exists()
-        if not Path(model).expanduser().is_dir() and not looks_like_repo:
-            lookup(model)
-        return MLXModel(Path(model).expanduser() if not looks_like_repo else model,
-                        name=model, adapter=adapter)
+        return MLXModel(_mlx_source(model), name=model, adapter=adapter, draft=draft)
     raise ModelUnavailable(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")

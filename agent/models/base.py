@@ -40,6 +40,8 @@ class Generation(BaseModel):
     prompt_seconds: float = 0.0
     generation_seconds: float = 0.0
     finish_reason: Literal["stop", "length", "error"] = "stop"
+    drafted_tokens: int = 0  # tokens guessed ahead by speculative decoding…
+    accepted_tokens: int = 0  # …and how many of them the model confirmed
 
     @property
     def seconds(self) -> float:
