@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 # Chat-end markers of common templates: generation stops on them even when a model's
 # config names a different EOS token (Qwen's base config says <|endoftext|>).
+HISTORY = 256  # prompt tokens a logits processor may look back on (mlx-lm's penalty: 20)
 CHAT_END_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end|>", "<end_of_turn>", "<|endoftext|>")
 
 
@@ -144,6 +145,11 @@ class MLXModel:
         mx.random.seed(sampling.seed)
         sampler = make_sampler(sampling.temperature, top_p=sampling.top_p)
         processors = make_logits_processors(repetition_penalty=sampling.repetition_penalty)
+        # mlx-lm shows processors the tokens it ran this call: plain decoding the uncached
+        # prompt, speculative decoding only its last token. Prepend the rest, so a
+        # repetition penalty sees the same window whatever the cache or the draft did.
+        seen = len(prompt) - 1 if self._draft is not None else cached
+        processors = _with_history(processors, prompt[:seen][-HISTORY:])
         detok = self._tokenizer.detokenizer
         out: list[int] = []
         finish = "length"
@@ -216,6 +222,20 @@ class MLXModel:
             prompt, self._model, self._draft, num_draft_tokens=self.draft_tokens,
             max_tokens=max_tokens, sampler=sampler, logits_processors=processors,
             prompt_cache=cache)
+
+
+def _with_history(processors: list[Any], head: list[int]) -> list[Any]:
+    import mlx.core as mx
+
+    if not head:
+        return processors
+    prefix = mx.array(head)
+
+    def wrap(proc: Any) -> Any:
+        return lambda tokens, logits: proc(
+            mx.concatenate([prefix.astype(tokens.dtype), tokens]), logits)
+
+    return [wrap(p) for p in processors]
 
 
 def _undrafted(steps: Any) -> Any:

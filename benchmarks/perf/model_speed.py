@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-
 from dataclasses import dataclass, field
 from pathlib import Path
 
