@@ -35,8 +35,8 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="CPU threads for llama-cpp (default: all cores)."),
         click.option("--spec", "speculation", type=click.Choice(["ngram", "off"]),
                      default="ngram", show_default=True,
-                     help="Speculative decoding by prompt lookup (llama-cpp): same answers, "
-                          "faster repairs."),
+                     help="Speculative decoding by prompt lookup (llama-cpp): the model "
+                          "copies what it was shown faster."),
         click.option("--draft-model", default=None,
                      help="A smaller model of the same family that drafts tokens for the "
                           "main one (catalog name or .gguf/MLX path; pays off with spare "

@@ -8,9 +8,10 @@ reports how many prompt tokens it served from that cache; we pass the number on.
 Speculation (prompt lookup) is on by default: a repair answer mostly copies the file the
 model was just shown, so the engine looks up the last few generated tokens earlier in the
 conversation and proposes what followed them there; one batched pass checks the whole
-guess. Greedy output is the same token for token, sampled output keeps its distribution;
-only the speed changes. `Speculation` holds the settings, tuned on a 2-core CPU by
-benchmarks/perf/spec_sweep.py.
+guess. Without a repetition penalty greedy output is the same token for token (tested);
+with one, this engine's speculative path can pick a different token where plain decoding
+would not, so answers may differ (not worse, just other). `Speculation` holds the
+settings; benchmarks/perf/spec_sweep.py measures other n-gram sizes and draft lengths.
 """
 
 from __future__ import annotations
@@ -44,11 +45,14 @@ class Speculation(BaseModel):
     conversation so far, and up to `draft_max` tokens that followed the latest earlier
     match become the guess. A `draft_model` (a smaller GGUF of the same vocabulary) adds
     guesses where the text is new; it pays off only with cores to spare.
+    The sizes are llama.cpp's own defaults, measured in issue 18 at 1.55x (0.5B) and
+    1.24x (1.5B) on a whole-file repair answer; sweeps here on a machine shared with
+    other jobs were too noisy to justify other values.
     """
 
     mode: Literal["ngram", "off"] = "ngram"
-    ngram: int = Field(default=4, ge=1, le=64)
-    draft_max: int = Field(default=16, ge=1, le=256)
+    ngram: int = Field(default=12, ge=1, le=64)
+    draft_max: int = Field(default=48, ge=1, le=256)
     draft_model: Path | None = None
 
     @property
