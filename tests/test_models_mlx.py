@@ -125,3 +125,64 @@ def test_bad_model_path_is_unavailable(tmp_path):
         MLXModel(tmp_path / "empty")
     with pytest.raises(ModelUnavailable, match="unknown model"):
         make_model("mlx", "not-a-model")
+
+
+# -- speculative decoding with a draft model --------------------------------------------
+
+@pytest.fixture(scope="module")
+def other(tmp_path_factory):
+    """Same tokenizer, different random weights: a draft that is mostly wrong."""
+    return make_tiny_qwen2(tmp_path_factory.mktemp("other") / "qwen2", seed=5)
+
+
+LONG = Sampling(max_tokens=20)
+
+
+@pytest.mark.parametrize("sampling", [LONG, Sampling(max_tokens=20, repetition_penalty=1.2)])
+def test_a_draft_model_leaves_greedy_output_unchanged(tiny, other, sampling):
+    plain = MLXModel(tiny).generate(CONVO, sampling)
+    perfect = MLXModel(tiny, draft=tiny, draft_tokens=4).generate(CONVO, sampling)
+    poor = MLXModel(tiny, draft=other, draft_tokens=4).generate(CONVO, sampling)
+    assert perfect.text == plain.text == poor.text
+    assert perfect.completion_tokens == poor.completion_tokens == 20
+    # The model itself as draft: every guess holds, 4 per pass + the model's own token.
+    assert (perfect.drafted_tokens, perfect.accepted_tokens) == (16, 16)
+    # Every pass proposes min(4, tokens left) guesses, so 20 tokens cost at least 16.
+    assert poor.drafted_tokens >= 16 and poor.accepted_tokens <= poor.drafted_tokens
+    assert plain.drafted_tokens == plain.accepted_tokens == 0
+
+
+def test_draft_cache_is_reused_across_rounds(tiny, other):
+    spec = MLXModel(tiny, draft=other)
+    plain = MLXModel(tiny)
+    first = spec.generate(CONVO, LONG)
+    round2 = [*CONVO, Message(role="assistant", content=first.text),
+              Message(role="user", content="main.go:3:2: undefined: strings")]
+    again = spec.generate(round2, LONG)
+    plain.generate(CONVO, LONG)
+    assert again.cached_tokens >= first.prompt_tokens
+    assert again.text == plain.generate(round2, LONG).text
+    # Main and draft layers were trimmed to the same prefix: the next call runs cleanly.
+    assert spec.generate(CONVO, LONG).text == first.text
+
+
+def test_stopping_inside_an_accepted_guess_keeps_the_cache_consistent(tiny):
+    spec = MLXModel(tiny, draft=tiny, draft_tokens=6)
+    full = spec.generate(CONVO, LONG)
+    stop = full.text[len(full.text) // 3:len(full.text) // 3 + 2]
+    cut = spec.generate(CONVO, Sampling(max_tokens=20, stop=[stop]))
+    assert cut.finish_reason == "stop" and full.text.startswith(cut.text)
+    assert spec.generate(CONVO, LONG).text == full.text
+
+
+def test_draft_with_another_vocabulary_is_refused(tiny, tmp_path):
+    alien = make_tiny_qwen2(tmp_path / "alien", vocab_size=300)
+    with pytest.raises(ModelUnavailable, match="different vocabulary"):
+        MLXModel(tiny, draft=alien)
+    with pytest.raises(ModelUnavailable, match="cannot load MLX draft model"):
+        MLXModel(tiny, draft=tmp_path / "nowhere")
+
+
+def test_factory_passes_the_draft_model(tiny, other):
+    m = make_model("mlx", str(tiny), draft_model=str(other))
+    assert m.generate(CONVO, Sampling(max_tokens=6)).drafted_tokens > 0

@@ -360,12 +360,15 @@ class RepairLoop:
                              completion_tokens=gen.completion_tokens + spent.completion_tokens,
                              prompt_tokens=gen.prompt_tokens + spent.prompt_tokens,
                              cached_tokens=gen.cached_tokens + spent.cached_tokens,
+                             drafted_tokens=gen.drafted_tokens + spent.drafted_tokens,
+                             accepted_tokens=gen.accepted_tokens + spent.accepted_tokens,
                              model_seconds=gen.seconds + spent.seconds)
         st.result.rounds_detail.append(st.rec)
         self._emit(st.traj, "response", round=rnd, text=gen.text,
                    finish_reason=gen.finish_reason,
                    tokens={"prompt": gen.prompt_tokens, "cached": gen.cached_tokens,
-                           "completion": gen.completion_tokens},
+                           "completion": gen.completion_tokens,
+                           "drafted": gen.drafted_tokens, "accepted": gen.accepted_tokens},
                    seconds=round(gen.seconds, 3),
                    tokens_per_second=round(gen.tokens_per_second, 1))
         return gen

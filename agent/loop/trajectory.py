@@ -61,6 +61,8 @@ class RoundRecord(BaseModel):
     completion_tokens: int = 0
     prompt_tokens: int = 0
     cached_tokens: int = 0
+    drafted_tokens: int = 0  # speculative decoding: tokens guessed ahead, and confirmed
+    accepted_tokens: int = 0
     model_seconds: float = 0.0
     check_seconds: float = 0.0
     summary: str = ""

@@ -55,6 +55,8 @@ class Request(BaseModel):
     replay: str | Path | None = None
     threads: int | None = None
     context: int | None = None
+    speculation: str = "ngram"  # llama-cpp prompt lookup: "ngram" or "off"
+    draft_model: str | None = None  # a smaller model of the family drafting for this one
 
 
 class Engine(BaseModel):
@@ -113,29 +115,58 @@ def _open_llama_cpp(cls: Any, req: Request) -> Model:
 
     if req.adapter:
         raise ModelUnavailable("LoRA adapters are supported by the mlx backend only")
+    spec = speculation_settings(req.speculation, req.draft_model)
     entry = _catalog_entry(req.model)
     if entry is not None:
         path = pull_gguf(entry.gguf, show_progress=True)
-        return cls(path, name=entry.name, threads=req.threads, context=req.context)
+        return cls(path, name=entry.name, threads=req.threads, context=req.context,
+                   speculation=spec)
     assert req.model is not None
     if not Path(req.model).expanduser().is_file():
         _unknown(req.model)
-    return cls(req.model, threads=req.threads, context=req.context)
+    return cls(req.model, threads=req.threads, context=req.context, speculation=spec)
 
 
-def _open_mlx(cls: Any, req: Request) -> Model:
+def _mlx_source(model: str) -> str | Path:
+    """An MLX model directory or Hub repo for a catalog name, a directory or `org/repo`."""
     from agent.models.weights import pull_mlx
 
-    entry = _catalog_entry(req.model)
+    entry = _catalog_entry(model)
     if entry is not None:
-        return cls(pull_mlx(entry), name=entry.name, adapter=req.adapter)
-    model = req.model
-    assert model is not None
+        return pull_mlx(entry)
     looks_like_repo = model.count("/") == 1 and not Path(model).exists()
     if not Path(model).expanduser().is_dir() and not looks_like_repo:
         _unknown(model)
-    return cls(Path(model).expanduser() if not looks_like_repo else model,
-               name=model, adapter=req.adapter)
+    return model if looks_like_repo else Path(model).expanduser()
+
+
+def _open_mlx(cls: Any, req: Request) -> Model:
+    draft = _mlx_source(req.draft_model) if req.draft_model else None
+    entry = _catalog_entry(req.model)
+    assert req.model is not None or entry is not None
+    name = entry.name if entry is not None else req.model
+    return cls(_mlx_source(req.model or name), name=name, adapter=req.adapter, draft=draft)
+
+
+def speculation_settings(mode: str, draft_model: str | None) -> Any:
+    """llama-cpp's Speculation for `--spec MODE` and `--draft-model NAME|FILE.gguf`."""
+    from agent.models.llama_cpp import SPEC_MODES, Speculation
+    from agent.models.weights import pull_gguf
+
+    if mode not in SPEC_MODES:
+        raise ModelUnavailable(f"unknown speculation {mode!r}; choose {' or '.join(SPEC_MODES)}")
+    draft = None
+    if draft_model:
+        entry = _catalog_entry(draft_model)
+        if entry is not None:
+            draft = pull_gguf(entry.gguf, show_progress=True)
+        elif Path(draft_model).expanduser().is_file():
+            draft = Path(draft_model).expanduser()
+        elif draft_model.endswith(".gguf") or "/" in draft_model:
+            raise ModelUnavailable(f"no GGUF file at {draft_model} for --draft-model")
+        else:
+            _unknown(draft_model)
+    return Speculation(mode=mode, draft_model=draft)  # type: ignore[arg-type]
 
 
 def _unknown(model: str) -> None:
@@ -181,16 +212,20 @@ def engine(backend: str) -> Engine:
 def make_model(backend: str, model: str | None = None, *, adapter: str | Path | None = None,
                base_url: str | None = None, api_key: str | None = None,
                replay: str | Path | None = None, threads: int | None = None,
-               context: int | None = None) -> Model:
+               context: int | None = None, speculation: str = "ngram",
+               draft_model: str | None = None) -> Model:
     """Build the Model for `backend`.
 
     `model` is a catalog name (default qwen2.5-coder-0.5b), a local path (.gguf file for
     llama-cpp, model directory for mlx), a Hub repo for mlx, or the server's model name for
     openai (`ollama:NAME` / `lmstudio:NAME` also name the server's usual local port).
     Catalog weights are fetched and verified on first use (with a progress bar).
+    `speculation` ("ngram" or "off") and `draft_model` (named like `model`) set speculative
+    decoding for llama-cpp and mlx.
     Raises ModelUnavailable (exit 3) with one line saying how to fix it.
     """
     chosen = engine(backend)
     req = Request(model=model, adapter=adapter, base_url=base_url, api_key=api_key,
-                  replay=replay, threads=threads, context=context)
+                  replay=replay, threads=threads, context=context, speculation=speculation,
+                  draft_model=draft_model)
     return chosen.open(chosen.load(), req)

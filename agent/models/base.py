@@ -64,6 +64,8 @@ class Generation(BaseModel):
     prompt_seconds: float = 0.0
     generation_seconds: float = 0.0
     finish_reason: Literal["stop", "length", "error"] = "stop"
+    drafted_tokens: int = 0  # tokens guessed ahead by speculative decoding…
+    accepted_tokens: int = 0  # …and how many of them the model confirmed
 
     @field_validator("text")
     @classmethod
@@ -208,4 +210,6 @@ def generation_from_response(data: Any, *, where: str,
         prompt_seconds=_seconds(timings.get("prompt_ms")),
         generation_seconds=_seconds(timings.get("predicted_ms")),
         finish_reason="length" if choice.get("finish_reason") == "length" else "stop",
+        drafted_tokens=_count(timings.get("draft_n")) or 0,
+        accepted_tokens=_count(timings.get("draft_n_accepted")) or 0,
     )

@@ -4,13 +4,23 @@ We call the engine's OpenAI-style chat handler directly (no HTTP hop), with one 
 `cache_prompt` on: llama.cpp keeps the slot's KV cache and reuses the longest common
 prefix of the next prompt, so a repair round prefills only the new tail. The engine
 reports how many prompt tokens it served from that cache; we pass the number on.
+
+Speculation (prompt lookup) is on by default: a repair answer mostly copies the file the
+model was just shown, so the engine looks up the last few generated tokens earlier in the
+conversation and proposes what followed them there; one batched pass checks the whole
+guess. Without a repetition penalty greedy output is the same token for token (tested);
+with one, this engine's speculative path can pick a different token where plain decoding
+would not, so answers may differ (not worse, just other). `Speculation` holds the
+settings; benchmarks/perf/spec_sweep.py measures other n-gram sizes and draft lengths.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
 
 from agent.models.base import (
     Generation,
@@ -26,6 +36,29 @@ if TYPE_CHECKING:
     from agent.tasks.spec import TaskSpec
 
 DEFAULT_CONTEXT = 8192
+SPEC_MODES = ("ngram", "off")
+
+
+class Speculation(BaseModel):
+    """How the engine guesses tokens ahead for the model to verify in one batch.
+
+    `ngram`: the last `ngram` tokens (the one just sampled included) are looked up in the
+    conversation so far, and up to `draft_max` tokens that followed the latest earlier
+    match become the guess. A `draft_model` (a smaller GGUF of the same vocabulary) adds
+    guesses where the text is new; it pays off only with cores to spare.
+    The sizes are llama.cpp's own defaults, measured in issue 18 at 1.55x (0.5B) and
+    1.24x (1.5B) on a whole-file repair answer; sweeps here on a machine shared with
+    other jobs were too noisy to justify other values.
+    """
+
+    mode: Literal["ngram", "off"] = "ngram"
+    ngram: int = Field(default=12, ge=1, le=64)
+    draft_max: int = Field(default=48, ge=1, le=256)
+    draft_model: Path | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.mode != "off" or self.draft_model is not None
 
 
 def available_cores() -> int:
@@ -37,7 +70,7 @@ def available_cores() -> int:
 
 
 def engine_params(path: str | Path, *, threads: int | None = None,
-                  context: int | None = None) -> Any:
+                  context: int | None = None, speculation: Speculation | None = None) -> Any:
     """The xllamacpp CommonParams we run with; the benchmark builds its raw engine from it."""
     import xllamacpp
 
@@ -50,7 +83,27 @@ def engine_params(path: str | Path, *, threads: int | None = None,
     p.cpuparams_batch.n_threads = n
     p.cache_prompt = True
     p.verbosity = -1  # llama.cpp logs every request to stderr otherwise
+    _speculate(p, speculation or Speculation(), n)
     return p
+
+
+def _speculate(p: Any, spec: Speculation, threads: int) -> None:
+    """Set the engine's speculative-decoding fields from `spec` (the engine's own
+    defaults for a draft model's batch sizes: on a small CPU they hardly matter)."""
+    import xllamacpp
+
+    kind = xllamacpp.common_speculative_type
+    types = []
+    if spec.mode == "ngram":
+        types.append(kind.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE)
+        p.speculative.ngram_simple.size_n = spec.ngram
+        p.speculative.ngram_simple.size_m = spec.draft_max
+    if spec.draft_model is not None:
+        types.append(kind.COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE)
+        p.speculative.draft.mparams.path = str(spec.draft_model)
+        p.speculative.draft.cpuparams.n_threads = threads
+        p.speculative.draft.cpuparams_batch.n_threads = threads
+    p.speculative.types = types or [kind.COMMON_SPECULATIVE_TYPE_NONE]
 
 
 def chat_request(messages: list[Message], sampling: Sampling, *,
@@ -70,7 +123,7 @@ class LlamaCppModel:
 
     def __init__(self, path: str | Path, *, name: str | None = None,
                  threads: int | None = None, context: int | None = None,
-                 cache_prompt: bool = True) -> None:
+                 cache_prompt: bool = True, speculation: Speculation | None = None) -> None:
         path = Path(path).expanduser()
         if not path.is_file():
             raise ModelUnavailable(
@@ -87,9 +140,14 @@ class LlamaCppModel:
         self.threads = threads or available_cores()
         self.context_length = context or DEFAULT_CONTEXT
         self.cache_prompt = cache_prompt  # off only to measure what the cache saves
+        self.speculation = speculation or Speculation()
+        draft = self.speculation.draft_model
+        if draft is not None and not Path(draft).is_file():
+            raise ModelUnavailable(f"no GGUF file at {draft} for --draft-model")
         try:
-            self._server = xllamacpp.Server(
-                engine_params(path, threads=self.threads, context=self.context_length))
+            self._server = xllamacpp.Server(engine_params(
+                path, threads=self.threads, context=self.context_length,
+                speculation=self.speculation))
         except Exception as exc:
             raise ModelUnavailable(
                 f"llama.cpp cannot load {path}: {exc}; is it a complete GGUF file? "
