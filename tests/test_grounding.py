@@ -12,7 +12,9 @@ from conftest import needs_go
 from agent.cli import main
 from agent.golang.fixes import FIX_NAMES
 from agent.golang.grounding import GoDoc, Grounder, closest, std_path_ok
-from agent.loop.repair import LoopConfig, RepairLoop
+from agent.loop.config import LoopConfig
+from agent.loop.problem import problem_from_task
+from agent.loop.repair import RepairLoop
 from agent.loop.trajectory import Trajectory
 from agent.models.base import Generation, Message, Sampling
 from agent.models.replay import ReplayModel
@@ -150,7 +152,7 @@ class Recorder(ReplayModel):
 def _loop(responses: list[str], off: tuple[str, ...] = (), **cfg):
     model = Recorder(responses)
     config = LoopConfig(fixes=[f for f in FIX_NAMES if f not in off], **cfg)
-    result = RepairLoop(model, config).run(REVERSE, Trajectory())
+    result = RepairLoop(model, config).run(problem_from_task(REVERSE), Trajectory())
     return result, model
 
 

@@ -10,7 +10,9 @@ import yaml
 from click.testing import CliRunner
 
 from agent.cli import main
-from agent.loop.repair import LoopConfig, RepairLoop
+from agent.loop.config import LoopConfig
+from agent.loop.problem import problem_from_task
+from agent.loop.repair import RepairLoop
 from agent.loop.trajectory import FeedbackMode, Trajectory
 from agent.models.base import Generation, Message, Sampling
 from agent.models.replay import ReplayModel
@@ -60,7 +62,7 @@ class Recorder(ReplayModel):
 def run(responses: list[str], **cfg) -> tuple:
     model = Recorder(responses)
     traj = Trajectory()
-    result = RepairLoop(model, LoopConfig(**cfg)).run(TASK, traj)
+    result = RepairLoop(model, LoopConfig(**cfg)).run(problem_from_task(TASK), traj)
     return result, model, traj
 
 
@@ -273,7 +275,7 @@ def test_answer_that_copies_the_tests_helpers_before_a_test_stop_is_asked_again(
     model = Recorder([copy, copy.replace("```go\n", "") + "\n" +
                       GOOD.replace("```go\npackage sandbox\n", "")])
     traj = Trajectory()
-    result = RepairLoop(model, LoopConfig()).run(HELPER_TASK, traj)
+    result = RepairLoop(model, LoopConfig()).run(problem_from_task(HELPER_TASK), traj)
     assert model.calls == 2 and result.rounds == 1
     assert any(e["event"] == "retry_without_stops" for e in traj.events)
     # The copies are moved aside (they would redeclare the test's), the code is kept.
@@ -294,7 +296,7 @@ def test_an_answer_cut_off_by_the_token_limit_is_told_so():
     unfinished = "```go\npackage sandbox\n\nfunc Clamp(x, lo, hi int) int {\n\tif x < lo {\n"
     model = Truncating([unfinished, GOOD])
     traj = Trajectory()
-    result = RepairLoop(model, LoopConfig()).run(TASK, traj)
+    result = RepairLoop(model, LoopConfig()).run(problem_from_task(TASK), traj)
     assert result.solved and result.solved_at_round == 2
     told = model.prompts[1][-1].content
     assert "cut off at the" in told and "token limit" in told

@@ -49,17 +49,17 @@ def test_chat_template_is_applied(model):
 
 
 def test_greedy_is_deterministic_and_seeded_sampling_repeats(model):
-    model.start(None)
+    model.reset()
     assert model.generate(CONVO, FEW).text == model.generate(CONVO, FEW).text
     hot = Sampling(max_tokens=12, temperature=1.0, top_p=0.9, seed=7)
-    model.start(None)
+    model.reset()
     a = model.generate(CONVO, hot).text
-    model.start(None)
+    model.reset()
     assert model.generate(CONVO, hot).text == a
 
 
 def test_stop_string_cuts_the_text(model):
-    model.start(None)
+    model.reset()
     full = model.generate(CONVO, Sampling(max_tokens=12)).text
     stop = full[3:5]
     g = model.generate(CONVO, Sampling(max_tokens=12, stop=[stop]))
@@ -73,7 +73,7 @@ def test_repetition_penalty_is_accepted(model):
 
 
 def test_lora_adapter_changes_the_output(tiny, adapter, model):
-    model.start(None)
+    model.reset()
     plain = model.generate(CONVO, FEW).text
     tuned = MLXModel(tiny, adapter=adapter)
     assert tuned.generate(CONVO, FEW).text != plain
@@ -107,10 +107,10 @@ def test_identical_prompt_reuses_all_but_one_token(tiny):
     assert b.cached_tokens == a.prompt_tokens - 1 and b.text == a.text
 
 
-def test_start_drops_the_cache(tiny):
+def test_reset_drops_the_cache(tiny):
     m = MLXModel(tiny)
     m.generate(CONVO, FEW)
-    m.start(None)
+    m.reset()
     assert m.generate(CONVO, FEW).cached_tokens == 0
 
 

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
+from agent.loop.problem import problem_from_task
 from agent.models import Message, ModelError, ModelUnavailable, Sampling, make_model
+from agent.models.base import bind
 from agent.models.oracle import fence_solution
 from agent.tasks.spec import TaskSpec
 
@@ -19,7 +21,7 @@ def test_replay_yaml_in_order_then_clear_error(tmp_path):
     m = make_model("replay", replay=str(f))
     assert m.backend == "replay"
     assert m.generate(ASK, Sampling()).text == "first"
-    m.start(None)  # the script runs on across conversations
+    # the script runs on across conversations: one file drives a whole bench
     assert m.generate(ASK, Sampling()).text == "second\nline\n"
     with pytest.raises(ModelError, match="ran out of responses: call 3 but only 2"):
         m.generate(ASK, Sampling())
@@ -56,28 +58,27 @@ def _task(**kw) -> TaskSpec:
 
 
 def test_oracle_fences_the_reference():
-    m = make_model("oracle")
-    m.start(_task(reference="func Add(a, b int) int { return a + b }"))
+    m = bind(make_model("oracle"),
+             problem_from_task(_task(reference="func Add(a, b int) int { return a + b }")))
     text = m.generate(ASK, Sampling()).text
     assert text.startswith("```go\npackage sandbox\n") and text.rstrip().endswith("```")
     assert "func Add(a, b int) int" in text
 
 
 def test_oracle_several_files_are_named():
-    m = make_model("oracle")
-    m.start(_task(reference_files={"a.go": "func A() {}", "b.go": "func B() {}"}))
-    text = m.generate(ASK, Sampling()).text
-    assert "// file: a.go\n```go\npackage sandbox" in text
-    assert "// file: b.go\n```go\npackage sandbox" in text
+    task = _task(reference_files={"a.go": "func A() {}", "b.go": "func B() {}"})
+    text = bind(make_model("oracle"), problem_from_task(task)).generate(ASK, Sampling()).text
+    # The loop's own format (agent.golang.extract.fence_files), read back by the extractor.
+    assert "```go\n// file: a.go\npackage sandbox" in text
+    assert "```go\n// file: b.go\npackage sandbox" in text
 
 
 def test_oracle_without_reference_or_task():
     m = make_model("oracle")
     with pytest.raises(ModelError, match="no task"):
         m.generate(ASK, Sampling())
-    m.start(_task())
     with pytest.raises(ModelError, match="no reference solution"):
-        m.generate(ASK, Sampling())
+        bind(m, problem_from_task(_task())).generate(ASK, Sampling())
 
 
 def test_fence_single_file():

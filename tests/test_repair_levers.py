@@ -9,7 +9,9 @@ import pytest
 from conftest import needs_go
 
 from agent.golang.fixes import FIX_NAMES, apply_fixes
-from agent.loop.repair import LoopConfig, RepairLoop, failed_lines, progress
+from agent.loop.config import LoopConfig
+from agent.loop.problem import problem_from_task
+from agent.loop.repair import RepairLoop, failed_lines, progress
 from agent.loop.trajectory import Trajectory
 from agent.models.base import Generation, Message, Sampling
 from agent.models.replay import ReplayModel
@@ -34,7 +36,7 @@ def _run(task: TaskSpec, responses: list[str], off: tuple[str, ...] = (), **cfg)
     model = Recorder(responses)
     traj = Trajectory()
     config = LoopConfig(fixes=[f for f in FIX_NAMES if f not in off], **cfg)
-    result = RepairLoop(model, config).run(task, traj)
+    result = RepairLoop(model, config).run(problem_from_task(task), traj)
     return result, model, traj
 
 
@@ -242,7 +244,7 @@ ONLY_HALF = "```go\nfunc Half(x int) int {\n\treturn x / 2\n}\n```\n"
 def test_local_repair_asks_for_the_one_function_and_splices_it_back():
     model = Recorder([_go(BROKEN_HALF), ONLY_HALF])
     traj = Trajectory()
-    result = RepairLoop(model, LoopConfig(local_repair=True)).run(PAIR, traj)
+    result = RepairLoop(model, LoopConfig(local_repair=True)).run(problem_from_task(PAIR), traj)
     assert result.solved and result.solved_at_round == 2, result.files
     prompt = model.prompts[1][-1].content
     assert "The problems are in `Half`" in prompt and "Reply with only the corrected" in prompt
@@ -255,14 +257,14 @@ def test_local_repair_takes_a_whole_file_answer_as_a_whole_file():
     whole = _go(PAIR.with_package(PAIR.reference or ""))
     model = Recorder([_go(BROKEN_HALF), whole])
     traj = Trajectory()
-    result = RepairLoop(model, LoopConfig(local_repair=True)).run(PAIR, traj)
+    result = RepairLoop(model, LoopConfig(local_repair=True)).run(problem_from_task(PAIR), traj)
     assert result.solved and result.solved_at_round == 2
     assert not any(e["event"] == "splice" for e in traj.events)
 
 
 def test_local_repair_off_by_default_asks_for_the_file():
     model = Recorder([_go(BROKEN_HALF), _go(PAIR.with_package(PAIR.reference or ""))])
-    RepairLoop(model, LoopConfig()).run(PAIR, Trajectory())
+    RepairLoop(model, LoopConfig()).run(problem_from_task(PAIR), Trajectory())
     assert "complete corrected file" in model.prompts[1][-1].content
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from agent.loop.problem import problem_from_task
 from agent.models import Message, ModelUnavailable, Sampling, make_model
 from agent.models.servers import (
     ContextWatch,
@@ -33,6 +34,7 @@ from agent.models.servers import (
     probe_ports,
     split_server_model,
 )
+from agent.tasks.spec import TaskSpec
 
 try:
     from conftest_models import make_tiny_qwen2
@@ -329,7 +331,7 @@ def test_ollama_far_from_the_context_stays_quiet(fake) -> None:
     near.generate(long, Sampling(max_tokens=8))
     near.generate(long, Sampling(max_tokens=8))
     assert sum("nears" in w for w in warnings) == 1
-    near.start(None)
+    near = near.for_problem(problem_from_task(TaskSpec(id="t", prompt="p", tests="t")))
     near.generate(long, Sampling(max_tokens=8))
     assert sum("nears" in w for w in warnings) == 2
 

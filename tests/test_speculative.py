@@ -10,7 +10,9 @@ pytest.importorskip("xllamacpp")
 import xllamacpp
 
 from agent.cli import main
-from agent.loop.repair import LoopConfig, RepairLoop
+from agent.loop.config import LoopConfig
+from agent.loop.problem import problem_from_task
+from agent.loop.repair import RepairLoop
 from agent.loop.trajectory import Trajectory
 from agent.models import ModelUnavailable, make_model
 from agent.models.base import Generation, Message, Sampling
@@ -105,7 +107,8 @@ class Speculating(ReplayModel):
 
 def test_each_round_records_its_drafted_and_accepted_tokens():
     traj = Trajectory()
-    result = RepairLoop(Speculating([WRONG, RIGHT]), LoopConfig(fixes=[])).run(TASK, traj)
+    loop = RepairLoop(Speculating([WRONG, RIGHT]), LoopConfig(fixes=[]))
+    result = loop.run(problem_from_task(TASK), traj)
     assert result.solved and result.rounds == 2
     assert [(r.drafted_tokens, r.accepted_tokens) for r in result.rounds_detail] == \
         [(10, 7), (20, 14)]

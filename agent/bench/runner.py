@@ -42,7 +42,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from agent.atomic import write_text_atomic
 from agent.golang.fixes import FIX_NAMES
-from agent.loop.repair import LoopConfig, RepairLoop
+from agent.loop.checker import Checker
+from agent.loop.config import LoopConfig, default
+from agent.loop.problem import Problem, problem_from_task
+from agent.loop.repair import RepairLoop
+from agent.loop.stop import StopReason
 from agent.loop.trajectory import (
     FeedbackMode,
     RoundRecord,
@@ -51,7 +55,8 @@ from agent.loop.trajectory import (
     Trajectory,
     file_name,
 )
-from agent.models.base import Generation, Message, Model, Sampling
+from agent.models.base import Generation, Message, Model, Sampling, bind
+from agent.tasks.harness import TaskHarness
 from agent.tasks.spec import TaskSpec
 from tools.go import ToolchainError
 
@@ -61,7 +66,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    from agent.loop.repair import Checker
+    pass
 
 RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
@@ -145,13 +150,13 @@ class BenchConfig(BaseModel):
     tasks: list[str]  # the selected task ids, in order
     tasks_digest: str  # the selected tasks' content: an edited suite is a different run
     modes: list[Mode]
-    max_rounds: int = Field(default=4, ge=1)
-    feedback: FeedbackMode | None = None
-    after_copy: Literal["resample", "repair"] = "resample"
+    max_rounds: int = Field(default=default("max_rounds"), ge=1)
+    feedback: FeedbackMode | None = default("feedback")
+    after_copy: Literal["resample", "repair"] = default("after_copy")
     samples: int = Field(default=5, ge=1)
     sample_temperature: float = Field(default=0.8, ge=0.0)
-    seed: int = 0
-    max_tokens: int | None = None
+    seed: int = default("seed")
+    max_tokens: int | None = default("max_tokens")
     fixes: list[str] = Field(default_factory=list)
     backend: str
     model: str | None = None  # as asked for (--model), not as resolved
@@ -494,7 +499,7 @@ def summarize(config: BenchConfig, records: Iterable[AttemptRecord], *,
             model_s, check_s = _round_seconds(r)
             ms.model_seconds += model_s
             ms.check_seconds += check_s
-            reason = r.stop_reason or "unknown"
+            reason = r.stop_reason.value if r.stop_reason else "unknown"
             ms.stop_reasons[reason] = ms.stop_reasons.get(reason, 0) + 1
             if not r.solved:
                 kind = r.first_failure or ("model-error" if r.error else "unknown")
@@ -508,7 +513,7 @@ def summarize(config: BenchConfig, records: Iterable[AttemptRecord], *,
                 solved_at_round=r0.solved_at_round if mode is Mode.repair else None,
                 samples_solved=solved_n if mode is Mode.sample else None,
                 rounds=sum(r.rounds for r in rs), first_failure=r0.first_failure,
-                stop_reason=r0.stop_reason if len(rs) == 1 else "",
+                stop_reason=r0.stop_reason.value if len(rs) == 1 and r0.stop_reason else "",
                 completion_tokens=sum(r.tokens.completion for r in rs),
                 seconds=round(sum(r.seconds for r in rs), 3))
             ms.solved += solved_n > 0
@@ -576,42 +581,33 @@ def _sample_curve(per_task: list[list[RunResult]], n: int
 class SharedEngine:
     """One model shared by worker threads: generate calls take turns under a lock.
 
-    Engines keep per-conversation state (a prompt cache, the oracle's task), set by
-    `start`. Each attempt gets its own `Conversation` view; when the engine last served
-    another conversation, it is restarted on this one's task before generating, so a
-    single worker (or a lucky schedule) keeps the engine's cache reuse.
+    Engines hold no conversation state the loop must reset: llama.cpp and mlx reuse only
+    the prefix a prompt shares with the cached one, so interleaved attempts cannot mix.
     """
 
     def __init__(self, model: Model) -> None:
         self.model = model
         self.lock = threading.Lock()
-        self.owner: object | None = None
 
     def conversation(self) -> Conversation:
-        return Conversation(self)
+        return Conversation(self, self.model)
 
 
 class Conversation:
     """The Model the loop sees for one attempt (see SharedEngine)."""
 
-    def __init__(self, engine: SharedEngine) -> None:
+    def __init__(self, engine: SharedEngine, model: Model) -> None:
         self.engine = engine
+        self.model = model
         self.name = engine.model.name
         self.backend = engine.model.backend
-        self._task: TaskSpec | None = None
 
-    def start(self, task: TaskSpec | None) -> None:
-        self._task = task
-        with self.engine.lock:
-            self.engine.model.start(task)
-            self.engine.owner = self
+    def for_problem(self, problem: Problem) -> Conversation:
+        return Conversation(self.engine, bind(self.engine.model, problem))
 
     def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
         with self.engine.lock:
-            if self.engine.owner is not self:
-                self.engine.model.start(self._task)
-                self.engine.owner = self
-            return self.engine.model.generate(messages, sampling)
+            return self.model.generate(messages, sampling)
 
 
 ProgressHook = Callable[[AttemptRecord], None]
@@ -631,7 +627,7 @@ def single_from_repair(rec: AttemptRecord) -> AttemptRecord:
         "feedback": FeedbackMode.all,
         "tokens": tokens,
         "seconds": (first.model_seconds + first.check_seconds) if first else 0.0,
-        "stop_reason": "tests pass" if solved else "round budget spent",
+        "stop_reason": StopReason.solved if solved else StopReason.rounds_spent,
         "rounds_detail": [first] if first else [],
         "files": {},
     })
@@ -829,6 +825,12 @@ class BenchRun:
                 if rec.mode is Mode.repair:
                     self.log.append(single_from_repair(rec))
 
+    def _checker(self, problem: Problem) -> Checker:
+        assert problem.task is not None  # bench problems always come from tasks
+        if self.checker_factory is not None:
+            return self.checker_factory(problem.task)
+        return TaskHarness(problem.task)
+
     def trajectory_path(self, key: AttemptKey) -> Path:
         # file_name keeps `x/../y` inside the folder and `x/y`, `x?y` on files of their own.
         return (self.out / TRAJECTORIES
@@ -848,8 +850,8 @@ class BenchRun:
         try:
             loop = RepairLoop(engine.conversation(),
                               self.config.loop_config(key.mode, key.sample),
-                              checker_factory=self.checker_factory)
-            result = loop.run(self.tasks[key.task], traj)
+                              checker_factory=self._checker)
+            result = loop.run(problem_from_task(self.tasks[key.task]), traj)
         except ToolchainError:
             raise
         except OSError as exc:
@@ -885,7 +887,7 @@ class BenchRun:
         result = RunResult(
             task=key.task, solved=False, rounds=len(rounds), feedback=lc.feedback
             or FeedbackMode.all, model=engine.model.name, backend=engine.model.backend,
-            tokens=usage, seconds=time.monotonic() - start, stop_reason="attempt broke",
+            tokens=usage, seconds=time.monotonic() - start, stop_reason=StopReason.broke,
             first_failure="attempt-error", temperature=lc.temperature, seed=lc.seed,
             rounds_detail=rounds, error=message)
         return AttemptRecord(task=key.task, mode=key.mode, sample=key.sample,

@@ -44,9 +44,18 @@ from agent.bench.runner import (
 )
 from agent.cli import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from agent.cli.bench import bench
-from agent.cli.options import after_copy_option, model_options, open_model
+from agent.cli.options import (
+    after_copy_option,
+    enabled_fixes,
+    feedback_option,
+    max_rounds_option,
+    max_tokens_option,
+    model_options,
+    no_fix_option,
+    open_model,
+    seed_option,
+)
 from agent.cli.solve import Terminated, sigterm_exits
-from agent.golang.fixes import FIX_NAMES
 from agent.loop.trajectory import FeedbackMode, file_name
 from agent.tasks.spec import TaskError
 from agent.tasks.suites import load_suite
@@ -143,23 +152,16 @@ def fail_os(exc: OSError, out: Path) -> None:
 @click.option("--modes", default="single,repair,sample", show_default=True,
               help="Comma-separated: single (one shot), repair (the loop), sample (n "
                    "independent samples, pass@k).")
-@click.option("--max-rounds", type=click.IntRange(1, 50), default=4, show_default=True,
-              help="Rounds per task in repair mode.")
-@click.option("--feedback", type=click.Choice([m.value for m in FeedbackMode]), default=None,
-              help="What repair mode tells the model (default: visible tests when the task "
-                   "has them, else all).")
+@max_rounds_option
+@feedback_option
 @after_copy_option
 @click.option("--samples", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="Samples per task in sample mode (pass@k for k ≤ this).")
 @click.option("--sample-temperature", type=click.FloatRange(0, 2), default=0.8,
               show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of single and repair; sample i uses seed+i.")
-@click.option("--max-tokens", type=click.IntRange(16, 32768), default=None,
-              help="Per answer (default: sized to the task).")
-@click.option("--no-fix", "no_fix", multiple=True,
-              type=click.Choice([*FIX_NAMES, "all"]),
-              help="Switch off a deterministic fix (repeatable).")
+@seed_option
+@max_tokens_option
+@no_fix_option
 @click.option("--tasks", "task_filter", default=None,
               help="Only tasks whose id matches one of these comma-separated ids or globs.")
 @click.option("--limit", type=click.IntRange(1), default=None,
@@ -199,7 +201,7 @@ def run(suite: Path, modes: str, max_rounds: int, feedback: str | None, after_co
         tasks = select_tasks(loaded.tasks, task_filter, limit)
     except (BenchError, TaskError) as exc:
         fail(str(exc))
-    fixes = [] if "all" in no_fix else [f for f in FIX_NAMES if f not in no_fix]
+    fixes = enabled_fixes(no_fix)
     backend = model_kw.get("backend") or ("replay" if model_kw.get("replay")
                                           else default_backend())
     replay = model_kw.get("replay")

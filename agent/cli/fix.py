@@ -18,7 +18,13 @@ from rich.markup import escape
 from rich.syntax import Syntax
 
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, fail, main
-from agent.cli.options import model_options, open_model
+from agent.cli.options import (
+    max_rounds_option,
+    model_options,
+    open_model,
+    seed_option,
+    temperature_option,
+)
 from agent.cli.solve import RoundPrinter
 from agent.fix.session import (
     FixError,
@@ -35,7 +41,8 @@ from agent.fix.session import (
     unwritable,
 )
 from agent.golang.feedback import render_feedback, summary_line
-from agent.loop.repair import LoopConfig, RepairLoop
+from agent.loop.config import LoopConfig
+from agent.loop.repair import RepairLoop
 from agent.loop.trajectory import RunResult, Trajectory
 from agent.models.base import Model
 from agent.runs.index import record_run
@@ -110,8 +117,8 @@ class FixCommand:
     def loop(self, feedback: str, note: str | None = None) -> None:
         loop = RepairLoop(self.model, self.config, checker_factory=self.s.checker_factory,
                           on_event=RoundPrinter(self.c, self.verbose),
-                          answer_parser=self.s.parse_answer)
-        result = loop.run(self.s.task(self.files, feedback=feedback, note=note), self.traj)
+                          parser=self.s.parse_answer)
+        result = loop.run(self.s.problem(self.files, feedback=feedback, note=note), self.traj)
         self.result = result
         proposed = {n: c for n, c in result.files.items() if n in self.s.original}
         if proposed:
@@ -142,7 +149,7 @@ class FixCommand:
 @click.option("--instruction", "-i", default=None,
               help="The change to make (default: make the package build and pass its tests).")
 @click.option("--run", "run_re", default=None, help="Only tests matching this regex (go -run).")
-@click.option("--max-rounds", type=click.IntRange(1, 50), default=4, show_default=True)
+@max_rounds_option
 @click.option("--yes", "-y", is_flag=True, help="Apply a passing fix without asking.")
 @click.option("--apply-failing", is_flag=True,
               help="With --yes: apply the last candidate even if it does not pass.")
@@ -152,8 +159,8 @@ class FixCommand:
 @click.option("--force", is_flag=True, help="With --undo: restore even if edited since.")
 @click.option("--block-lines", type=click.IntRange(1, 100000), default=150, show_default=True,
               help="Files longer than this are edited with search/replace blocks.")
-@click.option("--temperature", type=click.FloatRange(0, 2), default=0.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@temperature_option
+@seed_option
 @click.option("--test-timeout", type=click.FloatRange(1, 3600), default=60.0,
               show_default=True, help="Seconds for the package's tests per check.")
 @click.option("--race", is_flag=True, help="Run the tests with -race (needs a C compiler).")

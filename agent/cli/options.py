@@ -1,4 +1,4 @@
-"""Model options shared by `solve`, `bench` and `fix`, and opening the model they name."""
+"""Options shared by `solve`, `bench` and `fix` (the model, the loop), and opening the model."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from rich.markup import escape
 
 from agent.cli import EXIT_UNAVAILABLE, err, fail
 from agent.cli.config import resolve_model
+from agent.golang.fixes import FIX_NAMES
+from agent.loop.config import default
+from agent.loop.trajectory import FeedbackMode
 from agent.models import BACKENDS
 from agent.models.base import Model, ModelError, ModelUnavailable
-
-__all__ = ["BACKENDS", "after_copy_option", "model_options", "open_model"]
 
 
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,12 +58,41 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-# Shared by `solve` and `bench run`: what a repair round is once the model copies itself.
+# The loop's options, shared by `solve`, `bench run` and `fix`; every default is
+# LoopConfig's (agent.loop.config), declared there once.
+max_rounds_option = click.option(
+    "--max-rounds", type=click.IntRange(1, 50), default=default("max_rounds"),
+    show_default=True, help="Model answers per task, repair rounds included.")
+temperature_option = click.option(
+    "--temperature", type=click.FloatRange(0, 2), default=default("temperature"),
+    show_default=True, help="Sampling temperature of round 1.")
+seed_option = click.option(
+    "--seed", type=int, default=default("seed"), show_default=True,
+    help="Sampling seed (bench: sample i uses seed+i).")
+feedback_option = click.option(
+    "--feedback", type=click.Choice([m.value for m in FeedbackMode]),
+    default=default("feedback"),
+    help="What the model is told: visible tests (default when the task has them), all "
+         "tests, or compile errors only.")
+no_fix_option = click.option(
+    "--no-fix", "no_fix", multiple=True, type=click.Choice([*FIX_NAMES, "all"]),
+    help="Switch off a deterministic fix or loop lever (repeatable).")
+max_tokens_option = click.option(
+    "--max-tokens", type=click.IntRange(16, 32768), default=default("max_tokens"),
+    help="Per answer (default: sized to the task).")
+on_stuck_option = click.option(
+    "--on-stuck", type=click.Choice(["resample", "stop"]), default=default("on_stuck"),
+    show_default=True, help="When the same failure comes back: start afresh, or stop.")
 after_copy_option = click.option(
-    "--after-copy", type=click.Choice(["resample", "repair"]), default="resample",
+    "--after-copy", type=click.Choice(["resample", "repair"]), default=default("after_copy"),
     show_default=True,
     help="Once the model answers a repair prompt with code it already wrote, later rounds "
          "resample from the task (told what failed) or keep asking for repairs.")
+
+
+def enabled_fixes(no_fix: tuple[str, ...]) -> list[str]:
+    """The fixes and levers left on by `--no-fix`."""
+    return [] if "all" in no_fix else [f for f in FIX_NAMES if f not in no_fix]
 
 
 def open_model(kw: dict[str, Any], *, console: Console | None = None) -> Model:

@@ -18,9 +18,22 @@ from rich.markup import escape
 
 from agent.atomic import write_text_atomic
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, fail, main
-from agent.cli.options import after_copy_option, model_options, open_model
-from agent.golang.fixes import FIX_NAMES
-from agent.loop.repair import LoopConfig, RepairLoop
+from agent.cli.options import (
+    after_copy_option,
+    enabled_fixes,
+    feedback_option,
+    max_rounds_option,
+    max_tokens_option,
+    model_options,
+    no_fix_option,
+    on_stuck_option,
+    open_model,
+    seed_option,
+    temperature_option,
+)
+from agent.loop.config import LoopConfig
+from agent.loop.problem import problem_from_task
+from agent.loop.repair import RepairLoop
 from agent.loop.trajectory import FeedbackMode, RunResult, Trajectory, file_name
 from agent.runs.index import record_run
 from agent.runs.provenance import collect
@@ -147,20 +160,14 @@ def default_out(task_id: str) -> Path:
 @main.command()
 @click.argument("task_file", type=click.Path(path_type=Path))
 @model_options
-@click.option("--max-rounds", type=click.IntRange(1, 50), default=4, show_default=True)
-@click.option("--temperature", type=click.FloatRange(0, 2), default=0.0, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--feedback", type=click.Choice([m.value for m in FeedbackMode]), default=None,
-              help="What the model is told: visible tests (default when the task has "
-                   "them), all tests, or compile errors only.")
-@click.option("--no-fix", "no_fix", multiple=True,
-              type=click.Choice([*FIX_NAMES, "all"]),
-              help="Switch off a deterministic fix (repeatable).")
-@click.option("--on-stuck", type=click.Choice(["resample", "stop"]), default="resample",
-              show_default=True)
+@max_rounds_option
+@temperature_option
+@seed_option
+@feedback_option
+@no_fix_option
+@on_stuck_option
 @after_copy_option
-@click.option("--max-tokens", type=click.IntRange(16, 32768), default=None,
-              help="Per answer (default: sized to the task).")
+@max_tokens_option
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Where the solution, trajectory.jsonl and result.json go "
                    "(default: runs/<time>-<task>).")
@@ -194,7 +201,7 @@ def _solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
     except ToolchainError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
     model = open_model(model_kw, console=console)
-    fixes = [] if "all" in no_fix else [f for f in FIX_NAMES if f not in no_fix]
+    fixes = enabled_fixes(no_fix)
     config = LoopConfig(max_rounds=max_rounds, temperature=temperature, seed=seed,
                         feedback=FeedbackMode(feedback) if feedback else None, fixes=fixes,
                         on_stuck=on_stuck, after_copy=after_copy, max_tokens=max_tokens)
@@ -211,7 +218,7 @@ def _solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
              "provenance": collect(model, seeds=[seed]).model_dump(mode="json")}
     loop = RepairLoop(model, config, on_event=RoundPrinter(console, verbose))
     try:
-        result = loop.run(task, traj)
+        result = loop.run(problem_from_task(task), traj)
     except ToolchainError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
     except KeyboardInterrupt:

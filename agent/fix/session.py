@@ -38,9 +38,10 @@ from agent.golang.edits import (
 )
 from agent.golang.extract import Extraction, FormatError
 from agent.golang.fixes import FIX_NAMES
+from agent.loop.checker import Suite
+from agent.loop.problem import Problem
 from agent.loop.prompts import render
-from agent.tasks.harness import Suite
-from agent.tasks.spec import TaskSpec
+from agent.models.base import Message
 from tools.diagnostics import CheckResult
 from tools.gofmt import gofmt_source
 from tools.paths import cache_dir
@@ -466,26 +467,44 @@ class FixSession:
             used += len(others[n])
         return shown
 
-    def task(self, files: dict[str, str], *, feedback: str = "", note: str | None = None
-             ) -> TaskSpec:
-        """The loop's task: the files as they stand now, the goal, and how to edit them."""
-        prompt = render("fix_task", instruction=self.request.instruction, note=note,
-                        editable=self.site.names, feedback=feedback,
-                        blocks=[n for n, m in self.modes.items() if m is EditMode.blocks],
-                        run=self.request.run)
-        return TaskSpec(id=f"fix-{Path(self.site.names[0]).stem}", prompt=prompt,
-                        tests="// the package's own tests are run in place",
-                        package=self.site.package, files=dict(files),
-                        support_files=self.support_files())
+    def problem(self, files: dict[str, str], *, feedback: str = "", note: str | None = None
+                ) -> Problem:
+        """The loop's problem: the files as they stand now, the goal, and how to edit them.
 
-    def parse_answer(self, text: str, task: TaskSpec, current: dict[str, str]) -> Extraction:
+        No tests are named: the package's own run in place, in `PackageChecker`.
+        """
+        blocks = [n for n, m in self.modes.items() if m is EditMode.blocks]
+        goal = render("fix_task", instruction=self.request.instruction, note=note,
+                      editable=self.site.names, feedback=feedback, blocks=blocks,
+                      run=self.request.run)
+        support = self.support_files()
+        package = self.site.package
+        multi = len(files) > 1
+        messages = [
+            Message(role="system", content=render("system", package=package,
+                                                  multi_file=multi)),
+            Message(role="user", content=render(
+                "task", package=package, prompt=goal, files=files, support_files=support,
+                visible_tests=None)),
+        ]
+        hint = (f"Reply with search/replace blocks for {', '.join(blocks)} as shown above"
+                + (", and the complete source of any other file you change." if
+                   len(blocks) < len(files) else ".")) if blocks else None
+        return Problem(id=f"fix-{Path(self.site.names[0]).stem}", package=package,
+                       messages=messages, goal=goal, files=dict(files),
+                       support_files=support, multi_file=multi, format_hint=hint,
+                       answer_chars=len(goal) + sum(len(v) for v in files.values()))
+
+    def parse_answer(self, text: str, problem: Problem, current: dict[str, str]
+                     ) -> Extraction:
         """The loop's AnswerParser: edits to the named files only."""
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
             raise FormatError("the answer holds characters that are not valid Unicode (a lone "
                               "surrogate); answer again in plain UTF-8") from None
-        base = {n: current.get(n, task.files.get(n, self.original[n])) for n in self.site.names}
+        base = {n: current.get(n, problem.files.get(n, self.original[n]))
+                for n in self.site.names}
         ext = parse_edit_answer(text, base, self.rules)
         # The file's own end-of-file convention: a missing final newline stays missing.
         by_name = {t.name: t for t in self.site.targets}
@@ -493,7 +512,7 @@ class FixSession:
                      for n, c in ext.files.items()}
         return ext
 
-    def checker_factory(self, task: TaskSpec) -> PackageChecker:
+    def checker_factory(self, problem: Problem) -> PackageChecker:
         return self.checker
 
     def close(self) -> None:

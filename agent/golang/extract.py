@@ -377,3 +377,18 @@ def extract_code(
 def _uses(decls: list[Decl], pkg: str) -> bool:
     return any(re.search(rf"\b{re.escape(pkg)}\.", d.text) for d in decls
                if d.kind not in ("import", "package"))
+
+
+def fence_files(files: dict[str, str]) -> str:
+    """Go files as the model is asked to write them (and as `extract_code` reads them
+    back): one ```go block each, a `// file: NAME` line first when there are several. A
+    fence is longer than any backtick run in its source (a raw string may hold ```)."""
+    def one(name: str | None, src: str) -> str:
+        longest = max((len(m) for m in re.findall(r"`+", src)), default=0)
+        f = "`" * max(3, longest + 1)
+        head = f"// file: {name}\n" if name else ""
+        return f"{f}go\n{head}{src.rstrip()}\n{f}"
+
+    if len(files) == 1:
+        return one(None, next(iter(files.values())))
+    return "\n\n".join(one(n, c) for n, c in files.items())

@@ -15,7 +15,6 @@ from __future__ import annotations
 import difflib
 import re
 import subprocess
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,7 +23,8 @@ from pathlib import Path
 from agent.atomic import write_text_atomic
 from agent.golang.fixes import STD_PACKAGES, package_name, parse_imports
 from tools.diagnostics import Diagnostic, Kind
-from tools.go import ToolchainError, cache_dir, find_toolchain, go_env
+from tools.go import ToolchainError, find_toolchain, go_env
+from tools.paths import cache_dir
 
 MAX_FACTS = 4
 MAX_NAMES = 4
@@ -115,12 +115,15 @@ class GoDoc:
             return False, None
         target = f"{path}.{symbol}" if symbol else path
         argv = [str(tc.go), "doc", *(["-short"] if short else []), target]
-        with tempfile.TemporaryDirectory(prefix="guild-godoc-") as tmp:
-            try:
-                proc = subprocess.run(argv, capture_output=True, text=True, cwd=tmp,
-                                      env=go_env(Path(tmp), Path(tmp)), timeout=DOC_TIMEOUT)
-            except (OSError, subprocess.TimeoutExpired):
-                return False, None
+        # Not a temporary folder: the go command may leave a helper process writing its
+        # telemetry state under HOME after it exits, which races a folder's removal.
+        home = cache_dir() / "godoc-home"
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+            proc = subprocess.run(argv, capture_output=True, text=True, cwd=home,
+                                  env=go_env(home, home), timeout=DOC_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired):
+            return False, None
         return True, (proc.stdout if proc.returncode == 0 and proc.stdout.strip() else None)
 
     # -- what a package or type offers ----------------------------------------------------

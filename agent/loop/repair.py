@@ -1,4 +1,9 @@
-"""The repair loop: generate → extract → cheap fixes → check → feed back, until solved or spent."""
+"""The repair loop: generate → extract → cheap fixes → check → feed back, until solved or spent.
+
+`RepairLoop(model, config, checker_factory=…, parser=…).run(problem)` is the one path
+`solve`, `bench` and `fix` take. Each round ends the run by raising `RunEnded` with a typed
+`StopReason`, or leaves the next request to the strategies (agent.loop.strategy).
+"""
 
 from __future__ import annotations
 
@@ -7,188 +12,279 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
-
-from pydantic import BaseModel, Field
 
 from agent.golang.extract import DEFAULT_FILE, Extraction, FormatError, extract_code
-from agent.golang.feedback import render_feedback, summary_line
-from agent.golang.fixes import FIX_KINDS, FIX_NAMES, apply_fixes
+from agent.golang.feedback import summary_line
+from agent.golang.fixes import FIX_KINDS, apply_fixes
 from agent.golang.grounding import Grounder
-from agent.golang.source import enclosing_decl, splice_decls, split_decls
+from agent.golang.source import splice_decls, split_decls
+from agent.loop.checker import Checker, Suite
+from agent.loop.config import LoopConfig
+from agent.loop.problem import Problem
 from agent.loop.prompts import render
+from agent.loop.stop import RunEnded, StopReason
+from agent.loop.strategy import (
+    MAX_AVOID,
+    FailedLine,
+    Outcome,
+    Request,
+    Strategy,
+    default_strategies,
+)
 from agent.loop.trajectory import FeedbackMode, RoundRecord, RunResult, TokenUsage, Trajectory
-from agent.models.base import Generation, Message, Model, ModelError, Sampling
-from agent.tasks.harness import HIDDEN_TEST, VISIBLE_TEST, Suite, TaskHarness
-from agent.tasks.spec import TaskSpec
+from agent.models.base import Generation, Message, Model, ModelError, Sampling, bind
 from tools.diagnostics import CheckResult, Kind
 from tools.gofmt import gofmt_source
 
 COMPILE_ONLY = "^$"  # a -run pattern matching no test: build and vet only
 
-
-class Checker(Protocol):
-    def check(self, solution: dict[str, str], suite: Suite = Suite.all, *,
-              run: str | None = None) -> CheckResult: ...
-
-    def close(self) -> None: ...
+# (answer text, problem, the current files) → the files the answer proposes. The default
+# reads whole files from fenced blocks; `fix` plugs in search/replace edits for large files.
+AnswerParser = Callable[[str, Problem, dict[str, str]], Extraction]
 
 
-# (answer text, task, the current files) → the files the answer proposes. The default reads
-# whole files from fenced blocks; `fix` plugs in search/replace edits for large files.
-AnswerParser = Callable[[str, TaskSpec, dict[str, str]], Extraction]
+def _task_checker(problem: Problem) -> Checker:
+    from agent.tasks.harness import TaskHarness
 
-
-class LoopConfig(BaseModel):
-    max_rounds: int = Field(default=4, ge=1)
-    feedback: FeedbackMode | None = None  # None: visible when the task has visible tests
-    temperature: float = Field(default=0.0, ge=0.0)
-    top_p: float = Field(default=0.95, gt=0.0, le=1.0)
-    seed: int = 0
-    max_tokens: int | None = Field(default=None, ge=16)  # None: sized to the task
-    repetition_penalty: float | None = 1.05
-    fixes: list[str] = Field(default_factory=lambda: list(FIX_NAMES))
-    on_stuck: Literal["resample", "stop"] = "resample"
-    # Measured on the 0.5B: 80-93% of its answers to a repair prompt were code it had
-    # already written, and every round the loop won came from a fresh sample. Once a run
-    # shows the model copying, later rounds resample from the task (told what failed)
-    # instead of asking it for another edit; a model that does edit keeps repairing.
-    after_copy: Literal["resample", "repair"] = "resample"
-    resample_temperature: float = 0.7
-    # Greedy repair rounds tend to copy the code they are shown verbatim; a little
-    # sampling breaks that while staying close to the model's best answer.
-    repair_temperature: float = Field(default=0.3, ge=0.0)
-    history: int = 3  # earlier rounds summarised in the repair prompt
-    token_budget: int | None = None  # completion tokens for the whole task
-    seconds_budget: float | None = None
-    # When every compile problem sits in one declaration, ask for that declaration only
-    # and splice the answer back by name: a model that tends to hand back the file it is
-    # shown cannot answer a one-function request with the old file. Not yet measured, so
-    # off by default.
-    local_repair: bool = False
-
-    def lever(self, name: str) -> bool:
-        """A loop lever (agent.golang.fixes.LEVERS) is on: they share the `--no-fix` switch."""
-        return name in self.fixes
-
-    def mode_for(self, task: TaskSpec) -> FeedbackMode:
-        if self.feedback is not None:
-            return self.feedback
-        return FeedbackMode.visible if task.visible_tests else FeedbackMode.all
-
-
-def size_max_tokens(task: TaskSpec) -> int:
-    """Room for a complete answer, but not for thousands of tokens of degenerate repetition."""
-    chars = len(task.prompt) + sum(len(v) for v in task.files.values())
-    return int(min(2048, max(768, chars / 3.5 * 1.5 + 512)))
-
-
-FENCE_STOP = "\n```\n"
-_TEST_STOPS = ("\nfunc Test", "\nfunc Example")
-
-
-_DECL_RE = re.compile(r"^[ \t]*(?:func[ \t]*(?:\([ \t]*(?:\w+[ \t]+)?\*?[ \t]*(?P<recv>\w+)"
-                      r"[^)\n]*\)[ \t]*)?|type[ \t]+|var[ \t]+|const[ \t]+)(?P<name>\w+)?", re.M)
-
-
-def _cut_before_code(gen: Generation, sampling: Sampling,
-                     taken: frozenset[str] = frozenset()) -> bool:
-    """A test stop fired before the answer declared anything but imports and copies of
-    what the provided files declare (`taken`: small models often open by re-typing the
-    visible test's helper types)."""
-    if gen.finish_reason != "stop" or not any(s in sampling.stop for s in _TEST_STOPS):
-        return False
-    if gen.text.count("```") != 1:  # a fence opened and never closed: cut mid-block
-        return False
-    body = re.sub(r"(?s)import\s*\(.*?\)|import\s+\S+", "", gen.text)
-    return all(m["name"] in taken or m["recv"] in taken or f"{m['recv']}.{m['name']}" in taken
-               for m in _DECL_RE.finditer(body))
-
-
-def declared_names(sources: Iterable[str]) -> frozenset[str]:
-    """Top-level names the given Go files declare (methods as `Type.Method`)."""
-    return frozenset(d.name for src in sources for d in split_decls(src)
-                     if d.kind in ("func", "type", "var", "const") and d.name)
-
-
-def stop_sequences(task: TaskSpec, multi: bool) -> list[str]:
-    """Where an answer is over: small models follow the code with tests, a main function
-    and explanations; cutting there saves tokens and the degenerate repetition that
-    often follows. The extractor copes with the unclosed fence this leaves."""
-    # At most four: OpenAI-compatible servers often refuse more.
-    stops = list(_TEST_STOPS)
-    if task.package != "main":
-        stops.append("\nfunc main(")
-    if not multi:
-        stops.append(FENCE_STOP)
-    return stops
-
-
-def _fence(files: dict[str, str]) -> str:
-    if len(files) == 1:
-        return f"```go\n{next(iter(files.values())).rstrip()}\n```"
-    return "\n\n".join(f"```go\n// file: {n}\n{c.rstrip()}\n```" for n, c in files.items())
-
-
-def progress(result: CheckResult) -> tuple[int, int]:
-    """How far a check got, for comparing two versions of one answer: the later stage
-    (compile < vet < tests < pass) wins, then fewer problems at that stage."""
-    if result.passed:
-        return (3, 0)
-    kinds = [d.kind for d in result.diagnostics]
-    if not result.built or Kind.compile in kinds or Kind.toolchain in kinds:
-        return (0, -sum(k in (Kind.compile, Kind.toolchain) for k in kinds))
-    if Kind.vet in kinds:
-        return (1, -kinds.count(Kind.vet))
-    return (2, -max(len(kinds), len(result.failed_tests)))
-
-
-@dataclass(frozen=True)
-class FailedLine:
-    line: int
-    text: str
-    why: str
-
-
-def failed_lines(result: CheckResult, files: dict[str, str]) -> list[FailedLine]:
-    """The solution lines the compiler or vet rejected, with the first line of why."""
-    out: list[FailedLine] = []
-    for d in result.diagnostics:
-        if d.kind not in (Kind.compile, Kind.vet) or not d.line or d.file not in files:
-            continue
-        if d.file.endswith("_test.go"):
-            continue
-        lines = files[d.file].splitlines()
-        if d.line <= len(lines) and (text := lines[d.line - 1].strip()) and len(text) > 3:
-            out.append(FailedLine(d.line, text[:160], d.message.splitlines()[0][:200]))
-    return out
-
-
-def _digest(files: dict[str, str]) -> str:
-    h = hashlib.sha256()
-    for name in sorted(files):
-        h.update(name.encode() + b"\0" + " ".join(files[name].split()).encode() + b"\0")
-    return h.hexdigest()
+    if problem.task is None:
+        raise ValueError(f"{problem.id}: no checker given and no task to check against")
+    return TaskHarness(problem.task)
 
 
 class RepairLoop:
-    """Drives one model through rounds on one task at a time."""
+    """Drives one model through rounds on one problem at a time."""
 
     def __init__(
         self,
         model: Model,
         config: LoopConfig | None = None,
         *,
-        checker_factory: Callable[[TaskSpec], Checker] | None = None,
+        checker_factory: Callable[[Problem], Checker] | None = None,
+        parser: AnswerParser | None = None,
         on_event: Callable[[dict], None] | None = None,
-        answer_parser: AnswerParser | None = None,
+        strategies: list[Strategy] | None = None,
     ) -> None:
         self.model = model
-        self.answer_parser = answer_parser
         self.config = config or LoopConfig()
-        self.checker_factory = checker_factory or (lambda t: TaskHarness(t))
+        self.checker_factory = checker_factory or _task_checker
+        self.parser = parser
         self.on_event = on_event
+        self.strategies = strategies or default_strategies(self.config)
         self.grounder: Grounder | None = None
+
+    # -- the loop ------------------------------------------------------------
+    def run(self, problem: Problem, traj: Trajectory | None = None) -> RunResult:
+        st = self._begin(problem, traj or Trajectory())
+        try:
+            for rnd in range(1, st.rounds_cap + 1):
+                st.check_budget()
+                gen = self._generate(st, rnd)
+                ext = self._parse(st, rnd, gen)
+                if ext is not None:
+                    self._judge(st, rnd, ext)
+            raise RunEnded(StopReason.rounds_spent)
+        except RunEnded as end:
+            st.result.stop_reason = end.reason
+        finally:
+            st.checker.close()
+        st.result.tokens = st.usage
+        st.result.seconds = time.monotonic() - st.start
+        self._emit(st.traj, "result", result=st.result.public())
+        return st.result
+
+    # -- one round -----------------------------------------------------------
+    def _begin(self, problem: Problem, traj: Trajectory) -> RunState:
+        cfg = self.config
+        mode = cfg.feedback or (FeedbackMode.visible if problem.visible_tests
+                                else FeedbackMode.all)
+        result = RunResult(task=problem.id, solved=False, rounds=0, feedback=mode,
+                           model=self.model.name, backend=self.model.backend,
+                           temperature=cfg.temperature, seed=cfg.seed)
+        self._emit(traj, "start", task=problem.id, mode=mode.value, config=cfg.model_dump(),
+                   model=self.model.name, backend=self.model.backend)
+        budget = problem.budget
+        return RunState(
+            problem=problem, model=bind(self.model, problem), traj=traj, result=result,
+            mode=mode,
+            prompt=problem.messages[1],
+            rounds_cap=min(cfg.max_rounds, budget.rounds or cfg.max_rounds),
+            token_cap=min(x for x in (cfg.token_budget, budget.tokens, 10**12) if x),
+            seconds_cap=min(x for x in (cfg.seconds_budget, budget.seconds, 1e12) if x),
+            temperature=cfg.temperature, seed=cfg.seed,
+            sampling=Sampling(max_tokens=cfg.max_tokens or size_max_tokens(problem),
+                              stop=stop_sequences(problem),
+                              repetition_penalty=cfg.repetition_penalty),
+            checker=self.checker_factory(problem),
+            current=dict(problem.files),
+            taken=declared_names([*problem.visible_tests.values(),
+                                  *problem.support_files.values()]),
+        )
+
+    def _generate(self, st: RunState, rnd: int) -> Generation:
+        """One model answer for this round; a model that fails ends the run."""
+        cfg = self.config
+        messages = [st.problem.messages[0], st.prompt, *st.follow]
+        if rnd > 1 and st.temperature < cfg.repair_temperature:
+            st.temperature = cfg.repair_temperature
+            st.seed += 1
+        sampling = st.sampling.model_copy(update={
+            "temperature": st.temperature, "seed": st.seed,
+            "top_p": cfg.top_p if st.temperature else 1.0})
+        self._emit(st.traj, "request", round=rnd, messages=[m.model_dump() for m in messages],
+                   sampling=sampling.model_dump())
+        spent = Generation(text="")  # a retried answer's cost, counted in this round
+        try:
+            gen = st.model.generate(messages, sampling)
+            if _cut_before_code(gen, sampling, st.taken):
+                # The model opened with a test and the stop sequence ended it before any
+                # code: ask again in the same round, letting it run on.
+                self._emit(st.traj, "retry_without_stops", round=rnd, text=gen.text)
+                st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
+                spent = gen
+                sampling = sampling.model_copy(
+                    update={"stop": [] if st.problem.multi_file else [FENCE_STOP]})
+                gen = st.model.generate(messages, sampling)
+        except ModelError as exc:
+            st.result.error = str(exc)
+            self._emit(st.traj, "error", round=rnd, message=str(exc))
+            raise RunEnded(StopReason.model_error) from None
+        st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
+        st.result.rounds = rnd
+        st.rec = RoundRecord(round=rnd, temperature=st.temperature,
+                             completion_tokens=gen.completion_tokens + spent.completion_tokens,
+                             prompt_tokens=gen.prompt_tokens + spent.prompt_tokens,
+                             cached_tokens=gen.cached_tokens + spent.cached_tokens,
+                             drafted_tokens=gen.drafted_tokens + spent.drafted_tokens,
+                             accepted_tokens=gen.accepted_tokens + spent.accepted_tokens,
+                             model_seconds=gen.seconds + spent.seconds)
+        st.result.rounds_detail.append(st.rec)
+        self._emit(st.traj, "response", round=rnd, text=gen.text,
+                   finish_reason=gen.finish_reason,
+                   tokens={"prompt": gen.prompt_tokens, "cached": gen.cached_tokens,
+                           "completion": gen.completion_tokens,
+                           "drafted": gen.drafted_tokens, "accepted": gen.accepted_tokens},
+                   seconds=round(gen.seconds, 3),
+                   tokens_per_second=round(gen.tokens_per_second, 1))
+        return gen
+
+    def _parse(self, st: RunState, rnd: int, gen: Generation) -> Extraction | None:
+        """The files the answer proposes; a format error is fed back (None) instead."""
+        problem, rec = st.problem, st.rec
+        try:
+            if self.parser is not None:
+                return self.parser(gen.text, problem, st.current)
+            return extract_code(gen.text, package=problem.package,
+                                protected=frozenset(problem.support_files), taken=st.taken)
+        except FormatError as exc:
+            reason = str(exc)
+            if gen.finish_reason == "length":
+                reason += (f" (the answer was cut off at the {gen.completion_tokens}-token limit"
+                           " before its code was complete; write a shorter, complete answer)")
+            rec.format_error = True
+            rec.failure = "format"
+            rec.summary = f"format error: {exc}"
+            if st.result.first_failure is None:
+                st.result.first_failure = "format"
+            st.history.append(f"round {rnd}: {rec.summary}")
+            st.follow = [Message(role="assistant", content=gen.text[-1500:]),
+                         Message(role="user", content=render(
+                             "format_error", reason=reason, package=problem.package,
+                             hint=problem.format_hint))]
+            self._emit(st.traj, "format_error", round=rnd, message=reason)
+            return None
+
+    def _judge(self, st: RunState, rnd: int, ext: Extraction) -> None:
+        """Check the answer (fixing what needs no model); end the run, or set up the next."""
+        problem, rec, result = st.problem, st.rec, st.result
+        if st.local is not None:
+            ext = self._splice(st, rnd, ext)
+        files = self._solution_files(problem, ext)
+        st.current = files
+        files, fmt_done = self._gofmt(files)
+        rec.dropped = ext.dropped
+        self._emit(st.traj, "extract", round=rnd, files=files, dropped=ext.dropped,
+                   notes=ext.notes, fixes=fmt_done)
+
+        suite = Suite.all if st.mode is FeedbackMode.all else Suite.visible
+        run = COMPILE_ONLY if st.mode is FeedbackMode.compile else None
+        t0 = time.monotonic()
+        files, fb, raw, applied = self._check_with_fixes(
+            st.checker, files, suite, run, st.traj, rnd, problem.goal)
+        rec.fixes = fmt_done + applied
+        rec.raw_passed = raw.passed
+        rec.feedback_passed = fb.passed
+        verdict = fb
+        if fb.passed and (suite is not Suite.all or run is not None):
+            verdict = st.checker.check(files, Suite.all)
+            self._emit(st.traj, "check", round=rnd, suite="all", stage="verdict",
+                       result=verdict.public())
+        rec.check_seconds = time.monotonic() - t0
+        rec.passed = verdict.passed
+        result.files = files
+        if rnd == 1:
+            result.raw_solved_round1 = raw.passed and verdict.passed and not applied
+        if result.first_failure is None and not verdict.passed:
+            # The raw answer's first problem; when only hidden tests failed, theirs.
+            kind = raw.first_failure_kind() or verdict.first_failure_kind()
+            result.first_failure = kind.value if kind else "test-failure"
+        if verdict.passed:
+            result.solved = True
+            result.solved_at_round = rnd
+            rec.summary = "passed"
+            raise RunEnded(StopReason.solved)
+        if fb.passed:
+            # The model has nothing left to act on: its feedback is all green.
+            reason = StopReason.tests_fail if run else StopReason.hidden_tests_fail
+            rec.failure = (verdict.first_failure_kind() or Kind.test_failure).value
+            rec.summary = reason.value
+            raise RunEnded(reason)
+        rec.failure = (fb.first_failure_kind() or Kind.test_failure).value
+        rec.summary = summary_line(fb)
+        st.history.append(f"round {rnd}: {rec.summary}")
+        self._next(st, rnd, ext, files, fb, applied)
+
+    def _next(self, st: RunState, rnd: int, ext: Extraction, files: dict[str, str],
+              fb: CheckResult, applied: list[str]) -> None:
+        """What the round taught (facts, repeated lines, a copy), then the next request."""
+        cfg = self.config
+        st.local = None
+        facts = self._facts(fb, files)
+        for fact in facts:  # a fresh sample may repeat an earlier round's mistake
+            if fact in st.facts:
+                st.facts.remove(fact)
+            st.facts.append(fact)
+        repeated: list[FailedLine] = []
+        if cfg.lever("repeat-lines"):
+            now = failed_lines(fb, files)
+            repeated = [f for f in now if f.text in st.failed][:MAX_AVOID]
+            for f in now:
+                st.failed.pop(f.text, None)  # most recent last
+                st.failed[f.text] = f
+            if repeated:
+                self._emit(st.traj, "repeated_lines", round=rnd,
+                           lines=[f.text for f in repeated])
+        sig, digest = fb.signature(), _digest(files)
+        copied = digest in st.seen
+        stuck = sig == st.last_sig or copied
+        st.last_sig = sig
+        st.seen.add(digest)
+        if stuck:
+            self._emit(st.traj, "stuck", round=rnd, action=cfg.on_stuck)
+            if cfg.on_stuck == "stop":
+                raise RunEnded(StopReason.stuck)
+        if copied and cfg.after_copy == "resample" and not st.copies:
+            st.copies = True
+            self._emit(st.traj, "copies", round=rnd,
+                       note="the model repeats earlier code: later rounds resample")
+        out = Outcome(rnd=rnd, ext=ext, files=files, feedback=fb, applied=applied,
+                      facts=facts, repeated=repeated, stuck=stuck)
+        req: Request | None = next(
+            (r for s in self.strategies if (r := s.next_request(st, out)) is not None), None)
+        if req is None:  # every strategy passed: nothing more to ask
+            raise RunEnded(StopReason.stuck)
+        st.prompt, st.follow, st.local = req.prompt, req.follow, req.local
+        text = req.follow[-1].content if req.follow else req.prompt.content
+        self._emit(st.traj, "feedback", round=rnd, text=text, **req.event)
 
     # -- helpers -------------------------------------------------------------
     def _emit(self, traj: Trajectory, kind: str, **data: object) -> None:
@@ -196,12 +292,12 @@ class RepairLoop:
         if self.on_event:
             self.on_event(ev)
 
-    def _solution_files(self, task: TaskSpec, ext: Extraction) -> dict[str, str]:
-        files = {n: task.with_package(c) for n, c in task.files.items()}
+    def _solution_files(self, problem: Problem, ext: Extraction) -> dict[str, str]:
+        files = dict(problem.files)
         got = dict(ext.files)
         # One unnamed block answers the one starter file, whatever the model called it.
-        if len(task.files) == 1 and list(got) == [DEFAULT_FILE]:
-            got = {next(iter(task.files)): got[DEFAULT_FILE]}
+        if len(problem.files) == 1 and list(got) == [DEFAULT_FILE]:
+            got = {next(iter(problem.files)): got[DEFAULT_FILE]}
         files.update(got)
         return files
 
@@ -269,277 +365,7 @@ class RepairLoop:
             self._emit(traj, "fix", round=rnd, fixes=[f.model_dump() for f in fixes])
         return files, result, raw, applied
 
-    # -- the loop ------------------------------------------------------------
-    def run(self, task: TaskSpec, traj: Trajectory | None = None) -> RunResult:
-        st = self._begin(task, traj or Trajectory())
-        self.model.start(task)
-        try:
-            for rnd in range(1, st.rounds_cap + 1):
-                if spent := st.spent():
-                    st.result.stop_reason = spent
-                    break
-                gen = self._generate(st, rnd)
-                if gen is None:
-                    break
-                ext = self._parse(st, rnd, gen)
-                if ext is not None and self._check_round(st, rnd, ext):
-                    break
-            else:
-                st.result.stop_reason = st.result.stop_reason or "round budget spent"
-        finally:
-            st.checker.close()
-        st.result.tokens = st.usage
-        st.result.seconds = time.monotonic() - st.start
-        self._emit(st.traj, "result", result=st.result.public())
-        return st.result
-
-    def _begin(self, task: TaskSpec, traj: Trajectory) -> _Run:
-        cfg = self.config
-        mode = cfg.mode_for(task)
-        multi = len(task.files) > 1 or len(task.reference_files) > 1
-        result = RunResult(task=task.id, solved=False, rounds=0, feedback=mode,
-                           model=self.model.name, backend=self.model.backend,
-                           temperature=cfg.temperature, seed=cfg.seed)
-        self._emit(traj, "start", task=task.id, mode=mode.value, config=cfg.model_dump(),
-                   model=self.model.name, backend=self.model.backend)
-        system = Message(role="system", content=render("system", package=task.package,
-                                                       multi_file=multi))
-        task_msg = Message(role="user", content=render(
-            "task", package=task.package, prompt=task.prompt, files=task.files,
-            support_files=task.support_files, visible_tests=task.visible_tests))
-        return _Run(
-            task=task, traj=traj, result=result, mode=mode, multi=multi,
-            system=system, task_msg=task_msg, prompt_msg=task_msg,
-            rounds_cap=min(cfg.max_rounds, task.budget.rounds or cfg.max_rounds),
-            token_cap=min(x for x in (cfg.token_budget, task.budget.tokens, 10**12) if x),
-            seconds_cap=min(x for x in (cfg.seconds_budget, task.budget.seconds, 1e12) if x),
-            temperature=cfg.temperature, seed=cfg.seed,
-            sampling=Sampling(max_tokens=cfg.max_tokens or size_max_tokens(task),
-                              stop=stop_sequences(task, multi),
-                              repetition_penalty=cfg.repetition_penalty),
-            visible_src=({VISIBLE_TEST: task.visible_test_file()} if task.visible_tests
-                         else {}),
-            checker=self.checker_factory(task),
-            current={n: task.with_package(c) for n, c in task.files.items()},
-            taken=declared_names([task.visible_test_file() if task.visible_tests else "",
-                                  *task.support_files.values()]),
-        )
-
-    def _generate(self, st: _Run, rnd: int) -> Generation | None:
-        """One model answer for this round (None: the model failed and the run is over)."""
-        cfg = self.config
-        messages = [st.system, st.prompt_msg, *st.follow]
-        if rnd > 1 and st.temperature < cfg.repair_temperature:
-            st.temperature = cfg.repair_temperature
-            st.seed += 1
-        sampling = st.sampling.model_copy(update={
-            "temperature": st.temperature, "seed": st.seed,
-            "top_p": cfg.top_p if st.temperature else 1.0})
-        self._emit(st.traj, "request", round=rnd, messages=[m.model_dump() for m in messages],
-                   sampling=sampling.model_dump())
-        spent = Generation(text="")  # a retried answer's cost, counted in this round
-        try:
-            gen = self.model.generate(messages, sampling)
-            if _cut_before_code(gen, sampling, st.taken):
-                # The model opened with a test and the stop sequence ended it before any
-                # code: ask again in the same round, letting it run on.
-                self._emit(st.traj, "retry_without_stops", round=rnd, text=gen.text)
-                st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
-                spent = gen
-                sampling = sampling.model_copy(
-                    update={"stop": [] if st.multi else [FENCE_STOP]})
-                gen = self.model.generate(messages, sampling)
-        except ModelError as exc:
-            st.result.error = str(exc)
-            st.result.stop_reason = "model error"
-            self._emit(st.traj, "error", round=rnd, message=str(exc))
-            return None
-        st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
-        st.result.rounds = rnd
-        st.rec = RoundRecord(round=rnd, temperature=st.temperature,
-                             completion_tokens=gen.completion_tokens + spent.completion_tokens,
-                             prompt_tokens=gen.prompt_tokens + spent.prompt_tokens,
-                             cached_tokens=gen.cached_tokens + spent.cached_tokens,
-                             drafted_tokens=gen.drafted_tokens + spent.drafted_tokens,
-                             accepted_tokens=gen.accepted_tokens + spent.accepted_tokens,
-                             model_seconds=gen.seconds + spent.seconds)
-        st.result.rounds_detail.append(st.rec)
-        self._emit(st.traj, "response", round=rnd, text=gen.text,
-                   finish_reason=gen.finish_reason,
-                   tokens={"prompt": gen.prompt_tokens, "cached": gen.cached_tokens,
-                           "completion": gen.completion_tokens,
-                           "drafted": gen.drafted_tokens, "accepted": gen.accepted_tokens},
-                   seconds=round(gen.seconds, 3),
-                   tokens_per_second=round(gen.tokens_per_second, 1))
-        return gen
-
-    def _parse(self, st: _Run, rnd: int, gen: Generation) -> Extraction | None:
-        """The files the answer proposes; a format error is fed back (None) instead."""
-        task, rec = st.task, st.rec
-        try:
-            if self.answer_parser is not None:
-                return self.answer_parser(gen.text, task, st.current)
-            return extract_code(gen.text, package=task.package,
-                                protected=frozenset(task.support_files), taken=st.taken)
-        except FormatError as exc:
-            reason = str(exc)
-            if gen.finish_reason == "length":
-                reason += (f" (the answer was cut off at the {gen.completion_tokens}-token limit"
-                           " before its code was complete; write a shorter, complete answer)")
-            rec.format_error = True
-            rec.failure = "format"
-            rec.summary = f"format error: {exc}"
-            if st.result.first_failure is None:
-                st.result.first_failure = "format"
-            st.history.append(f"round {rnd}: {rec.summary}")
-            st.follow = [Message(role="assistant", content=gen.text[-1500:]),
-                         Message(role="user", content=render(
-                             "format_error", reason=reason, package=task.package))]
-            self._emit(st.traj, "format_error", round=rnd, message=reason)
-            return None
-
-    def _check_round(self, st: _Run, rnd: int, ext: Extraction) -> bool:
-        """Check the answer (fixing what needs no model) and judge it; True ends the run."""
-        task, rec, result = st.task, st.rec, st.result
-        if st.local is not None:
-            ext = self._splice(st, rnd, ext)
-        files = self._solution_files(task, ext)
-        st.current = files
-        files, fmt_done = self._gofmt(files)
-        rec.dropped = ext.dropped
-        self._emit(st.traj, "extract", round=rnd, files=files, dropped=ext.dropped,
-                   notes=ext.notes, fixes=fmt_done)
-
-        suite = Suite.all if st.mode is FeedbackMode.all else Suite.visible
-        run = COMPILE_ONLY if st.mode is FeedbackMode.compile else None
-        t0 = time.monotonic()
-        files, fb, raw, applied = self._check_with_fixes(
-            st.checker, files, suite, run, st.traj, rnd, task.prompt)
-        rec.fixes = fmt_done + applied
-        rec.raw_passed = raw.passed
-        rec.feedback_passed = fb.passed
-        verdict = fb
-        if fb.passed and (suite is not Suite.all or run is not None):
-            verdict = st.checker.check(files, Suite.all)
-            self._emit(st.traj, "check", round=rnd, suite="all", stage="verdict",
-                       result=verdict.public())
-        rec.check_seconds = time.monotonic() - t0
-        rec.passed = verdict.passed
-        result.files = files
-        if rnd == 1:
-            result.raw_solved_round1 = raw.passed and verdict.passed and not applied
-        if result.first_failure is None and not verdict.passed:
-            # The raw answer's first problem; when only hidden tests failed, theirs.
-            kind = raw.first_failure_kind() or verdict.first_failure_kind()
-            result.first_failure = kind.value if kind else "test-failure"
-        if verdict.passed:
-            result.solved = True
-            result.solved_at_round = rnd
-            result.stop_reason = "tests pass"
-            rec.summary = "passed"
-            return True
-        if fb.passed:
-            # The model has nothing left to act on: its feedback is all green.
-            result.stop_reason = ("builds, but tests fail" if run else
-                                  "visible tests pass, hidden tests fail")
-            rec.failure = (verdict.first_failure_kind() or Kind.test_failure).value
-            rec.summary = result.stop_reason
-            return True
-        rec.failure = (fb.first_failure_kind() or Kind.test_failure).value
-        rec.summary = summary_line(fb)
-        st.history.append(f"round {rnd}: {rec.summary}")
-        return self._next_prompt(st, rnd, ext, files, fb, applied)
-
-    def _next_prompt(self, st: _Run, rnd: int, ext: Extraction, files: dict[str, str],
-                     fb: CheckResult, applied: list[str]) -> bool:
-        """Set up the next round: feedback on this answer, or a restart when stuck."""
-        cfg = self.config
-        st.local = None
-        facts = self._facts(fb, files)
-        for fact in facts:  # a fresh sample may repeat an earlier round's mistake
-            if fact in st.facts:
-                st.facts.remove(fact)
-            st.facts.append(fact)
-        repeated: list[FailedLine] = []
-        if cfg.lever("repeat-lines"):
-            now = failed_lines(fb, files)
-            repeated = [f for f in now if f.text in st.failed][:_MAX_AVOID]
-            for f in now:
-                st.failed.pop(f.text, None)  # most recent last
-                st.failed[f.text] = f
-            if repeated:
-                self._emit(st.traj, "repeated_lines", round=rnd,
-                           lines=[f.text for f in repeated])
-        sig, digest = fb.signature(), _digest(files)
-        copied = digest in st.seen
-        stuck = sig == st.last_sig or copied
-        st.last_sig = sig
-        st.seen.add(digest)
-        if stuck:
-            self._emit(st.traj, "stuck", round=rnd, action=cfg.on_stuck)
-            if cfg.on_stuck == "stop":
-                st.result.stop_reason = "stuck: same failure again"
-                return True
-        if copied and cfg.after_copy == "resample" and not st.copies:
-            st.copies = True
-            self._emit(st.traj, "copies", round=rnd,
-                       note="the model repeats earlier code: later rounds resample")
-        if stuck or st.copies:
-            # Small models copy the code they are shown: the conversation restarts from
-            # the task, hotter, told only what failed before.
-            st.temperature = max(st.temperature, cfg.resample_temperature)
-            st.seed += 1009
-            st.prompt_msg = Message(role="user", content=render(
-                "restart", task_prompt=st.task_msg.content,
-                history=st.history[-cfg.history:], facts=st.facts[-_MAX_AVOID:],
-                avoid=list(st.failed.values())[-_MAX_AVOID:]))
-            st.follow = []
-            self._emit(st.traj, "feedback", round=rnd, text=st.prompt_msg.content)
-            return False
-        # Test sources give failures their lines and inputs; hidden ones only in `all` mode.
-        shown_tests = dict(st.visible_src)
-        if st.mode is FeedbackMode.all and st.task.tests:
-            shown_tests[HIDDEN_TEST] = st.task.hidden_test_file()
-        text, count = render_feedback(fb, {**files, **shown_tests})
-        if (local := self._local_target(st, fb, files)) is not None:
-            st.local = (local[0], local[1], files)
-            prompt = render("local_repair", feedback=text, problem_count=count, facts=facts,
-                            repeated=repeated, name=local[1])
-            st.follow = [Message(role="assistant", content=_fence(
-                {n: c for n, c in files.items() if n not in st.task.support_files})),
-                Message(role="user", content=prompt)]
-            self._emit(st.traj, "feedback", round=rnd, text=prompt, local=local[1])
-            return False
-        prompt = render("repair", history=st.history[-cfg.history - 1:-1],
-                        moved_aside=ext.dropped, applied_fixes=applied,
-                        feedback=text, problem_count=count, multi_file=st.multi,
-                        facts=facts, repeated=repeated)
-        st.follow = [Message(role="assistant", content=_fence(
-            {n: c for n, c in files.items() if n not in st.task.support_files})),
-            Message(role="user", content=prompt)]
-        self._emit(st.traj, "feedback", round=rnd, text=prompt)
-        return False
-
-    def _local_target(self, st: _Run, fb: CheckResult, files: dict[str, str]
-                      ) -> tuple[str, str] | None:
-        """(file, declaration name) when every compile or vet problem is in one function
-        of one solution file."""
-        if not self.config.local_repair or st.multi:
-            return None
-        spots = {(d.file, d.line) for d in fb.diagnostics}
-        if not spots or any(d.kind not in (Kind.compile, Kind.vet) for d in fb.diagnostics):
-            return None
-        names = set()
-        for file, line in spots:
-            if file not in files or not line or file in st.task.support_files:
-                return None
-            decl = enclosing_decl(files[file], line)
-            if decl is None or decl.kind != "func" or not decl.name:
-                return None
-            names.add((file, decl.name))
-        return next(iter(names)) if len(names) == 1 else None
-
-    def _splice(self, st: _Run, rnd: int, ext: Extraction) -> Extraction:
+    def _splice(self, st: RunState, rnd: int, ext: Extraction) -> Extraction:
         """A local answer put back into the file it repairs, by the declaration's name."""
         file, name, base = st.local or ("", "", {})
         if len(ext.files) != 1:
@@ -548,7 +374,7 @@ class RepairLoop:
         if new is None:
             return ext  # a whole file after all: take it as one
         self._emit(st.traj, "splice", round=rnd, file=file, name=name)
-        kept = {n: c for n, c in base.items() if n not in st.visible_src}
+        kept = {n: c for n, c in base.items() if n not in st.problem.visible_tests}
         return ext.model_copy(update={"files": {**kept, file: new}})
 
     def _facts(self, fb: CheckResult, files: dict[str, str]) -> list[str]:
@@ -561,28 +387,22 @@ class RepairLoop:
         return self.grounder.facts(fb.diagnostics, files)
 
 
-_MAX_AVOID = 4
-
-
 @dataclass
-class _Run:
+class RunState:
     """Everything one run carries from round to round."""
 
-    task: TaskSpec
+    problem: Problem
+    model: Model  # bound to the problem (the oracle answers with its task's reference)
     traj: Trajectory
     result: RunResult
     mode: FeedbackMode
-    multi: bool
-    system: Message
-    task_msg: Message
-    prompt_msg: Message  # the task, or a restart prompt once the loop got stuck
+    prompt: Message  # the task, or a restart prompt once the loop got stuck
     rounds_cap: int
     token_cap: int
     seconds_cap: float
     temperature: float
     seed: int
     sampling: Sampling  # the fixed parts: max tokens, stops, repetition penalty
-    visible_src: dict[str, str]
     checker: Checker
     current: dict[str, str]  # the files as last proposed, before fixes
     taken: frozenset[str]  # names the fixed files the model saw declare
@@ -599,9 +419,88 @@ class _Run:
     rec: RoundRecord = field(  # the current round's record
         default_factory=lambda: RoundRecord(round=0, temperature=0.0))
 
-    def spent(self) -> str | None:
+    def check_budget(self) -> None:
         if self.usage.completion >= self.token_cap:
-            return "token budget spent"
+            raise RunEnded(StopReason.tokens_spent)
         if time.monotonic() - self.start >= self.seconds_cap:
-            return "time budget spent"
-        return None
+            raise RunEnded(StopReason.time_spent)
+
+
+# -- what the loop asks of a model's answer ---------------------------------------------
+
+FENCE_STOP = "\n```\n"
+_TEST_STOPS = ("\nfunc Test", "\nfunc Example")
+_DECL_RE = re.compile(r"^[ \t]*(?:func[ \t]*(?:\([ \t]*(?:\w+[ \t]+)?\*?[ \t]*(?P<recv>\w+)"
+                      r"[^)\n]*\)[ \t]*)?|type[ \t]+|var[ \t]+|const[ \t]+)(?P<name>\w+)?", re.M)
+
+
+def size_max_tokens(problem: Problem) -> int:
+    """Room for a complete answer, but not for thousands of tokens of degenerate repetition."""
+    return int(min(2048, max(768, problem.answer_chars / 3.5 * 1.5 + 512)))
+
+
+def stop_sequences(problem: Problem) -> list[str]:
+    """Where an answer is over: small models follow the code with tests, a main function
+    and explanations; cutting there saves tokens and the degenerate repetition that
+    often follows. The extractor copes with the unclosed fence this leaves."""
+    # At most four: OpenAI-compatible servers often refuse more.
+    stops = list(_TEST_STOPS)
+    if problem.package != "main":
+        stops.append("\nfunc main(")
+    if not problem.multi_file:
+        stops.append(FENCE_STOP)
+    return stops
+
+
+def _cut_before_code(gen: Generation, sampling: Sampling,
+                     taken: frozenset[str] = frozenset()) -> bool:
+    """A test stop fired before the answer declared anything but imports and copies of
+    what the provided files declare (`taken`: small models often open by re-typing the
+    visible test's helper types)."""
+    if gen.finish_reason != "stop" or not any(s in sampling.stop for s in _TEST_STOPS):
+        return False
+    if gen.text.count("```") != 1:  # a fence opened and never closed: cut mid-block
+        return False
+    body = re.sub(r"(?s)import\s*\(.*?\)|import\s+\S+", "", gen.text)
+    return all(m["name"] in taken or m["recv"] in taken or f"{m['recv']}.{m['name']}" in taken
+               for m in _DECL_RE.finditer(body))
+
+
+def declared_names(sources: Iterable[str]) -> frozenset[str]:
+    """Top-level names the given Go files declare (methods as `Type.Method`)."""
+    return frozenset(d.name for src in sources for d in split_decls(src)
+                     if d.kind in ("func", "type", "var", "const") and d.name)
+
+
+def progress(result: CheckResult) -> tuple[int, int]:
+    """How far a check got, for comparing two versions of one answer: the later stage
+    (compile < vet < tests < pass) wins, then fewer problems at that stage."""
+    if result.passed:
+        return (3, 0)
+    kinds = [d.kind for d in result.diagnostics]
+    if not result.built or Kind.compile in kinds or Kind.toolchain in kinds:
+        return (0, -sum(k in (Kind.compile, Kind.toolchain) for k in kinds))
+    if Kind.vet in kinds:
+        return (1, -kinds.count(Kind.vet))
+    return (2, -max(len(kinds), len(result.failed_tests)))
+
+
+def failed_lines(result: CheckResult, files: dict[str, str]) -> list[FailedLine]:
+    """The solution lines the compiler or vet rejected, with the first line of why."""
+    out: list[FailedLine] = []
+    for d in result.diagnostics:
+        if d.kind not in (Kind.compile, Kind.vet) or not d.line or d.file not in files:
+            continue
+        if d.file.endswith("_test.go"):
+            continue
+        lines = files[d.file].splitlines()
+        if d.line <= len(lines) and (text := lines[d.line - 1].strip()) and len(text) > 3:
+            out.append(FailedLine(d.line, text[:160], d.message.splitlines()[0][:200]))
+    return out
+
+
+def _digest(files: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + " ".join(files[name].split()).encode() + b"\0")
+    return h.hexdigest()

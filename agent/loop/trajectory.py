@@ -10,7 +10,9 @@ from enum import Enum
 from pathlib import Path
 from typing import IO, Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from agent.loop.stop import StopReason
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 _NAME_CAP = 80
@@ -78,7 +80,7 @@ class RunResult(BaseModel):
     backend: str
     tokens: TokenUsage = Field(default_factory=TokenUsage)
     seconds: float = 0.0
-    stop_reason: str = ""
+    stop_reason: StopReason | None = None
     first_failure: str | None = None  # kind of the first round's first problem
     raw_solved_round1: bool = False  # round 1 passed with no deterministic fix
     temperature: float = 0.0
@@ -86,6 +88,11 @@ class RunResult(BaseModel):
     rounds_detail: list[RoundRecord] = Field(default_factory=list)
     files: dict[str, str] = Field(default_factory=dict)
     error: str | None = None  # the model or toolchain failed for good
+
+    @field_validator("stop_reason", mode="before")
+    @classmethod
+    def _no_reason(cls, v: Any) -> Any:
+        return v or None  # results written before the enum held "" for "still running"
 
     def public(self) -> dict[str, Any]:
         """The `--json` object (without the per-round detail and files)."""

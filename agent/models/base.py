@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 if TYPE_CHECKING:
-    from agent.tasks.spec import TaskSpec
+    from agent.loop.problem import Problem
 
 
 class ModelError(RuntimeError):
@@ -97,16 +97,19 @@ class Model(Protocol):
     name: str
     backend: str
 
-    def start(self, task: TaskSpec | None) -> None:
-        """A new conversation begins (about `task`, when there is one).
+    def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
+        """One chat completion. Raises ModelError (or ModelUnavailable).
 
-        Engines drop per-conversation state here; the oracle reads the task's reference.
+        Conversation state is the engine's business: llama.cpp and mlx reuse the cached
+        prefix a new prompt shares with the last one, so conversations cannot mix.
         """
         ...
 
-    def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
-        """One chat completion. Raises ModelError (or ModelUnavailable)."""
-        ...
+
+def bind(model: Model, problem: Problem) -> Model:
+    """The model as it answers `problem`: the oracle needs the task it came from."""
+    for_problem = getattr(model, "for_problem", None)
+    return for_problem(problem) if callable(for_problem) else model
 
 
 def chat_body(messages: list[Message], sampling: Sampling) -> dict[str, Any]:

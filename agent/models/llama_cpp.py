@@ -33,7 +33,7 @@ from agent.models.base import (
 )
 
 if TYPE_CHECKING:
-    from agent.tasks.spec import TaskSpec
+    pass
 
 DEFAULT_CONTEXT = 8192
 SPEC_MODES = ("ngram", "off")
@@ -152,9 +152,6 @@ class LlamaCppModel:
             raise ModelUnavailable(
                 f"llama.cpp cannot load {path}: {exc}; is it a complete GGUF file? "
                 "`guild-agent models pull NAME` fetches a verified one") from None
-
-    def start(self, task: TaskSpec | None) -> None:
-        """Nothing to reset: the engine reuses only a matching prefix, so tasks can't mix."""
 
     def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
         try:

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from agent.models.base import Generation, Message, ModelError, ModelUnavailable, Sampling
 
 if TYPE_CHECKING:
-    from agent.tasks.spec import TaskSpec
+    pass
 
 # Chat-end markers of common templates: generation stops on them even when a model's
 # config names a different EOS token (Qwen's base config says <|endoftext|>).
@@ -102,8 +102,8 @@ class MLXModel:
     def context_length(self) -> int | None:
         return getattr(getattr(self._model, "args", None), "max_position_embeddings", None)
 
-    def start(self, task: TaskSpec | None) -> None:
-        """A new conversation: forget the cache, so nothing leaks between tasks."""
+    def reset(self) -> None:
+        """Forget the prompt cache (after a failed generation, or to time a cold start)."""
         self._cache = None
         self._cached = []
 
@@ -176,7 +176,7 @@ class MLXModel:
                 if sampling.stop and _find_stop(detok.text, sampling.stop) is not None:
                     break
         except Exception as exc:
-            self.start(None)
+            self.reset()
             raise ModelError(f"mlx generation failed: {exc}") from None
         finally:
             steps.close()

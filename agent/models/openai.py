@@ -46,7 +46,7 @@ from agent.models.base import (
 )
 
 if TYPE_CHECKING:
-    from agent.tasks.spec import TaskSpec
+    pass
 
 API_KEY_ENV = ("GUILD_AGENT_API_KEY", "OPENAI_API_KEY")
 DEADLINE_ENV = "GUILD_AGENT_REQUEST_DEADLINE"
@@ -132,9 +132,6 @@ class OpenAIModel:
         self.attempts = max(1, attempts)
         self.backoff = backoff
         self.deadline = deadline if deadline is not None else _deadline_from_env()
-
-    def start(self, task: TaskSpec | None) -> None:
-        """Servers keep no conversation state we could drop."""
 
     def request_body(self, messages: list[Message], sampling: Sampling) -> dict[str, Any]:
         body = chat_body(messages, sampling)

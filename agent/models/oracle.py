@@ -6,42 +6,32 @@ without a model in the way.
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
+from agent.golang.extract import fence_files
 from agent.models.base import Generation, Message, ModelError, Sampling
 
 if TYPE_CHECKING:
+    from agent.loop.problem import Problem
     from agent.tasks.spec import TaskSpec
 
 
-def _fence_for(source: str) -> str:
-    """A fence longer than any backtick run in `source` (a raw string may hold ```)."""
-    longest = max((len(m) for m in re.findall(r"`+", source)), default=0)
-    return "`" * max(3, longest + 1)
-
-
 def fence_solution(files: dict[str, str]) -> str:
-    """Files as ```go blocks; with several, each preceded by a `// file: NAME` line."""
-    if len(files) == 1:
-        (source,) = files.values()
-        f = _fence_for(source)
-        return f"{f}go\n{source.rstrip()}\n{f}\n"
-    return "\n".join(f"// file: {name}\n{_fence_for(src)}go\n{src.rstrip()}\n"
-                     f"{_fence_for(src)}\n" for name, src in files.items())
+    """The reference as a model would answer: fenced Go, named when there are several."""
+    return fence_files(files) + "\n"
 
 
 class OracleModel:
-    """Returns the reference solution of the task given to `start`."""
+    """Returns the reference solution of the task it is bound to (`for_problem`)."""
 
     backend = "oracle"
 
-    def __init__(self, name: str = "oracle") -> None:
+    def __init__(self, name: str = "oracle", task: TaskSpec | None = None) -> None:
         self.name = name
-        self._task: TaskSpec | None = None
-
-    def start(self, task: TaskSpec | None) -> None:
         self._task = task
+
+    def for_problem(self, problem: Problem) -> OracleModel:
+        return OracleModel(self.name, problem.task)
 
     def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
         if self._task is None:

@@ -17,7 +17,7 @@ import yaml
 from agent.models.base import Generation, Message, ModelError, ModelUnavailable, Sampling
 
 if TYPE_CHECKING:
-    from agent.tasks.spec import TaskSpec
+    pass
 
 MAX_REPLAY_BYTES = 64 << 20  # far above any script; a device or a runaway file is refused
 
@@ -63,9 +63,6 @@ class ReplayModel:
     @classmethod
     def from_file(cls, path: str | Path) -> ReplayModel:
         return cls(load_responses(path), name=f"replay:{Path(path).name}", source=str(path))
-
-    def start(self, task: TaskSpec | None) -> None:
-        """The script continues across tasks: one file can drive a whole run."""
 
     def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
         if self.calls >= len(self.responses):

@@ -216,9 +216,11 @@ class ContextWatch:
     def __getattr__(self, attr: str) -> Any:
         return getattr(self.inner, attr)
 
-    def start(self, task: Any) -> None:
-        self._warned = self._warned_full = False
-        self.inner.start(task)
+    def for_problem(self, problem: Any) -> ContextWatch:
+        """A new conversation: warned afresh."""
+        from agent.models.base import bind
+
+        return ContextWatch(bind(self.inner, problem), self.context, self.warn)
 
     def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
         need = estimate_tokens(messages) + sampling.max_tokens

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from enum import Enum
-
+from agent.loop.checker import Suite
 from agent.tasks.spec import TaskSpec
 from tools.diagnostics import CheckResult
 from tools.runner import CheckOptions, GoRunner, test_names
@@ -12,12 +11,6 @@ from tools.workspace import Workspace
 HIDDEN_TEST = "hidden_test.go"
 VISIBLE_TEST = "visible_test.go"
 RESERVED = {HIDDEN_TEST, VISIBLE_TEST}
-
-
-class Suite(str, Enum):
-    visible = "visible"
-    hidden = "hidden"
-    all = "all"
 
 
 class TaskHarness:

@@ -211,7 +211,7 @@ def prefill(model: LlamaCppModel | MLXModel, tokens: int) -> None:
             model.cache_prompt = cache
         else:
             model.reuse_cache = cache
-        model.start(None)
+        getattr(model, "reset", lambda: None)()  # mlx: forget the prompt cache
         # Put something else in the slot first, so round 1 starts cold in both runs.
         model.generate([Message(role="user", content="Say hi.")], Sampling(max_tokens=1))
         answer = model.generate(first, sampling)

@@ -1,0 +1,155 @@
+"""What to ask next, once a round has failed: the loop's one place for repair strategies.
+
+Each strategy looks at how the round went and either returns the next request or passes.
+The loop tries them in order: restart when the model is stuck or copying itself, repair
+one function when the problem sits in one, else repair the whole file. A new way to ask
+(several candidates, fill-in-the-middle) is one more class here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from agent.golang.extract import Extraction, fence_files
+from agent.golang.feedback import render_feedback
+from agent.golang.source import enclosing_decl
+from agent.loop.prompts import render
+from agent.loop.trajectory import FeedbackMode
+from agent.models.base import Message
+from tools.diagnostics import CheckResult, Kind
+
+if TYPE_CHECKING:
+    from agent.loop.config import LoopConfig
+    from agent.loop.repair import RunState
+
+MAX_AVOID = 4  # facts and failed lines carried into a prompt
+
+
+@dataclass(frozen=True)
+class FailedLine:
+    line: int
+    text: str
+    why: str
+
+
+@dataclass
+class Outcome:
+    """One failed round, as the strategies see it."""
+
+    rnd: int
+    ext: Extraction
+    files: dict[str, str]  # the checked files (after the deterministic fixes)
+    feedback: CheckResult  # the check the model is told about
+    applied: list[str]  # the deterministic fixes this round kept
+    facts: list[str]  # grounding: what the standard library really has
+    repeated: list[FailedLine]  # lines that failed before and came back
+    stuck: bool  # the same failure again, or code seen before
+
+
+@dataclass
+class Request:
+    """The next round's conversation after the system message."""
+
+    prompt: Message  # the task, or a restart prompt
+    follow: list[Message] = field(default_factory=list)  # answer + feedback after it
+    local: tuple[str, str, dict[str, str]] | None = None  # (file, function, files) asked for
+    event: dict = field(default_factory=dict)  # extra fields of the `feedback` event
+
+
+class Strategy(Protocol):
+    def next_request(self, st: RunState, out: Outcome) -> Request | None: ...
+
+
+def _answer(st: RunState, files: dict[str, str]) -> Message:
+    """The model's last answer as it stands after the fixes, support files left out."""
+    shown = {n: c for n, c in files.items() if n not in st.problem.support_files}
+    return Message(role="assistant", content=fence_files(shown))
+
+
+def _feedback_text(st: RunState, out: Outcome) -> tuple[str, int]:
+    # Test sources give failures their lines and inputs; hidden ones only in `all` mode.
+    tests = dict(st.problem.visible_tests)
+    if st.mode is FeedbackMode.all:
+        tests.update(st.problem.hidden_tests)
+    return render_feedback(out.feedback, {**out.files, **tests})
+
+
+@dataclass
+class Restart:
+    """Small models copy the code they are shown: start again from the task, hotter,
+    told only what failed before."""
+
+    config: LoopConfig
+
+    def next_request(self, st: RunState, out: Outcome) -> Request | None:
+        if not (out.stuck or st.copies):
+            return None
+        cfg = self.config
+        st.temperature = max(st.temperature, cfg.resample_temperature)
+        st.seed += 1009
+        prompt = Message(role="user", content=render(
+            "restart", task_prompt=st.problem.messages[1].content,
+            history=st.history[-cfg.history:], facts=st.facts[-MAX_AVOID:],
+            avoid=list(st.failed.values())[-MAX_AVOID:]))
+        return Request(prompt=prompt)
+
+
+@dataclass
+class RepairFunction:
+    """Every compile or vet problem sits in one function: ask for that function only, to
+    be spliced back by name (a model cannot answer it with the old file)."""
+
+    config: LoopConfig
+
+    def next_request(self, st: RunState, out: Outcome) -> Request | None:
+        target = self._target(st, out.feedback, out.files)
+        if target is None:
+            return None
+        text, count = _feedback_text(st, out)
+        prompt = render("local_repair", feedback=text, problem_count=count, facts=out.facts,
+                        repeated=out.repeated, name=target[1])
+        return Request(prompt=st.prompt,
+                       follow=[_answer(st, out.files), Message(role="user", content=prompt)],
+                       local=(target[0], target[1], out.files), event={"local": target[1]})
+
+    def _target(self, st: RunState, fb: CheckResult, files: dict[str, str]
+                ) -> tuple[str, str] | None:
+        if not self.config.local_repair or st.problem.multi_file:
+            return None
+        spots = {(d.file, d.line) for d in fb.diagnostics}
+        if not spots or any(d.kind not in (Kind.compile, Kind.vet) for d in fb.diagnostics):
+            return None
+        names = set()
+        for file, line in spots:
+            if file not in files or not line or file in st.problem.support_files:
+                return None
+            decl = enclosing_decl(files[file], line)
+            if decl is None or decl.kind != "func" or not decl.name:
+                return None
+            names.add((file, decl.name))
+        return next(iter(names)) if len(names) == 1 else None
+
+
+@dataclass
+class RepairFile:
+    """The default: the code as it stands, what the toolchain said, fix it."""
+
+    config: LoopConfig
+
+    def next_request(self, st: RunState, out: Outcome) -> Request | None:
+        text, count = _feedback_text(st, out)
+        prompt = render("repair", history=st.history[-self.config.history - 1:-1],
+                        moved_aside=out.ext.dropped, applied_fixes=out.applied,
+                        feedback=text, problem_count=count, multi_file=st.problem.multi_file,
+                        facts=out.facts, repeated=out.repeated)
+        return Request(prompt=st.prompt,
+                       follow=[_answer(st, out.files), Message(role="user", content=prompt)])
+
+
+StrategyFactory = Callable[["LoopConfig"], list[Strategy]]
+
+
+def default_strategies(config: LoopConfig) -> list[Strategy]:
+    return [Restart(config), RepairFunction(config), RepairFile(config)]
