@@ -46,14 +46,15 @@ class Speculation(BaseModel):
     conversation so far, and up to `draft_max` tokens that followed the latest earlier
     match become the guess. A `draft_model` (a smaller GGUF of the same vocabulary) adds
     guesses where the text is new; it pays off only with cores to spare.
-    The sizes are llama.cpp's own defaults, measured in issue 18 at 1.55x (0.5B) and
-    1.24x (1.5B) on a whole-file repair answer; sweeps here on a machine shared with
-    other jobs were too noisy to justify other values.
+    Measured on the 0.5B (benchmarks/perf/spec_sweep.py, 2 shared cores, noisy): with
+    llama.cpp's draft length of 48 a fresh answer drafted ~320 tokens a pass, kept 10%,
+    and decoded at 0.81x; 16 keeps fresh answers at 0.96-1.03x and accepts 81% of a
+    repair answer's guesses (vs 62%). The n-gram size is llama.cpp's 12.
     """
 
     mode: Literal["ngram", "off"] = "ngram"
     ngram: int = Field(default=12, ge=1, le=64)
-    draft_max: int = Field(default=48, ge=1, le=256)
+    draft_max: int = Field(default=16, ge=1, le=256)
     draft_model: Path | None = None
 
     @property
