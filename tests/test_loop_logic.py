@@ -146,7 +146,7 @@ def test_a_problem_needs_no_task_file():
     p = Problem(id="fix-calc", package="calc", goal="make it build",
                 messages=[Message(role="system", content="s"), Message(role="user", content="u")],
                 files={"calc.go": BROKEN.replace("sandbox", "calc")})
-    result, model, _, _ = run([fence(GOOD.replace("sandbox", "calc"))], p=p)
+    result, _, _, _ = run([fence(GOOD.replace("sandbox", "calc"))], p=p)
     assert result.solved and p.task is None
     assert result.feedback is FeedbackMode.all  # no visible tests: every failure is told
 

@@ -23,10 +23,15 @@ from agent.tasks.spec import TaskSpec
 KIND = xllamacpp.common_speculative_type
 
 
-def test_prompt_lookup_is_on_by_default_with_the_tuned_sizes(tmp_path):
-    p = engine_params(tmp_path / "m.gguf")
-    spec = Speculation()
-    assert spec.mode == "ngram" and spec.active
+def test_prompt_lookup_is_off_by_default_and_on_with_the_tuned_sizes(tmp_path):
+    # Off by default: with a repetition penalty (the loop's default) llama.cpp's
+    # speculative path picks other tokens than plain greedy decoding (see the README).
+    assert not Speculation().active
+    assert engine_params(tmp_path / "m.gguf").speculative.types == [
+        KIND.COMMON_SPECULATIVE_TYPE_NONE]
+    spec = Speculation(mode="ngram")
+    p = engine_params(tmp_path / "m.gguf", speculation=spec)
+    assert spec.active
     assert p.speculative.types == [KIND.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE]
     assert p.speculative.ngram_simple.size_n == spec.ngram
     assert p.speculative.ngram_simple.size_m == spec.draft_max
@@ -41,7 +46,8 @@ def test_off_turns_every_kind_of_speculation_off(tmp_path):
 def test_a_draft_model_joins_prompt_lookup(tmp_path):
     draft = tmp_path / "draft.gguf"
     p = engine_params(tmp_path / "m.gguf", threads=3,
-                      speculation=Speculation(ngram=5, draft_max=9, draft_model=draft))
+                      speculation=Speculation(mode="ngram", ngram=5, draft_max=9,
+                                              draft_model=draft))
     assert p.speculative.types == [KIND.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE,
                                    KIND.COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE]
     assert p.speculative.draft.mparams.path == str(draft)

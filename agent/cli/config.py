@@ -19,7 +19,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.cli import EXIT_USAGE, fail, main, out
-from agent.config import (
+from agent.models import DEFAULT_MODEL, ModelUnavailable
+from agent.settings import (
     ConfigError,
     FileValues,
     ModelChoice,
@@ -32,8 +33,7 @@ from agent.config import (
     user_config_path,
     validate,
 )
-from agent.config import resolve_model as resolve_values
-from agent.models import DEFAULT_MODEL, ModelUnavailable
+from agent.settings import resolve_model as resolve_values
 
 
 class FileDefaults(Mapping[str, Any]):

@@ -45,9 +45,11 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--threads", type=click.IntRange(1, 256), default=None,
                      help="CPU threads for llama-cpp (default: all cores)."),
         click.option("--spec", "speculation", type=click.Choice(["ngram", "off"]),
-                     default="ngram", show_default=True,
+                     default="off", show_default=True,
                      help="Speculative decoding by prompt lookup (llama-cpp): the model "
-                          "copies what it was shown faster."),
+                          "copies what it was shown faster. Off by default: with the "
+                          "loop's repetition penalty llama.cpp's speculative path does "
+                          "not reproduce plain greedy output."),
         click.option("--draft-model", default=None,
                      help="A smaller model of the same family that drafts tokens for the "
                           "main one (catalog name or .gguf/MLX path; pays off with spare "
@@ -124,7 +126,7 @@ def open_model(kw: dict[str, Any], *, console: Console | None = None) -> Model:
         model = make_model(choice.backend, choice.model, adapter=kw.get("adapter"),
                            base_url=choice.base_url, api_key=choice.api_key,
                            replay=kw.get("replay"), threads=kw.get("threads"),
-                           speculation=kw.get("speculation") or "ngram",
+                           speculation=kw.get("speculation") or "off",
                            draft_model=kw.get("draft_model"))
     except ModelUnavailable as exc:
         fail(str(exc), EXIT_UNAVAILABLE)

@@ -55,7 +55,7 @@ class Request(BaseModel):
     replay: str | Path | None = None
     threads: int | None = None
     context: int | None = None
-    speculation: str = "ngram"  # llama-cpp prompt lookup: "ngram" or "off"
+    speculation: str = "off"  # llama-cpp prompt lookup: "ngram" or "off"
     draft_model: str | None = None  # a smaller model of the family drafting for this one
 
 
@@ -212,7 +212,7 @@ def engine(backend: str) -> Engine:
 def make_model(backend: str, model: str | None = None, *, adapter: str | Path | None = None,
                base_url: str | None = None, api_key: str | None = None,
                replay: str | Path | None = None, threads: int | None = None,
-               context: int | None = None, speculation: str = "ngram",
+               context: int | None = None, speculation: str = "off",
                draft_model: str | None = None) -> Model:
     """Build the Model for `backend`.
 

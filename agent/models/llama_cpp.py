@@ -52,7 +52,7 @@ class Speculation(BaseModel):
     repair answer's guesses (vs 62%). The n-gram size is llama.cpp's 12.
     """
 
-    mode: Literal["ngram", "off"] = "ngram"
+    mode: Literal["ngram", "off"] = "off"
     ngram: int = Field(default=12, ge=1, le=64)
     draft_max: int = Field(default=16, ge=1, le=256)
     draft_model: Path | None = None
