@@ -9,6 +9,7 @@ pytest.importorskip("xllamacpp")
 
 import xllamacpp
 
+from agent.bench.runner import BenchConfig, BenchRun, Mode
 from agent.cli import main
 from agent.loop.config import LoopConfig
 from agent.loop.problem import problem_from_task
@@ -184,3 +185,14 @@ def test_greedy_output_is_identical_with_and_without_speculation(engines, name):
     assert a.accepted_tokens <= a.drafted_tokens
     if name == "repair":  # the answer copies the file it was shown: most guesses hold
         assert a.accepted_tokens > a.completion_tokens // 2
+
+
+def test_a_bench_sums_them_per_mode_and_reports_the_acceptance(tmp_path):
+    cfg = BenchConfig(suite="s", tasks=["double"], tasks_digest="d", modes=[Mode.repair],
+                      backend="replay", max_rounds=2, fixes=[])
+    with BenchRun(cfg, [TASK], tmp_path / "run", jobs=1) as run:
+        summary = run.run(Speculating([WRONG, RIGHT]))
+    repair = summary.modes["repair"]
+    assert (repair.drafted_tokens, repair.accepted_tokens) == (30, 21)
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## Speculative decoding" in report and "| repair | 30 | 21 | 70% |" in report

@@ -89,6 +89,13 @@ def render_report(summary: Summary, out: Path | None = None, plot_note: str | No
               "Compute seconds are model plus toolchain time; wall seconds also include "
               "waiting for the shared model. `broken` attempts raised an error in the "
               "harness: recorded as errors, never as passes (listed below).", ""]
+    drafted = {m: ms for m, ms in s.modes.items() if ms.drafted_tokens}
+    if drafted:
+        lines += ["## Speculative decoding", ""]
+        lines += _table(["mode", "drafted tokens", "accepted", "acceptance"],
+                        [[m, str(ms.drafted_tokens), str(ms.accepted_tokens),
+                          f"{100 * ms.accepted_tokens / ms.drafted_tokens:.0f}%"]
+                         for m, ms in drafted.items()])
     single = s.modes.get(Mode.single.value)
     if single is not None and single.raw_solved is not None:
         lines += ["## Single shot", ""]

@@ -408,6 +408,9 @@ class ModeSummary(BaseModel):
     rounds: int = 0  # model calls made
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    # Speculative decoding (--spec ngram / --draft-model): tokens guessed ahead, and kept.
+    drafted_tokens: int = 0
+    accepted_tokens: int = 0
     seconds: float = 0.0  # wall time of the attempts (includes waiting for the model lock)
     model_seconds: float = 0.0
     check_seconds: float = 0.0
@@ -495,6 +498,8 @@ def summarize(config: BenchConfig, records: Iterable[AttemptRecord], *,
             ms.rounds += r.rounds
             ms.prompt_tokens += r.tokens.prompt
             ms.completion_tokens += r.tokens.completion
+            ms.drafted_tokens += sum(d.drafted_tokens for d in r.rounds_detail)
+            ms.accepted_tokens += sum(d.accepted_tokens for d in r.rounds_detail)
             ms.seconds += r.seconds
             model_s, check_s = _round_seconds(r)
             ms.model_seconds += model_s
