@@ -338,3 +338,20 @@ def test_check_cli_with_own_testmain_refuses_a_forged_pass(tmp_path: Path) -> No
     assert json.loads(res.stdout)["passed"] is False
     ok = _cli("check", str(task), "--json", cwd=tmp_path)
     assert ok.returncode == 0 and json.loads(ok.stdout)["passed"] is True
+
+
+def test_a_huge_one_line_panic_becomes_feedback_of_bounded_size() -> None:
+    """A 3 MB one-line panic once became a ~786k-token prompt: every piece is capped."""
+    from agent.golang.feedback import MAX_FEEDBACK_CHARS, render_feedback, summary_line
+
+    code = ('package sandbox\n\nimport "strings"\n\n'
+            'func Answer() int { panic(strings.Repeat("x", 3<<20)) }\n')
+    task = TaskSpec(id="flood", prompt="return 42", tests=HIDDEN, test_timeout=20)
+    with TaskHarness(task) as h:
+        result = h.check({"solution.go": code})
+    assert not result.passed
+    assert sum(len(d.message) for d in result.diagnostics) > 1 << 20  # the flood arrived
+    text, count = render_feedback(result, {"solution.go": code})
+    assert count >= 1 and "panic" in text.lower()
+    assert len(text) <= MAX_FEEDBACK_CHARS + 100
+    assert len(summary_line(result)) < 300

@@ -10,6 +10,11 @@ MAX_DIAGNOSTICS = 6
 MAX_TESTS = 4
 MAX_MESSAGE_LINES = 12
 CONTEXT_LINES = 2
+# Lines cap only half of it: a one-line 3 MB panic message would still be a 786k-token
+# prompt. Every piece is also capped by characters.
+MAX_LINE_CHARS = 300
+MAX_MESSAGE_CHARS = 1500
+MAX_FEEDBACK_CHARS = 8000
 
 _TMP_PATH = re.compile(r"(/[\w.+-]+)*/guild-[\w.-]+/src/")
 _TIMING = re.compile(r"\s*\(\d+\.\d+s\)")
@@ -20,15 +25,22 @@ def clean(text: str) -> str:
     return _TIMING.sub("", _TMP_PATH.sub("", text))
 
 
-def trim(text: str, max_lines: int = MAX_MESSAGE_LINES) -> str:
-    """Head and tail of a long message, never the whole dump."""
-    lines = text.splitlines()
-    if len(lines) <= max_lines:
+def cut(text: str, limit: int) -> str:
+    """At most `limit` characters: the head, and how much was left out."""
+    if len(text) <= limit:
         return text
-    head = max_lines * 2 // 3
-    tail = max_lines - head
-    return "\n".join(lines[:head] + [f"... ({len(lines) - max_lines} lines omitted) ..."]
-                     + lines[-tail:])
+    return text[:limit] + f" ... ({len(text) - limit} characters omitted)"
+
+
+def trim(text: str, max_lines: int = MAX_MESSAGE_LINES) -> str:
+    """Head and tail of a long message, never the whole dump: by lines and by characters."""
+    lines = [cut(ln, MAX_LINE_CHARS) for ln in text.splitlines()]
+    if len(lines) > max_lines:
+        head = max_lines * 2 // 3
+        tail = max_lines - head
+        lines = (lines[:head] + [f"... ({len(lines) - max_lines} lines omitted) ..."]
+                 + lines[-tail:])
+    return cut("\n".join(lines), MAX_MESSAGE_CHARS)
 
 
 def source_context(files: dict[str, str], d: Diagnostic) -> str:
@@ -41,7 +53,7 @@ def source_context(files: dict[str, str], d: Diagnostic) -> str:
     out = []
     for n in range(lo, hi + 1):
         mark = ">" if n == d.line else " "
-        out.append(f"{mark}{n:4d} | {lines[n - 1]}")
+        out.append(f"{mark}{n:4d} | {cut(lines[n - 1], MAX_LINE_CHARS)}")
         if n == d.line and d.column:
             prefix = lines[n - 1][: d.column - 1]
             pad = "".join("\t" if c == "\t" else " " for c in prefix)
@@ -77,13 +89,20 @@ def failing_case(files: dict[str, str], d: Diagnostic) -> str:
     wanted = [f'"{sub}"', f'"{sub.replace("_", " ")}"']
     for n, line in enumerate(lines, 1):
         if n != d.line and any(w in line for w in wanted) and "t.Run" not in line:
-            return f"The failing case, {d.file} line {n}:\n>{n:4d} | {line}"
+            return f"The failing case, {d.file} line {n}:\n>{n:4d} | {cut(line, MAX_LINE_CHARS)}"
     return ""
+
+
+def _ends(text: str, keep: int = 20_000) -> str:
+    """Head and tail of a huge message, before any regex runs over it."""
+    if len(text) <= 2 * keep:
+        return text
+    return f"{text[:keep]}\n... ({len(text) - 2 * keep} characters omitted) ...\n{text[-keep:]}"
 
 
 def render_diagnostic(d: Diagnostic, files: dict[str, str]) -> str:
     loc = d.location()
-    msg = trim(clean(d.message))
+    msg = trim(clean(_ends(d.message)))
     if d.kind is Kind.timeout:
         msg += ("\nThe code probably loops forever, deadlocks or waits on something that "
                 "never happens.")
@@ -118,7 +137,7 @@ def render_feedback(result: CheckResult, files: dict[str, str]) -> tuple[str, in
         npass = sum(t.outcome.value == "pass" for t in result.tests if "/" not in t.name)
         ntotal = sum(1 for t in result.tests if "/" not in t.name)
         parts.insert(0, f"{npass} of {ntotal} tests passed.")
-    return "\n\n".join(parts), len(chosen)
+    return cut("\n\n".join(parts), MAX_FEEDBACK_CHARS), len(chosen)
 
 
 def summary_line(result: CheckResult) -> str:
@@ -128,7 +147,7 @@ def summary_line(result: CheckResult) -> str:
     if not result.diagnostics:
         return "failed"
     d = result.diagnostics[0]
-    first = clean(d.message).splitlines()[0][:120] if d.message else ""
+    first = (clean(d.message[:2000]).splitlines() or [""])[0][:120]
     loc = f" ({d.location()})" if d.location() else ""
     extra = len(result.diagnostics) - 1
     tail = f" (+{extra} more)" if extra > 0 else ""
