@@ -202,3 +202,11 @@ def test_a_restart_keeps_facts_from_earlier_rounds():
     assert result.solved and result.solved_at_round == 4
     restart = model.prompts[3][1].content
     assert "package strings has no function or name Reverse." in restart
+
+
+def test_a_field_and_method_of_one_name_is_explained(grounder):
+    src = ("package sandbox\n\ntype Account struct{ Balance int }\n\n"
+           "func (a *Account) Balance() int { return a.Balance }\n")
+    facts = _facts(grounder, src)
+    assert any("cannot have a field and a method both named Balance" in f
+               and "`balance`" in f for f in facts), facts

@@ -43,6 +43,7 @@ _UNDEFINED_SEL_RE = re.compile(r"^undefined: (?P<pkg>[A-Za-z_]\w*)\.(?P<name>\w+
 _NO_MEMBER_RE = re.compile(r"^(?P<expr>[\w.\[\]()]+)\.(?P<name>\w+) undefined \(type "
                            r"(?P<type>.+?) has no field or method \w+")
 _CALL_RE = re.compile(r"(?:in call to|in argument to) (?P<pkg>[a-z]\w*)\.(?P<name>[A-Z]\w*)\b")
+_FIELD_AND_METHOD_RE = re.compile(r"^field and method with the same name (?P<name>\w+)$")
 _DOC_FUNC_RE = re.compile(r"^func (?P<name>[A-Z]\w*)\b")
 _DOC_METHOD_RE = re.compile(r"^func \([^)]*\) (?P<name>[A-Z]\w*)\b")
 _DOC_FIELD_RE = re.compile(r"^\t(?P<name>[A-Z]\w*)\s+\S")
@@ -246,6 +247,12 @@ class Grounder:
             return self._missing_name(m["pkg"], m["name"], src)
         if m := _NO_MEMBER_RE.match(first):
             return self._missing_member(m["expr"], m["name"], m["type"], src)
+        if m := _FIELD_AND_METHOD_RE.match(first):
+            n = m["name"]
+            low = n[0].lower() + n[1:]
+            return (f"a type cannot have a field and a method both named {n}: rename the "
+                    f"field (for example `{low}`), use `x.{low}` for the stored value inside "
+                    f"the methods and keep `{n}()` for the method.")
         if m := _CALL_RE.search(first):
             path = _resolve(m["pkg"], src)
             sig = self.doc.signature(path, m["name"]) if path else None

@@ -256,7 +256,7 @@ class RepairLoop:
         repeated: list[FailedLine] = []
         if cfg.lever("repeat-lines"):
             now = failed_lines(fb, files)
-            repeated = [f for f in now if f.text in st.failed][:MAX_AVOID]
+            repeated = list({f.text: f for f in now if f.text in st.failed}.values())[:MAX_AVOID]
             for f in now:
                 st.failed.pop(f.text, None)  # most recent last
                 st.failed[f.text] = f
