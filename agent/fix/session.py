@@ -38,6 +38,7 @@ from agent.golang.edits import (
 )
 from agent.golang.extract import Extraction, FormatError
 from agent.golang.fixes import FIX_NAMES
+from agent.golang.source import package_of
 from agent.loop.checker import Suite
 from agent.loop.problem import Problem
 from agent.loop.prompts import render
@@ -51,7 +52,6 @@ from tools.workspace import Workspace, read_nofollow, write_nofollow
 BACKUPS_ENV = "GUILD_AGENT_FIX_BACKUPS"  # tests point backups elsewhere, keeping the GOCACHE
 MAX_TARGET_BYTES = 8 * 1024 * 1024  # far past any model's context; refuses /dev/zero-likes
 SUPPORT_CHARS = 16_000  # how much of the package's other files the model is shown
-_PACKAGE_RE = re.compile(r"^\s*package\s+(\w+)", re.M)
 _MODULE_RE = re.compile(r"^\s*module\s+\"?([^\s\"]+)\"?", re.M)
 # A `replace` to a folder: relative (`./x`, `../x`) or absolute (`/x`).
 _DIR_REPLACE_RE = re.compile(r"(=>\s*)((?:\.{1,2}|/)[^\s]*)(\s*(?:$|//))", re.M)
@@ -124,16 +124,6 @@ class FixSite(BaseModel):
     def pattern(self) -> str:
         """The package as a `go test` argument from the module root."""
         return "." if self.package_rel == "." else "./" + self.package_rel
-
-
-def _strip_comments(src: str) -> str:
-    src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
-    return re.sub(r"//[^\n]*", "", src)
-
-
-def package_of(source: str) -> str | None:
-    m = _PACKAGE_RE.search(_strip_comments(source))
-    return m.group(1) if m else None
 
 
 def find_module_root(start: Path) -> Path | None:

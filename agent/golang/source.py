@@ -223,3 +223,18 @@ def splice_decls(src: str, answer: str, name: str) -> str | None:
         return assemble(pkg, imports, out)
     text = "".join(d.text for d in out)
     return (render_imports(imports) + "\n" + text) if imports else text
+
+
+_PACKAGE_RE = re.compile(r"^\s*package\s+(\w+)", re.M)
+
+
+def strip_comments(src: str) -> str:
+    """Go source without its comments (line numbers kept), for looking at clauses."""
+    src = re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), src, flags=re.S)
+    return re.sub(r"//[^\n]*", "", src)
+
+
+def package_of(source: str) -> str | None:
+    """The name in a Go file's package clause (comments ignored), or None."""
+    m = _PACKAGE_RE.search(strip_comments(source))
+    return m.group(1) if m else None

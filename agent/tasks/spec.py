@@ -29,10 +29,10 @@ from pydantic import (
     model_validator,
 )
 
+from agent.golang.source import package_of
 from tools.verdict import HELPER_PREFIX, SENTINEL_PREFIX
 from tools.workspace import DEFAULT_GO_VERSION, Requirement
 
-_PACKAGE_RE = re.compile(r"^\s*package\s+(\w+)", re.M)
 _IDENT_RE = re.compile(r"^[A-Za-z_]\w*$")
 
 TRUST_PATHS_ENV = "GUILD_AGENT_TRUST_TASK_PATHS"
@@ -438,7 +438,7 @@ class TaskSpec(BaseModel):
     # -- derived views -------------------------------------------------------
     def with_package(self, source: str) -> str:
         """A Go file's text with a package clause (task authors may leave it out)."""
-        if _PACKAGE_RE.search(_strip_comments(source)):
+        if package_of(source) is not None:
             return source
         return f"package {self.package}\n\n{source}"
 
@@ -454,11 +454,6 @@ class TaskSpec(BaseModel):
         if self.reference:
             return {"solution.go": self.with_package(self.reference)}
         return {}
-
-
-def _strip_comments(src: str) -> str:
-    src = re.sub(r"/\*.*?\*/", "", src, flags=re.S)
-    return re.sub(r"//[^\n]*", "", src)
 
 
 def _field_path(loc: tuple) -> str:

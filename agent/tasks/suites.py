@@ -25,6 +25,7 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError
 
 from agent.golang.fixes import AppliedFix, fix_imports_source
+from agent.golang.source import package_of
 from agent.tasks.spec import (  # DEFAULT_GOCODE, gocode_root: still importable from here
     DEFAULT_GOCODE,  # noqa: F401
     FROM_FILE,
@@ -48,7 +49,6 @@ TESTIFY_VERSION = "v1.8.1"
 TASK_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl", ".jsonl.gz")
 SUITE_FILE_MAX_BYTES = 64 * 2**20  # a JSONL or JSON suite file, after gunzip
 
-_PACKAGE_RE = re.compile(r"^\s*package\s+(\w+)", re.M)
 _HUMANEVAL_X_KEYS = {"task_id", "prompt", "canonical_solution", "test"}
 
 
@@ -203,8 +203,8 @@ def research_log_task(obj: dict[str, Any], origin: str, default_id: str) -> Task
     # The package clause in the files wins over `module`, which may be a module path.
     package = None
     for src in (tests, reference if isinstance(reference, str) else ""):
-        if m := _PACKAGE_RE.search(src):
-            package = m.group(1).removesuffix("_test")
+        if name := package_of(src):
+            package = name.removesuffix("_test")
             break
     if package is None:
         module = str(meta.get("module") or "sandbox")
