@@ -21,6 +21,7 @@ from pathlib import PurePosixPath
 
 from pydantic import BaseModel
 
+from agent.golang.source import balanced
 from agent.golang.tokens import Token, tokenize
 from agent.golang.typefixes import EDIT_FIXES, apply_checked, compiler_edits
 from tools.diagnostics import Diagnostic
@@ -361,16 +362,6 @@ _SPEC_VALUE_RE = re.compile(
 _SPEC_TYPE_RE = re.compile(r"^[ \t]*type[ \t]+(?P<name>[A-Za-z_]\w*)[ \t]+(?P<rest>.+)$", re.M)
 
 
-def _balanced(text: str) -> bool:
-    depth = 0
-    for c in re.sub(r'"(\\.|[^"\\])*"|`[^`]*`', "", text):
-        depth += c in "([{"
-        depth -= c in ")]}"
-        if depth < 0:
-            return False
-    return depth == 0
-
-
 def spec_declarations(spec: str) -> dict[str, str]:
     """Complete var/const/type declarations a task's prompt spells out, by name.
 
@@ -381,7 +372,7 @@ def spec_declarations(spec: str) -> dict[str, str]:
     out: dict[str, str] = {}
     for m in _SPEC_VALUE_RE.finditer(spec):
         line = m.group(0).strip()
-        if _balanced(line) and "..." not in line:
+        if balanced(line) and "..." not in line:
             out.setdefault(m["name"], line)
     lines = spec.splitlines()
     for m in _SPEC_TYPE_RE.finditer(spec):
@@ -393,10 +384,10 @@ def spec_declarations(spec: str) -> dict[str, str]:
             body = [text]
             for ln in lines[start + 1:]:
                 body.append(ln[indent:] if ln[:indent].strip() == "" else ln.strip())
-                if _balanced("\n".join(body)):
+                if balanced("\n".join(body)):
                     break
             text = "\n".join(body)
-        if not _balanced(text) or "/*" in text or "..." in text:
+        if not balanced(text) or "/*" in text or "..." in text:
             continue
         out.setdefault(m["name"], text)
     return out
