@@ -244,8 +244,8 @@ def main() -> None:
                     help="also measure round-2 prefill through the mlx backend (dir or repo)")
     args = ap.parse_args()
     print(f"cores available {available_cores()}")
-    spec = Speculation(**{k: v for k, v in (("ngram", args.ngram),
-                                             ("draft_max", args.draft_max)) if v})
+    spec = Speculation(mode="ngram", **{k: v for k, v in (("ngram", args.ngram),
+                                                          ("draft_max", args.draft_max)) if v})
     for name in args.models.split(","):
         if args.only in (None, "speculation"):
             speculation(name, args.threads, load(args.trajectories, args.requests),

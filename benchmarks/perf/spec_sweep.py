@@ -44,7 +44,7 @@ def main() -> None:
     for n in (int(x) for x in args.ngrams.split(",")):
         for m in (int(x) for x in args.drafts.split(",")):
             on = LlamaCppModel(path, threads=args.threads,
-                               speculation=Speculation(ngram=n, draft_max=m))
+                               speculation=Speculation(mode="ngram", ngram=n, draft_max=m))
             cells, same = [], True
             for kind in ("repair", "fresh"):
                 reqs = [r for r in requests if r.kind == kind]
