@@ -186,12 +186,12 @@ def test_a_lone_surrogate_in_a_record_reads_back(tmp_path):
     # JSON's \udc80 escape is unreadable to the log's reader: it would poison the run.
     cfg = BenchConfig(suite="s", tasks=["t"], tasks_digest="d", modes=[Mode.single],
                       backend="replay")
-    result = RunResult(task="t", solved=False, rounds=1, feedback="all", model="m",
-                       backend="replay", stop_reason="bad \udc80 text", error="x\ud800y")
+    result = RunResult(task="t", solved=False, rounds=1, feedback="all", model="m \udc80 x",
+                       backend="replay", stop_reason="model error", error="x\ud800y")
     line = AttemptRecord(task="t", mode=Mode.single, config=cfg.config_hash(),
                          result=result).line()
     back = AttemptRecord.model_validate_json(line)
-    assert back.result.stop_reason == "bad ? text" and back.result.error == "x?y"
+    assert back.result.model == "m ? x" and back.result.error == "x?y"
 
 
 @pytest.mark.parametrize("sig,code,word", [(signal.SIGINT, 130, "interrupted"),

@@ -50,13 +50,14 @@ class ProcResult:
     leftover_processes: int = 0  # processes still alive at the end, then killed
 
 
-def _apply_rlimits(limits: Limits) -> None:
+def _apply_rlimits(limits: Limits, *, per_user_procs: bool = True) -> None:
     if resource is None:
         return
     pairs = [
         (getattr(resource, "RLIMIT_AS", None), limits.memory_bytes),
         (resource.RLIMIT_CPU, limits.cpu_seconds),
-        (getattr(resource, "RLIMIT_NPROC", None), limits.processes),
+        (getattr(resource, "RLIMIT_NPROC", None),
+         limits.processes if per_user_procs else None),
         (resource.RLIMIT_FSIZE, limits.file_bytes),
         (resource.RLIMIT_NOFILE, limits.open_files),
         (resource.RLIMIT_CORE, 0),
@@ -78,10 +79,15 @@ def kill_group(pgid: int) -> None:
 def _preexec(limits: Limits, cgroup: PidsCgroup | None) -> None:
     # Runs in the child between fork and exec: join the cgroup first, so every process
     # the command starts is counted and can be found at the end.
+    joined = False
     if cgroup is not None:
         with contextlib.suppress(OSError):
             cgroup.join_self()
-    _apply_rlimits(limits)
+            joined = True
+    # RLIMIT_NPROC counts every process of the user, and every sandbox runs as the same
+    # unprivileged user: concurrent runs (bench --jobs, workers) would share one count.
+    # The run's own pids cgroup is the cap where there is one.
+    _apply_rlimits(limits, per_user_procs=not joined)
 
 
 def run_limited(
