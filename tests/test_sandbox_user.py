@@ -291,6 +291,9 @@ def test_shared_cache_stays_writable_and_warm(iso: Isolation) -> None:
         subprocess.run([str(tc.go), "build", "./..."], cwd=ws.src, env=env, check=True,
                        capture_output=True, timeout=300)
         left_by_root = _root_owned(cache)
+        # The cache is walked again only 30 s after its last hand-over (a walk every round
+        # cost ~65 ms): a run within that window leaves them to the next walk. As after it:
+        isolation._recent.clear()
         outs = []
         for _ in range(2):
             r = run_limited([str(tc.go), "test", "./..."], cwd=ws.src, env=env,
@@ -346,3 +349,30 @@ def test_doctor_names_the_uid_model_code_runs_as() -> None:
     assert _isolation()["runs_as_uid"] == want
     if ROOT and iso.level is not Level.limits:
         assert want != 0
+
+
+@needs_go
+@needs_root
+def test_the_shared_cache_is_not_walked_every_round(iso: Isolation) -> None:
+    """Within 30 s of a hand-over the cache folder is skipped; a new folder never is."""
+    with Workspace() as ws:
+        env = go_env(ws.home, ws.tmp)
+        cache = Path(env["GOCACHE"])
+        isolation._recent.clear()
+        hand_over([cache], 65534, 65534)
+        # Where the go command puts entries: in the cache's subfolders, not at its top.
+        sub = next(d for d in sorted(cache.iterdir()) if d.is_dir())
+        marker = sub / f"zz-root-{uuid.uuid4().hex[:8]}"
+        marker.write_text("x")
+        try:
+            hand_over([cache], 65534, 65534)  # skipped: walked a moment ago
+            assert marker.stat().st_uid == 0
+            ws.prepare()
+            (ws.src / "new.go").write_text("package sandbox\n")
+            hand_over([ws.src], 65534, 65534)  # a folder made this round: walked
+            assert (ws.src / "new.go").stat().st_uid == 65534
+            isolation._recent.clear()  # as 30 s later
+            hand_over([cache], 65534, 65534)
+            assert marker.stat().st_uid == 65534
+        finally:
+            marker.unlink(missing_ok=True)

@@ -316,27 +316,6 @@ def note_fallback_once(iso: Isolation) -> None:
           file=sys.stderr)
 
 
-def _let_through(p: Plan, writable: Sequence[Path], ids: tuple[int, int]) -> None:
-    """Let the sandbox user pass the closed directories of ours above a writable path.
-
-    Closed parents of the bound paths outside the masks already got a tmpfs (`plan`).
-    One the sandbox still sees, because it is bound back read-only or holds the link the
-    caller named (a 0700 cache directory with GOCACHE in it, or a link to it), cannot be
-    covered without hiding what it holds: it gets search permission for others, so names
-    in it can be followed, not listed.
-    """
-    me = os.geteuid()
-    for w in [*writable, *p.rebind_rw]:
-        for a in w.parents:
-            seen = not _under(a, p.hide) or _under(a, p.rebind_ro)
-            if not seen or _can_search(a, *ids):
-                continue
-            with contextlib.suppress(OSError):
-                st = os.stat(a)
-                if st.st_uid == me:
-                    os.chmod(a, stat.S_IMODE(st.st_mode) | 0o001)
-
-
 # -- building the command ------------------------------------------------------------------
 
 def hidden_dirs() -> list[Path]:
@@ -442,6 +421,14 @@ def plan(writable: Sequence[Path], readable: Sequence[Path],
 _RACY_NS = 2_000_000_000  # a directory modified this recently may change within its mtime
 # Directories found with nothing left to hand over: (st_dev, st_ino) -> (mtime, subdirs).
 _handed: dict[tuple[int, int], tuple[int, list[str]]] = {}  # subdirs as full paths
+# Top-level paths handed over lately: (st_dev, st_ino) -> when. The shared GOCACHE is the
+# same folder every run and the go command, running as the sandbox user, writes its own
+# entries; only a go run as root (warm-up, the guard's build, go doc) leaves others. A
+# full walk of the cache cost ~65 ms a round (measured: toolchain_round.py), so it is
+# walked again only after a while; a workspace folder is new every round and always walked.
+_RECENT_NS = 30_000_000_000
+_recent: dict[tuple[int, int, int], int] = {}  # with st_ctime_ns: a folder made anew
+                                                # on a reused inode is not "recent"
 
 
 def hand_over(paths: Sequence[Path], uid: int, gid: int) -> None:
@@ -458,7 +445,18 @@ def hand_over(paths: Sequence[Path], uid: int, gid: int) -> None:
     now = time.time_ns()
     if len(_handed) > 100_000:  # workspaces come and go; keep the memo bounded
         _handed.clear()
-    stack = [str(p) for p in paths]
+        _recent.clear()
+    stack: list[str] = []
+    for p in paths:
+        try:
+            top = os.lstat(p)
+        except OSError:
+            continue
+        top_key = (top.st_dev, top.st_ino, top.st_ctime_ns)
+        if now - _recent.get(top_key, -_RECENT_NS) < _RECENT_NS:
+            continue
+        _recent[top_key] = now
+        stack.append(str(p))
     while stack:
         d = stack.pop()
         try:
