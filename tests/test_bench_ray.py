@@ -1,0 +1,189 @@
+"""`bench SUITE --executor ray` on a real local Ray instance (2 CPUs), the oracle model and
+the real toolchain: the same summary as a local run, a killed worker costs nothing but
+time (or one broken attempt once retries are spent), a killed driver resumes cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import needs_go
+
+from agent.bench.runner import RESULTS, AttemptRecord
+from tests.test_bench_run import invoke, make_suite, summary_of, without_timings
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install '.[ray]')")
+
+pytestmark = needs_go
+
+TASKS = ["add", "neg", "square"]
+COMMON = ["--backend", "oracle", "--modes", "single,repair,sample", "--samples", "2"]
+TOTAL = len(TASKS) * (1 + 1 + 2)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray instance for the module; its GCS address, for driver subprocesses."""
+    # Workers are started by this instance: they must import this checkout.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    os.environ["PYTHONPATH"] = path
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             runtime_env={"env_vars": {"PYTHONPATH": path}})
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    """One suite for the module: the same suite path makes the same config hash."""
+    return make_suite(tmp_path_factory.mktemp("suite"), TASKS)
+
+
+@pytest.fixture(scope="module")
+def local_summary(suite, tmp_path_factory):
+    """The same bench through the local executor: what every Ray run must equal."""
+    out = tmp_path_factory.mktemp("local") / "run"
+    res = invoke([str(suite), *COMMON, "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    return without_timings(summary_of(out))
+
+
+def comparable(summary: dict) -> dict:
+    return without_timings(summary)
+
+
+def records(out: Path) -> list[AttemptRecord]:
+    return [AttemptRecord.model_validate_json(x)
+            for x in (out / RESULTS).read_text().splitlines()]
+
+
+def driver(suite: Path, out: Path, address: str, *extra: str) -> subprocess.Popen:
+    """A bench driver process joining the test's Ray instance."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "agent.cli", "bench", str(suite), *COMMON, "--out", str(out),
+         "--executor", "ray", "--ray-address", address, *extra],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+
+
+def running_attempt_pids() -> list[int]:
+    """Ray workers executing an attempt right now (Ray names the process after the task)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmd.startswith(b"ray::guild-agent-attempt"):
+            pids.append(int(entry.name))
+    return pids
+
+
+def kill_one_worker_mid_attempt(proc: subprocess.Popen, out: Path) -> int:
+    """SIGKILL a worker while it runs an attempt, once at least one line is recorded (so
+    the kill lands mid-run, not before it). Returns the pid killed."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        results = out / RESULTS
+        if results.exists() and results.read_bytes().count(b"\n") >= 1:
+            pids = running_attempt_pids()
+            if pids:
+                os.kill(pids[0], signal.SIGKILL)
+                return pids[0]
+        time.sleep(0.01)
+    pytest.fail("no worker was caught running an attempt")
+
+
+def test_ray_summary_equals_local(cluster, suite, local_summary, tmp_path):
+    out = tmp_path / "ray"
+    res = invoke([str(suite), *COMMON, "--out", str(out), "--executor", "ray"])
+    assert res.exit_code == 0, res.output
+    assert comparable(summary_of(out)) == comparable(local_summary)
+    recs = records(out)
+    assert len(recs) == TOTAL and len({r.key for r in recs}) == TOTAL
+    # Workers wrote no run folder: the driver wrote their trajectories (single-shot
+    # attempts are read off repair's round 1 and have none).
+    trajs = sorted(p.name for p in (out / "trajectories").glob("*.jsonl"))
+    assert len(trajs) == TOTAL - len(TASKS)
+    assert all((out / "trajectories" / t).read_text().strip() for t in trajs)
+    # `bench report` rebuilds the same summary from results.jsonl alone.
+    (out / "summary.json").unlink()
+    rebuilt = invoke(["report", str(out)])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    assert comparable(summary_of(out)) == comparable(local_summary)
+
+
+def test_a_killed_worker_is_retried_and_costs_no_attempt(cluster, suite, local_summary, tmp_path):
+    out = tmp_path / "ray"
+    proc = driver(suite, out, cluster)
+    kill_one_worker_mid_attempt(proc, out)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    recs = records(out)
+    assert len(recs) == TOTAL and len({r.key for r in recs}) == TOTAL
+    assert all(r.outcome == "done" for r in recs)  # the lost attempt ran again
+    assert comparable(summary_of(out)) == comparable(local_summary)
+
+
+def test_a_worker_lost_past_its_retries_is_one_broken_line(cluster, suite, tmp_path):
+    out = tmp_path / "ray"
+    proc = driver(suite, out, cluster, "--ray-retries", "0")
+    kill_one_worker_mid_attempt(proc, out)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    recs = records(out)
+    assert len(recs) == TOTAL and len({r.key for r in recs}) == TOTAL  # one line each
+    broken = [r for r in recs if r.outcome == "error"]
+    # The killed attempt (and, for repair, the single-shot attempt read off it).
+    assert 1 <= len(broken) <= 2
+    assert all("Ray worker" in (r.result.error or "") and not r.result.solved
+               for r in broken)
+    s = summary_of(out)
+    assert s["complete"] and sum(m["broken"] for m in s["modes"].values()) == len(broken)
+
+
+def test_resume_after_killing_the_driver(cluster, suite, local_summary, tmp_path):
+    out = tmp_path / "ray"
+    proc = driver(suite, out, cluster)
+    results = out / RESULTS
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if results.exists() and results.read_bytes().count(b"\n") >= 3:
+            break
+        if proc.poll() is not None:
+            pytest.fail("the run finished before its driver could be killed")
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = results.read_bytes().count(b"\n")
+    assert 3 <= before < TOTAL
+    resumed = invoke([str(suite), *COMMON, "--out", str(out), "--resume",
+                      "--executor", "ray"])
+    assert resumed.exit_code == 0, resumed.output
+    assert "recorded" in resumed.stderr
+    recs = records(out)
+    assert len(recs) == TOTAL and len({r.key for r in recs}) == TOTAL  # none duplicated
+    assert comparable(summary_of(out)) == comparable(local_summary)
+
+
+def test_ray_refuses_what_it_cannot_run(cluster, tmp_path):
+    suite = make_suite(tmp_path, ["add"])
+    replay = tmp_path / "script.yaml"
+    replay.write_text("responses: ['x']\n")
+    res = invoke([str(suite), "--replay", str(replay), "--executor", "ray",
+                  "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2
+    assert "call order" in res.stderr and "Traceback" not in res.output
+    assert not (tmp_path / "r").exists()  # refused before anything was made
+    res = invoke([str(suite), "--backend", "oracle", "--jobs", "64",
+                  "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "--executor ray" in res.stderr
