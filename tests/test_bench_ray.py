@@ -187,3 +187,42 @@ def test_ray_refuses_what_it_cannot_run(cluster, tmp_path):
     res = invoke([str(suite), "--backend", "oracle", "--jobs", "64",
                   "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and "--executor ray" in res.stderr
+
+
+def cli(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "agent.cli", "bench", *args],
+                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+
+
+def test_an_unreachable_cluster_is_one_line_and_exit_3(tmp_path):
+    suite = make_suite(tmp_path, ["add"])
+    for address in ("127.0.0.1:1", "ray://127.0.0.1:1"):
+        start = time.monotonic()
+        res = cli([str(suite), "--backend", "oracle", "--executor", "ray", "--ray-address",
+                   address, "--out", str(tmp_path / "r"), "--no-warm"])
+        assert res.returncode == 3, res.stderr
+        assert f"no Ray cluster answers at {address}" in res.stderr
+        assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+        assert time.monotonic() - start < 60  # not Ray's minutes of retrying
+        assert not (tmp_path / "r" / RESULTS).exists()
+    res = cli([str(suite), "--backend", "oracle", "--executor", "ray", "--ray-address",
+               "nonsense", "--out", str(tmp_path / "r2")])
+    assert res.returncode == 2 and "expected HOST:PORT" in res.stderr
+
+
+def test_without_ray_installed_it_says_how_to_get_it(tmp_path):
+    # A `ray` that cannot be imported stands first on the path, as if it were absent.
+    fake = tmp_path / "noray" / "ray"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('no ray here')\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(fake.parent), str(ROOT)])}
+    suite = make_suite(tmp_path, ["add"])
+    res = cli([str(suite), "--backend", "oracle", "--executor", "ray",
+               "--out", str(tmp_path / "r")], env=env)
+    assert res.returncode == 2, res.stderr
+    assert "pip install 'guild-agent[ray]'" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "r").exists()
+    # The local executor never needs it.
+    res = cli([str(suite), "--backend", "oracle", "--modes", "single",
+               "--out", str(tmp_path / "l")], env=env)
+    assert res.returncode == 0, res.stderr

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -202,12 +203,34 @@ def ray_module() -> Any:
     return ray
 
 
+class ClusterUnavailable(RuntimeError):
+    """The Ray cluster named cannot be reached (exit 3, like a model that is down)."""
+
+
+def probe_address(address: str, timeout: float = 5.0) -> None:
+    """Refuse at once an address nothing listens on: Ray itself retries a dead GCS for
+    minutes, printing its own warnings, before it gives up."""
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        if address in ("auto", "local"):
+            return  # Ray's own names: the cluster this machine runs, or a new one
+        raise BenchError(f"--ray-address {address!r}: expected HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ClusterUnavailable(f"no Ray cluster answers at {address} ({reason})") from None
+
+
 def connect(address: str | None) -> Any:
     """Ray, connected: to `address`, else to the instance this process already runs, else
     to a new local one (all this machine's CPUs)."""
     ray = ray_module()
     if ray.is_initialized():
         return ray
+    if address:
+        probe_address(address)
     kw: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.ERROR}
     if address is None:
         kw["include_dashboard"] = False
@@ -218,8 +241,8 @@ def connect(address: str | None) -> Any:
     try:
         ray.init(address=address, **kw)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        where = address or "a local instance"
-        raise BenchError(f"cannot start Ray on {where}: {one_line(exc)}") from None
+        where = f"join the Ray cluster at {address}" if address else "start Ray here"
+        raise ClusterUnavailable(f"cannot {where}: {one_line(exc)}") from None
     return ray
 
 
@@ -242,9 +265,14 @@ class RayExecutor:
         self.max_retries = max_retries
         self.cpus_per_attempt = cpus_per_attempt
 
+    def connect(self) -> Any:
+        """Join (or start) the cluster: callable early, so a bad address fails before the
+        run starts; `execute` calls it again (a no-op once connected)."""
+        return connect(self.address)
+
     def execute(self, bench: BenchRun, model: Model, keys: Iterator[AttemptKey],
                 take: Take) -> None:
-        ray = connect(self.address)
+        ray = self.connect()
         task_fn = ray.remote(remote_attempt).options(
             num_cpus=self.cpus_per_attempt, max_retries=self.max_retries,
             retry_exceptions=False, name="guild-agent-attempt")

@@ -26,7 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from agent.bench.executors import ModelSpec, RayExecutor, ray_module
+from agent.bench.executors import ClusterUnavailable, ModelSpec, RayExecutor, ray_module
 from agent.bench.report import REPORT
 from agent.bench.runner import (
     MACHINE_ERRNOS,
@@ -316,9 +316,13 @@ def _ray_executor(model_kw: dict[str, Any], ray_opts: dict[str, Any]) -> RayExec
                      speculation=model_kw.get("speculation") or "off",
                      draft_model=model_kw.get("draft_model"))
     try:
-        return RayExecutor(spec, **ray_opts)
+        executor = RayExecutor(spec, **ray_opts)
+        executor.connect()
     except BenchError as exc:
         fail(str(exc))
+    except ClusterUnavailable as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    return executor
 
 
 def _finish_quietly(runner: BenchRun, model_name: str) -> None:
