@@ -17,6 +17,9 @@ An attempt that breaks (any exception in the harness, e.g. a model answer naming
 workspace refuses) is recorded with outcome `error` and its one-line message, and the run
 goes on; the machine failing (disk full, no toolchain) stops the run instead, with the
 finished attempts kept. A run folder is locked while a process writes it.
+
+Where attempts run (threads here, or tasks on a Ray cluster) is agent.bench.executors;
+whichever runs them, this process alone writes the run folder.
 """
 
 from __future__ import annotations
