@@ -4,6 +4,7 @@ time (or one broken attempt once retries are spent), a killed driver resumes cle
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from conftest import needs_go
 
 from agent.bench.runner import RESULTS, AttemptRecord
-from tests.test_bench_run import invoke, make_suite, summary_of, without_timings
+from tests.test_bench_run import TESTS, invoke, make_suite, summary_of, without_timings
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install '.[ray]')")
 
@@ -226,3 +227,78 @@ def test_without_ray_installed_it_says_how_to_get_it(tmp_path):
     res = cli([str(suite), "--backend", "oracle", "--modes", "single",
                "--out", str(tmp_path / "l")], env=env)
     assert res.returncode == 0, res.stderr
+
+
+class Served:
+    """An OpenAI-compatible server on 127.0.0.1 answering each task with its reference,
+    slowly, and counting how many requests it holds at once."""
+
+    def __init__(self, hold: float = 0.3) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests = 0
+        self.now = 0
+        self.peak = 0
+        lock = threading.Lock()
+        served = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _send(self, status: int, body: dict) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                self._send(200, {"data": [{"id": "served"}]})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with lock:
+                    served.requests += 1
+                    served.now += 1
+                    served.peak = max(served.peak, served.now)
+                try:
+                    time.sleep(hold)
+                    text = " ".join(m["content"] for m in body["messages"])
+                    ref = next(ref for sig, _, ref in TESTS.values() if sig in text)
+                    answer = f"```go\npackage sandbox\n\n{ref}\n```\n"
+                    self._send(200, {"choices": [{"index": 0, "finish_reason": "stop",
+                                                  "message": {"role": "assistant",
+                                                              "content": answer}}],
+                                     "usage": {"prompt_tokens": 50, "completion_tokens": 20}})
+                finally:
+                    with lock:
+                        served.now -= 1
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_served_model_is_shared_by_workers_within_jobs(cluster, suite, tmp_path, jobs):
+    served = Served()
+    try:
+        out = tmp_path / "ray"
+        res = invoke([str(suite), "--backend", "openai", "--base-url", served.url,
+                      "--model", "served", "--modes", "sample", "--samples", "2",
+                      "--executor", "ray", "--jobs", str(jobs), "--out", str(out)])
+        assert res.exit_code == 0, res.output
+    finally:
+        served.close()
+    recs = records(out)
+    assert len(recs) == len(TASKS) * 2 and all(r.result.solved for r in recs)
+    assert served.requests == len(recs)  # one request per attempt, from the workers
+    assert 1 <= served.peak <= jobs  # --jobs bounds what the server sees at once

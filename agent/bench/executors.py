@@ -155,8 +155,8 @@ def _warm_once() -> None:
         _WARMED.append(True)
 
 
-def remote_attempt(config_json: str, task_json: str, key_json: str, spec_json: str
-                   ) -> dict[str, str]:
+def remote_attempt(config_json: str, task_json: str, key_json: str, spec_json: str,
+                   warm: bool = True) -> dict[str, str]:
     """One attempt in a Ray worker. Plain JSON in and out, so driver and worker need only
     agree on the record format, not on pickled classes.
 
@@ -168,7 +168,8 @@ def remote_attempt(config_json: str, task_json: str, key_json: str, spec_json: s
     task = TaskSpec.model_validate_json(task_json)
     key = AttemptKey.model_validate_json(key_json)
     try:
-        _warm_once()
+        if warm:
+            _warm_once()
         engine = _engine(ModelSpec.model_validate_json(spec_json))
     except ToolchainError as exc:
         return {"stop": "toolchain", "message": str(exc)}
@@ -255,7 +256,7 @@ class RayExecutor:
 
     def __init__(self, spec: ModelSpec, *, address: str | None = None,
                  jobs: int | None = None, max_retries: int = 2,
-                 cpus_per_attempt: float = 1.0) -> None:
+                 cpus_per_attempt: float = 1.0, warm: bool = True) -> None:
         if spec.backend == "replay":
             raise BenchError("--backend replay answers in call order, which workers on a "
                              "cluster cannot keep; run it with --executor local")
@@ -264,6 +265,7 @@ class RayExecutor:
         self.jobs = jobs
         self.max_retries = max_retries
         self.cpus_per_attempt = cpus_per_attempt
+        self.warm = warm  # --no-warm holds for the workers too
 
     def connect(self) -> Any:
         """Join (or start) the cluster: callable early, so a bad address fails before the
@@ -284,7 +286,8 @@ class RayExecutor:
         running: dict[Any, tuple[AttemptKey, float]] = {}
 
         def submit(key: AttemptKey) -> None:
-            ref = task_fn.remote(config_ref, tasks[key.task], key.model_dump_json(), spec_json)
+            ref = task_fn.remote(config_ref, tasks[key.task], key.model_dump_json(), spec_json,
+                                 self.warm)
             running[ref] = (key, time.monotonic())
 
         go = True

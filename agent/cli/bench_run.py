@@ -244,7 +244,8 @@ def run(suite: Path, modes: str, max_rounds: int, feedback: str | None, after_co
         except BenchError as exc:
             fail(str(exc))
     ray_opts = (dict(address=ray_address, jobs=jobs, max_retries=ray_retries,
-                     cpus_per_attempt=ray_cpus) if executor == "ray" else None)
+                     cpus_per_attempt=ray_cpus, warm=not no_warm) if executor == "ray"
+                else None)
     try:
         runner = BenchRun(config, tasks, out, jobs=jobs or 2, resume=resume)
     except BenchError as exc:
