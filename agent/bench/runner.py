@@ -17,6 +17,9 @@ An attempt that breaks (any exception in the harness, e.g. a model answer naming
 workspace refuses) is recorded with outcome `error` and its one-line message, and the run
 goes on; the machine failing (disk full, no toolchain) stops the run instead, with the
 finished attempts kept. A run folder is locked while a process writes it.
+
+Where attempts run (threads here, or tasks on a Ray cluster) is agent.bench.executors;
+whichever runs them, this process alone writes the run folder.
 """
 
 from __future__ import annotations
@@ -31,7 +34,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from enum import Enum
 from fractions import Fraction
 from math import comb
@@ -66,7 +68,7 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
-    pass
+    from agent.bench.executors import Executor
 
 RESULTS = "results.jsonl"
 RUN_FILE = "run.json"
@@ -728,6 +730,75 @@ def _write_summary(out: Path, summary: Summary) -> None:
     write_report(out, summary)
 
 
+def run_one(config: BenchConfig, task: TaskSpec, key: AttemptKey, engine: SharedEngine,
+            path: Path | None, *,
+            checker_factory: Callable[[Problem], Checker] | None = None) -> AttemptRecord:
+    """One attempt, its trajectory written to `path`. An exception inside it is recorded as a
+    broken attempt, except where the machine failed (no toolchain, disk full): that raises
+    (ToolchainError, BenchStopped) and stops the run.
+
+    A module function, not a method: a Ray worker runs it with no run folder of its own.
+    """
+    start = time.monotonic()
+    try:
+        if path is not None:
+            # An attempt cut short by a kill left a partial log: this run of it starts afresh.
+            path.unlink(missing_ok=True)
+        traj = Trajectory(path)
+    except OSError as exc:  # the run folder itself is unusable
+        raise BenchStopped(os_error_line(exc)) from None
+    try:
+        loop = RepairLoop(engine.conversation(), config.loop_config(key.mode, key.sample),
+                          checker_factory=checker_factory or _harness)
+        result = loop.run(problem_from_task(task), traj)
+    except ToolchainError:
+        raise
+    except OSError as exc:
+        if exc.errno in MACHINE_ERRNOS:
+            raise BenchStopped(os_error_line(exc)) from None
+        return broken_record(config, key, engine.model, traj, exc, start)
+    except Exception as exc:  # one attempt's failure is its own result
+        return broken_record(config, key, engine.model, traj, exc, start)
+    finally:
+        traj.close()
+    return AttemptRecord(task=key.task, mode=key.mode, sample=key.sample,
+                         config=key.config, result=result)
+
+
+def _harness(problem: Problem) -> Checker:
+    assert problem.task is not None  # bench problems always come from tasks
+    return TaskHarness(problem.task)
+
+
+def broken_record(config: BenchConfig, key: AttemptKey, model: Model, traj: Trajectory,
+                  exc: BaseException, start: float) -> AttemptRecord:
+    """The record of an attempt that raised: outcome `error`, the one-line reason, and
+    the rounds' cost as far as the trajectory saw it."""
+    message = one_line(exc)
+    with contextlib.suppress(Exception):
+        traj.event("attempt_error", message=message)
+    rounds = []
+    for ev in traj.events:
+        if ev.get("event") == "response":
+            t = ev.get("tokens") or {}
+            rounds.append(RoundRecord(
+                round=len(rounds) + 1, temperature=0.0, summary="attempt broke",
+                completion_tokens=t.get("completion", 0), prompt_tokens=t.get("prompt", 0),
+                cached_tokens=t.get("cached", 0), model_seconds=ev.get("seconds", 0.0)))
+    usage = TokenUsage()
+    for r in rounds:
+        usage.add(r.prompt_tokens, r.cached_tokens, r.completion_tokens)
+    lc = config.loop_config(key.mode, key.sample)
+    result = RunResult(
+        task=key.task, solved=False, rounds=len(rounds), feedback=lc.feedback
+        or FeedbackMode.all, model=model.name, backend=model.backend,
+        tokens=usage, seconds=time.monotonic() - start, stop_reason=StopReason.broke,
+        first_failure="attempt-error", temperature=lc.temperature, seed=lc.seed,
+        rounds_detail=rounds, error=message)
+    return AttemptRecord(task=key.task, mode=key.mode, sample=key.sample,
+                         config=key.config, outcome="error", result=result)
+
+
 class BenchRun:
     """Runs a config's unrecorded attempts into an output directory.
 
@@ -738,7 +809,8 @@ class BenchRun:
 
     def __init__(self, config: BenchConfig, tasks: list[TaskSpec], out: Path, *,
                  jobs: int = 2, resume: bool = False, command: str | None = None,
-                 checker_factory: Callable[[TaskSpec], Checker] | None = None) -> None:
+                 checker_factory: Callable[[TaskSpec], Checker] | None = None,
+                 executor: Executor | None = None) -> None:
         self.config = config
         self.tasks = {t.id: t for t in tasks}
         if [t.id for t in tasks] != config.tasks:
@@ -747,6 +819,7 @@ class BenchRun:
         self.jobs = max(1, jobs)
         self.command = command or config.command()
         self.checker_factory = checker_factory
+        self.executor = executor  # None: threads in this process (LocalExecutor)
         self._check_place()
         if out.is_dir():
             self._check_is_run()  # before the lock file is made: a refused folder is untouched
@@ -842,61 +915,9 @@ class BenchRun:
                 / f"{file_name(key.task)}.{key.mode.value}.{key.sample}.jsonl")
 
     def run_attempt(self, key: AttemptKey, engine: SharedEngine) -> AttemptRecord:
-        """One attempt. An exception inside it is recorded as a broken attempt, except
-        where the machine failed (no toolchain, disk full): that stops the run."""
-        start = time.monotonic()
-        path = self.trajectory_path(key)
-        try:
-            # An attempt cut short by a kill left a partial log: this run of it starts afresh.
-            path.unlink(missing_ok=True)
-            traj = Trajectory(path)
-        except OSError as exc:  # the run folder itself is unusable
-            raise BenchStopped(os_error_line(exc)) from None
-        try:
-            loop = RepairLoop(engine.conversation(),
-                              self.config.loop_config(key.mode, key.sample),
-                              checker_factory=self._checker)
-            result = loop.run(problem_from_task(self.tasks[key.task]), traj)
-        except ToolchainError:
-            raise
-        except OSError as exc:
-            if exc.errno in MACHINE_ERRNOS:
-                raise BenchStopped(os_error_line(exc)) from None
-            return self._broken(key, engine, traj, exc, start)
-        except Exception as exc:  # one attempt's failure is its own result
-            return self._broken(key, engine, traj, exc, start)
-        finally:
-            traj.close()
-        return AttemptRecord(task=key.task, mode=key.mode, sample=key.sample,
-                             config=key.config, result=result)
-
-    def _broken(self, key: AttemptKey, engine: SharedEngine, traj: Trajectory,
-                exc: Exception, start: float) -> AttemptRecord:
-        """The record of an attempt that raised: outcome `error`, the one-line reason, and
-        the rounds' cost as far as the trajectory saw it."""
-        message = one_line(exc)
-        with contextlib.suppress(Exception):
-            traj.event("attempt_error", message=message)
-        rounds = []
-        for ev in traj.events:
-            if ev.get("event") == "response":
-                t = ev.get("tokens") or {}
-                rounds.append(RoundRecord(
-                    round=len(rounds) + 1, temperature=0.0, summary="attempt broke",
-                    completion_tokens=t.get("completion", 0), prompt_tokens=t.get("prompt", 0),
-                    cached_tokens=t.get("cached", 0), model_seconds=ev.get("seconds", 0.0)))
-        usage = TokenUsage()
-        for r in rounds:
-            usage.add(r.prompt_tokens, r.cached_tokens, r.completion_tokens)
-        lc = self.config.loop_config(key.mode, key.sample)
-        result = RunResult(
-            task=key.task, solved=False, rounds=len(rounds), feedback=lc.feedback
-            or FeedbackMode.all, model=engine.model.name, backend=engine.model.backend,
-            tokens=usage, seconds=time.monotonic() - start, stop_reason=StopReason.broke,
-            first_failure="attempt-error", temperature=lc.temperature, seed=lc.seed,
-            rounds_detail=rounds, error=message)
-        return AttemptRecord(task=key.task, mode=key.mode, sample=key.sample,
-                             config=key.config, outcome="error", result=result)
+        """One attempt, its trajectory in the run folder (see `run_one`)."""
+        return run_one(self.config, self.tasks[key.task], key, engine,
+                       self.trajectory_path(key), checker_factory=self._checker)
 
     def run(self, model: Model, on_record: ProgressHook | None = None) -> Summary:
         """Run what is not yet recorded; write results, summary.json, report.md, plot.
@@ -911,51 +932,29 @@ class BenchRun:
                 indent=2) + "\n")
             _index_run(self.out, self.config, model.name)
         self._backfill()
+        from agent.bench.executors import LocalExecutor
+
         # The replay script is consumed in call order: only one worker keeps it meaningful.
         jobs = 1 if model.backend == "replay" else self.jobs
-        engine = SharedEngine(model)
-        todo = iter(self.pending())
+        executor = self.executor or LocalExecutor(jobs)
         failed: str | None = None
         stopped: BaseException | None = None
-        pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="bench")
-        running: set[Future[AttemptRecord]] = set()
 
-        def take(fut: Future[AttemptRecord]) -> None:
+        def take(got: AttemptRecord | BaseException) -> bool:
+            """Record one finished attempt; False once no further attempt should start."""
             nonlocal failed, stopped
-            try:
-                rec = fut.result()
-            except Exception as exc:  # the machine failed; others still finish
-                stopped = stopped or exc
-                return
-            if rec.outcome == "done" and rec.result.error and rec.result.rounds == 0:
-                failed = failed or f"{rec.task} ({rec.mode.value}): {rec.result.error}"
-                return
-            for written in self._record(rec):
+            if isinstance(got, BaseException):  # the machine failed; others still finish
+                stopped = stopped or got
+                return False
+            if got.outcome == "done" and got.result.error and got.result.rounds == 0:
+                failed = failed or f"{got.task} ({got.mode.value}): {got.result.error}"
+                return False
+            for written in self._record(got):  # the log refuses a second copy
                 if on_record:
                     on_record(written)
+            return not (failed or stopped)
 
-        try:
-            # At most `jobs` attempts in flight, so an interrupt abandons little work.
-            for key in todo:
-                running.add(pool.submit(self.run_attempt, key, engine))
-                if len(running) >= jobs:
-                    break
-            while running:
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    take(fut)  # the log refuses a second copy, so a retake is harmless
-                    running.discard(fut)
-                    nxt = None if failed or stopped else next(todo, None)
-                    if nxt is not None:
-                        running.add(pool.submit(self.run_attempt, nxt, engine))
-        finally:
-            # Interrupted (Ctrl-C, SIGTERM) or failing: attempts in flight still finish,
-            # in their own sandboxes, and what they found is kept rather than lost.
-            pool.shutdown(wait=True, cancel_futures=True)
-            for fut in running:
-                if fut.done() and not fut.cancelled():
-                    with contextlib.suppress(Exception):
-                        take(fut)
+        executor.execute(self, model, iter(self.pending()), take)
         if stopped:
             raise stopped
         if failed:

@@ -26,6 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from agent.bench.executors import ClusterUnavailable, ModelSpec, RayExecutor, ray_module
 from agent.bench.report import REPORT
 from agent.bench.runner import (
     MACHINE_ERRNOS,
@@ -44,6 +45,7 @@ from agent.bench.runner import (
 )
 from agent.cli import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from agent.cli.bench import bench
+from agent.cli.config import resolve_model
 from agent.cli.options import (
     after_copy_option,
     enabled_fixes,
@@ -172,8 +174,22 @@ def fail_os(exc: OSError, out: Path) -> None:
               help="Run directory (default: runs/bench-<time>-<suite>).")
 @click.option("--resume", is_flag=True,
               help="Continue the run in --out: skip recorded attempts (same config only).")
-@click.option("--jobs", type=click.IntRange(1, 32), default=2, show_default=True,
-              help="Attempts in flight: one task's Go checks overlap another's generation.")
+@click.option("--jobs", type=click.IntRange(1, 4096), default=None,
+              help="Attempts in flight: one task's Go checks overlap another's generation "
+                   "(default 2, at most 32; with --executor ray, the cluster's CPUs, and "
+                   "with a served model the most requests its server sees at once).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local",
+              show_default=True,
+              help="Where attempts run: threads here, or one Ray task per attempt.")
+@click.option("--ray-address", default=None, envvar="RAY_ADDRESS",
+              help="Ray cluster to join (e.g. ray://head:10001 or head:6379; default: "
+                   "RAY_ADDRESS, else a new local instance).")
+@click.option("--ray-retries", type=click.IntRange(0, 20), default=2, show_default=True,
+              help="Reruns of an attempt whose Ray worker died; then it is recorded as "
+                   "broken.")
+@click.option("--ray-cpus", type=click.FloatRange(0.01, 256), default=1.0, show_default=True,
+              help="CPUs each attempt reserves on a Ray node (with llama-cpp: its "
+                   "--threads, so a node loads as many models as it has room for).")
 @click.option("--separate-single", is_flag=True,
               help="Generate single-shot attempts on their own instead of reading them off "
                    "greedy repair's first round (the same generation).")
@@ -183,8 +199,9 @@ def run(suite: Path, modes: str, max_rounds: int, feedback: str | None, after_co
         samples: int,
         sample_temperature: float, seed: int, max_tokens: int | None, no_fix: tuple[str, ...],
         task_filter: str | None, limit: int | None, gocode: Path | None,
-        out_dir: Path | None, resume: bool, jobs: int, separate_single: bool, no_warm: bool,
-        as_json: bool, **model_kw: Any) -> None:
+        out_dir: Path | None, resume: bool, jobs: int | None, executor: str,
+        ray_address: str | None, ray_retries: int, ray_cpus: float, separate_single: bool,
+        no_warm: bool, as_json: bool, **model_kw: Any) -> None:
     """Benchmark SUITE: single-shot vs the repair loop vs resampling, at equal cost.
 
     Exit 0 when the run completes (whatever the pass rate), 2 on bad input, 3 when the
@@ -216,26 +233,41 @@ def run(suite: Path, modes: str, max_rounds: int, feedback: str | None, after_co
         adapter=str(adapter) if adapter else None, replay=str(replay) if replay else None,
         task_filter=task_filter, limit=limit, single_from_repair=not separate_single)
     out = out_dir or default_out(loaded.name)
+    if executor == "local" and jobs is not None and jobs > 32:
+        fail("--jobs above 32 needs --executor ray")
+    if executor == "ray" and backend == "replay":
+        fail("--backend replay answers in call order, which workers on a cluster cannot "
+             "keep; run it with --executor local")
+    if executor == "ray":
+        try:
+            ray_module()  # a missing extra is bad input, said before anything is made
+        except BenchError as exc:
+            fail(str(exc))
+    ray_opts = (dict(address=ray_address, jobs=jobs, max_retries=ray_retries,
+                     cpus_per_attempt=ray_cpus, warm=not no_warm) if executor == "ray"
+                else None)
     try:
-        runner = BenchRun(config, tasks, out, jobs=jobs, resume=resume)
+        runner = BenchRun(config, tasks, out, jobs=jobs or 2, resume=resume)
     except BenchError as exc:
         fail(str(exc))
     except OSError as exc:
         fail_os(exc, out)
     with sigterm_exits(), runner:
         _run(runner, config, loaded.name, tasks, mode_list, model_kw, console, out,
-             no_warm=no_warm, as_json=as_json)
+             no_warm=no_warm, as_json=as_json, ray_opts=ray_opts)
 
 
 def _run(runner: BenchRun, config: BenchConfig, name: str, tasks: list, mode_list: list[Mode],
          model_kw: dict[str, Any], console: Console, out: Path, *, no_warm: bool,
-         as_json: bool) -> None:
+         as_json: bool, ray_opts: dict[str, Any] | None = None) -> None:
     """The run proper, with the folder locked and SIGTERM raising `Terminated`."""
     try:
         find_toolchain()
     except ToolchainError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
     model = open_model(model_kw, console=console)
+    if ray_opts is not None:
+        runner.executor = _ray_executor(model_kw, ray_opts)
     if not no_warm:
         try:
             with console.status("warming the Go build cache (first run only)…"):
@@ -273,6 +305,25 @@ def _run(runner: BenchRun, config: BenchConfig, name: str, tasks: list, mode_lis
     if as_json:
         click.echo(json.dumps(summary.model_dump(mode="json")))
     sys.exit(EXIT_OK)
+
+
+def _ray_executor(model_kw: dict[str, Any], ray_opts: dict[str, Any]) -> RayExecutor:
+    """The Ray executor, its workers opening the model the driver just opened."""
+    choice = resolve_model(model_kw, probe=True)  # as open_model settled it
+    adapter = model_kw.get("adapter")
+    spec = ModelSpec(backend=choice.backend, model=choice.model,
+                     adapter=str(adapter) if adapter else None, base_url=choice.base_url,
+                     api_key=choice.api_key, threads=model_kw.get("threads"),
+                     speculation=model_kw.get("speculation") or "off",
+                     draft_model=model_kw.get("draft_model"))
+    try:
+        executor = RayExecutor(spec, **ray_opts)
+        executor.connect()
+    except BenchError as exc:
+        fail(str(exc))
+    except ClusterUnavailable as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    return executor
 
 
 def _finish_quietly(runner: BenchRun, model_name: str) -> None:
