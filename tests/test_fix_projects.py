@@ -22,6 +22,7 @@ import yaml
 
 from tests.conftest import needs_go
 from tools.go import find_toolchain
+from tools.isolation import Level, detect
 
 pytestmark = needs_go
 WORKTREE = Path(__file__).resolve().parents[1]
@@ -81,8 +82,8 @@ def cli(tmp: Path, cwd: Path, args: list[str], responses: list[str],
     out = tmp / f"run-{replay.stem}"
     full_env = {**os.environ, "PYTHONPATH": str(WORKTREE),
                 "GUILD_AGENT_FIX_BACKUPS": str(tmp / "backups"), **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "agent.cli", "fix", *args, "--backend",
-                           "replay", "--replay", str(replay), "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "agent.cli", "fix", "--backend", "replay",
+                           "--replay", str(replay), "--out", str(out), *args],
                           cwd=cwd, env=full_env, capture_output=True, text=True,
                           timeout=600, stdin=subprocess.DEVNULL)
     traj = out / "trajectory.jsonl"
@@ -157,6 +158,30 @@ def test_package_folder(tmp_path: Path) -> None:
     assert code == 0, out + err
     assert (root / "calc" / "calc.go").read_text() == FIXED
     assert (root / "calc" / "calc_test.go").read_text() == CALC_TEST
+
+
+def test_several_folders_one_after_another(tmp_path: Path) -> None:
+    root = two_packages(tmp_path / "m")
+    before = hashes(root)
+    code, out, err, _ = cli(tmp_path, root, ["good", "calc", "--yes"], [fence(FIXED)])
+    assert code == 0, out + err
+    assert "package good" in out and "package calc" in out
+    after = hashes(root)
+    assert {k for k in before if before[k] != after[k]} == {"calc/calc.go"}
+
+
+def test_several_files_of_one_package(tmp_path: Path) -> None:
+    root = two_packages(tmp_path / "m")
+    extra = "package calc\n\n// Neg negates.\nfunc Neg(a int) int { return -a +  }\n"
+    (root / "calc" / "neg.go").write_text(extra)
+    neg_fixed = extra.replace("-a +  }", "-a }")
+    answer = (f"```go\n// file: calc.go\n{FIXED}```\n\n```go\n// file: neg.go\n"
+              f"{neg_fixed}```\n")
+    code, out, err, _ = cli(tmp_path, root, ["calc/calc.go", "calc/neg.go", "--yes"],
+                            [answer])
+    assert code == 0, out + err
+    assert (root / "calc" / "calc.go").read_text() == FIXED
+    assert (root / "calc" / "neg.go").read_text() == neg_fixed
 
 
 # -- the user's Go environment -----------------------------------------------------------
@@ -320,6 +345,7 @@ def test_failing_test_cmd_is_the_verdict_and_the_feedback(tmp_path: Path) -> Non
     assert "ADD-CHECK: Add must add" in requests[1]["messages"][-1]["content"]
 
 
+@pytest.mark.skipif(detect().level is Level.limits, reason="no sandbox on this machine")
 def test_test_cmd_runs_in_the_sandbox_on_the_copy(tmp_path: Path) -> None:
     root = two_packages(tmp_path / "m")
     outside = tmp_path / "outside.txt"
@@ -435,6 +461,7 @@ def test_json_prints_one_result_object(tmp_path: Path) -> None:
     (["./...", "--json"], "--json needs --yes or --dry-run"),
     (["./...", "--yes", "--tags", "a;rm -rf"], "is not a build tag"),
     (["./...", "calc/calc.go"], "not both"),
+    (["--yes", "--", "-toolexec=/bin/sh"], "not a package pattern"),
     (["./nothing/...", "--yes"], "no packages to fix"),
     (["calc", "--yes", "--test-cmd", " "], "--test-cmd is empty"),
     (["calc", "--dry-run", "--commit"], "contradict"),

@@ -339,6 +339,9 @@ def _targets(console: Console, args: list[str], tags: list[str]) -> list[list[Pa
         if patterns:
             if len(patterns) != len(args):
                 fail("name either .go files or package patterns, not both")
+            if flag := next((p for p in patterns if p.startswith("-")), None):
+                # The go command would read it as a flag (-toolexec=…, -exec=…).
+                fail(f"{flag}: not a package pattern (patterns never start with '-')")
             cwd = Path.cwd()
             goenv = for_module(find_module_root(cwd), tags)
             check_offline(find_module_root(cwd), goenv)
@@ -351,8 +354,9 @@ def _targets(console: Console, args: list[str], tags: list[str]) -> list[list[Pa
                 rel = d.relative_to(found.module_root).as_posix()
                 console.print(f"[red]fails[/] ./{escape(rel) if rel != '.' else ''}")
             return [package_files(d) for d in found.failing]
-        if len(args) == 1 and Path(args[0]).is_dir():
-            return [package_files(Path(args[0]))]
+        folders = [Path(a) for a in args if Path(a).is_dir()]
+        if folders and len(folders) == len(args):
+            return [package_files(d) for d in folders]
     except (FixError, GoEnvError) as exc:
         fail(str(exc), EXIT_USAGE)
     except ToolchainError as exc:
