@@ -480,3 +480,70 @@ def test_pattern_without_a_module_is_one_line(tmp_path: Path) -> None:
     (d / "x.go").write_text("package x\n")
     code, out, err, _ = cli(tmp_path, d, ["./...", "--yes"], [])
     assert code == 2 and "needs a Go module" in err, out + err
+
+
+# -- hostile: model code and the user's commands stay in the sandbox ------------------------
+
+@pytest.mark.skipif(detect().level is Level.limits, reason="no sandbox on this machine")
+def test_model_code_cannot_write_the_users_module_cache(tmp_path: Path) -> None:
+    root, cache = dep_module(tmp_path)
+    before = hashes(cache)
+    fixed = USES_DEP.replace(" +\n}", "\n}")
+    hostile = fixed.replace('import "example.com/dep"', 'import (\n\t"os"\n\n'
+                            '\t"example.com/dep"\n)') + (
+        "\nfunc init() {\n"
+        f'\t_ = os.WriteFile("{cache}/pwned", []byte("x"), 0o644)\n'
+        f'\t_ = os.WriteFile(os.Getenv("GOMODCACHE")+"/pwned2", []byte("x"), 0o644)\n'
+        f'\t_ = os.RemoveAll("{cache}/cache")\n'
+        "}\n")
+    code, out, err, _ = cli(tmp_path, root, ["app/app.go", "--dry-run"], [fence(hostile)],
+                            env={"GOMODCACHE": str(cache)})
+    assert code == 0, out + err  # it builds and passes: only the writes were refused
+    assert hashes(cache) == before
+    assert not (cache / "pwned").exists() and not (cache / "pwned2").exists()
+
+
+@pytest.mark.skipif(detect().level is Level.limits, reason="no sandbox on this machine")
+def test_pattern_scan_runs_the_users_tests_in_the_sandbox(tmp_path: Path) -> None:
+    root = two_packages(tmp_path / "m")
+    outside = tmp_path / "scan-wrote-here"
+    (root / "good" / "side_test.go").write_text(
+        'package good\n\nimport "os"\n\nfunc init() {\n'
+        f'\t_ = os.WriteFile("{outside}", []byte("x"), 0o644)\n}}\n')
+    code, out, err, _ = cli(tmp_path, root, ["./...", "--dry-run"], [fence(FIXED)])
+    assert code == 0, out + err
+    assert not outside.exists()
+
+
+def test_test_cmd_output_is_capped_in_the_feedback(tmp_path: Path) -> None:
+    root = two_packages(tmp_path / "m")
+    cmd = "head -c 3000000 /dev/zero | tr '\\0' x; echo; echo LAST-LINE; exit 1"
+    code, out, err, events = cli(tmp_path, root, ["calc/calc.go", "--yes", "--test-cmd", cmd,
+                                                  "--max-rounds", "2"],
+                                 [fence(FIXED), fence(FIXED)])
+    assert code == 1, out + err  # the command never passes: not applied
+    assert (root / "calc" / "calc.go").read_text() == BROKEN
+    requests = [e for e in events if e["event"] == "request"]
+    assert len(requests) == 2
+    content = requests[1]["messages"][-1]["content"]
+    assert "LAST-LINE" in content and "earlier output cut" in content
+    assert content.count("x" * 1000) < 10
+
+
+def test_dependency_source_missing_from_the_cache_is_one_line(tmp_path: Path) -> None:
+    """go.mod's requirement is cached but its source is not: the go command's own
+    complaint becomes the one-line error, still before any model call."""
+    root, cache = dep_module(tmp_path)
+    for p in [cache, *cache.rglob("*")]:
+        if p.is_dir():
+            p.chmod(0o755)
+    shutil.rmtree(cache / "example.com" / "dep@v1.0.0")
+    for z in (cache / "cache" / "download" / "example.com" / "dep" / "@v").glob("*.zip*"):
+        z.unlink()
+    code, out, err, events = cli(tmp_path, root, ["app/app.go", "--yes"], [fence(USES_DEP)],
+                                 env={"GOMODCACHE": str(cache)})
+    assert code == 2, out + err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "example.com/dep@v1.0.0" in lines[0], err
+    assert "go mod download" in lines[0]
+    assert not [e for e in events if e["event"] == "request"]

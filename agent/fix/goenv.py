@@ -33,6 +33,9 @@ _MISSING_RES = (
     re.compile(r"missing go\.sum entry for module providing package \S+ \(imported by"),
     re.compile(r"no required module provides package (\S+);"),
     re.compile(r"module ([\w.\-~/]+)@(v[\w.\-+]+) found .* but does not contain package"),
+    # The source is not extracted: the go command wants to lock (write) the read-only cache.
+    re.compile(r"cache/download/([\w.\-~/!]+)/@v/(v[\w.\-+]+?)\.(?:lock|zip)\S*: "
+               r"(?:permission denied|read-only file system)"),
 )
 
 
@@ -100,6 +103,10 @@ def _escape(path: str) -> str:
     return re.sub(r"[A-Z]", lambda m: "!" + m.group(0).lower(), path)
 
 
+def _unescape(path: str) -> str:
+    return re.sub(r"!([a-z])", lambda m: m.group(1).upper(), path)
+
+
 def requirements(go_mod: str) -> list[tuple[str, str]]:
     """(module, version) of every `require` not replaced by a local folder."""
     text = re.sub(r"//[^\n]*", "", go_mod)
@@ -142,7 +149,7 @@ def missing_from_output(log: str, module_root: Path) -> str | None:
     for rx in _MISSING_RES:
         m = rx.search(log)
         if m:
-            what = "@".join(g for g in m.groups() if g) if m.groups() else ""
+            what = "@".join(_unescape(g) for g in m.groups() if g) if m.groups() else ""
             head = f"missing dependency {what}" if what else "a dependency is missing"
             return f"{head} (the go command may not download inside fix); " + fetch_hint(
                 module_root)
