@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import signal
 import sys
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -45,6 +45,7 @@ from agent.fix.session import (
     StaleFileError,
     apply_changes,
     changed_files,
+    deferred_interrupt,
     find_module_root,
     git_changed_note,
     git_root,
@@ -133,23 +134,32 @@ class Progress:
         self.c = console
         self.printer = printer
         self.status: Any = None
-        self.lock = threading.Lock()
 
     def __call__(self, ev: dict[str, Any]) -> None:
         self.stop()
         self.printer(ev)
         if ev["event"] == "request":
-            self.status = self.c.status(_Elapsed(
-                f"round {ev['round']}: the model is writing its answer…"))
-            self.status.start()
+            self._start(f"round {ev['round']}: the model is writing its answer…")
         elif ev["event"] in ("response", "extract", "fix"):
-            self.status = self.c.status(_Elapsed("checking with the Go toolchain…"))
-            self.status.start()
+            self._start("checking with the Go toolchain…")
+
+    def _start(self, label: str) -> None:
+        self.status = self.c.status(_Elapsed(label))
+        _whole(self.status.start)
 
     def stop(self) -> None:
-        if self.status is not None:
-            self.status.stop()
-            self.status = None
+        status, self.status = self.status, None
+        if status is not None:
+            _whole(status.stop)
+
+
+def _whole(step: Callable[[], object]) -> None:
+    """Run a rich start/stop with Ctrl-C held: cut in half, rich's state breaks (a later
+    stop raises IndexError). The interrupt is raised once the step is done."""
+    with deferred_interrupt() as got:
+        step()
+    if got:
+        raise KeyboardInterrupt
 
 
 class FixCommand:
