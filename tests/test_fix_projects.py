@@ -343,6 +343,8 @@ def test_failing_test_cmd_is_the_verdict_and_the_feedback(tmp_path: Path) -> Non
     requests = [e for e in events if e["event"] == "request"]
     assert len(requests) == 2
     assert "ADD-CHECK: Add must add" in requests[1]["messages"][-1]["content"]
+    assert "tested with its own command" in requests[0]["messages"][-1]["content"]
+    assert "grep -q 'return a + b$'" in requests[0]["messages"][-1]["content"]
 
 
 @pytest.mark.skipif(detect().level is Level.limits, reason="no sandbox on this machine")

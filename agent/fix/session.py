@@ -514,7 +514,8 @@ class FixSession:
         blocks = [n for n, m in self.modes.items() if m is EditMode.blocks]
         goal = render("fix_task", instruction=self.request.instruction, note=note,
                       editable=self.site.names, feedback=feedback, blocks=blocks,
-                      run=self.request.run)
+                      run=self.request.run, test_cmd=self.request.test_cmd,
+                      lint_cmd=self.request.lint_cmd)
         support = self.support_files()
         package = self.site.package
         multi = len(files) > 1
