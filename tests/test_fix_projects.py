@@ -549,3 +549,50 @@ def test_dependency_source_missing_from_the_cache_is_one_line(tmp_path: Path) ->
     assert len(lines) == 1 and "example.com/dep@v1.0.0" in lines[0], err
     assert "go mod download" in lines[0]
     assert not [e for e in events if e["event"] == "request"]
+
+
+CGO = """// Package cx wraps a C function.
+package cx
+
+// int twice(int n) { return 2 * n; }
+import "C"
+
+// Twice doubles n in C.
+func Twice(n int) int {
+\treturn int(C.twice(C.int(n))) +
+}
+"""
+CGO_TEST = """package cx
+
+import "testing"
+
+func TestTwice(t *testing.T) {
+\tif Twice(4) != 8 {
+\t\tt.Fatal("Twice")
+\t}
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+def test_cgo_package(tmp_path: Path) -> None:
+    root = two_packages(tmp_path / "m")
+    (root / "calc" / "calc.go").write_text(FIXED)
+    (root / "cx").mkdir()
+    (root / "cx" / "cx.go").write_text(CGO)
+    (root / "cx" / "cx_test.go").write_text(CGO_TEST)
+    fixed = CGO.replace(" +\n}", "\n}")
+    code, out, err, _ = cli(tmp_path, root, ["./...", "--yes"], [fence(fixed)])
+    assert code == 0, out + err
+    assert "fails ./cx" in out and "ok ./calc" in out
+    assert (root / "cx" / "cx.go").read_text() == fixed
+
+
+def test_a_package_not_fixed_does_not_stop_the_next(tmp_path: Path) -> None:
+    root = two_packages(tmp_path / "m")
+    (root / "good" / "good.go").write_text(GOOD.replace("return 2 * n", "return 2 * n +"))
+    code, out, err, _ = cli(tmp_path, root, ["./...", "--yes", "--max-rounds", "1"],
+                            [fence(WRONG), fence(GOOD)])  # calc first (go list order)
+    assert code == 1, out + err  # one package was not fixed
+    assert (root / "calc" / "calc.go").read_text() == BROKEN  # a failing answer: not applied
+    assert (root / "good" / "good.go").read_text() == GOOD

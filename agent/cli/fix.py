@@ -7,6 +7,7 @@ refused; 2 bad input; 3 model or toolchain unavailable; 130 interrupted.
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sys
 import time
@@ -353,7 +354,10 @@ def _targets(console: Console, args: list[str], tags: list[str]) -> list[list[Pa
                 # The go command would read it as a flag (-toolexec=…, -exec=…).
                 fail(f"{flag}: not a package pattern (patterns never start with '-')")
             cwd = Path.cwd()
-            goenv = for_module(find_module_root(cwd), tags)
+            # As the go command does by default: cgo on when a C compiler is there, so a
+            # package that imports "C" is not reported as failing by the scan.
+            goenv = for_module(find_module_root(cwd), tags).model_copy(
+                update={"cgo": shutil.which("cc") is not None})
             check_offline(find_module_root(cwd), goenv)
             with console.status(f"testing {escape(' '.join(patterns))} to find the failing "
                                 "packages…"):
@@ -395,7 +399,7 @@ def _prepare_site(files: list[Path], tags: list[str], *, dry_run: bool, allow_di
         if changed:
             fail(f"uncommitted changes in {', '.join(changed)}; commit or stash them first "
                  "(or --allow-dirty)")
-    goenv = for_module(site.module_root, tags)
+    goenv = for_module(site.module_root, tags, site.package_dir)
     try:
         check_offline(site.module_root, goenv)
     except GoEnvError as exc:

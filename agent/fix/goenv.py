@@ -23,6 +23,7 @@ from tools.guard import GUARD_ENV, guard_binary
 from tools.sandbox import Limits, ProcResult, run_limited
 from tools.workspace import Workspace
 
+_CGO_RE = re.compile(r'^\s*import\s+"C"|^\s*"C"\s*$', re.M)
 _TAG_RE = re.compile(r"^[\w.\-]+$")
 _REQUIRE_BLOCK_RE = re.compile(r"^\s*require\s*\((.*?)^\s*\)", re.M | re.S)
 _REQUIRE_LINE_RE = re.compile(r"^\s*require\s+([^\s(]+)\s+(\S+)", re.M)
@@ -49,6 +50,7 @@ class UserGoEnv(BaseModel):
     gomodcache: Path | None = None  # their module cache, mounted read-only
     tags: list[str] = Field(default_factory=list)
     vendored: bool = False
+    cgo: bool = False  # the package imports "C": built with CGO_ENABLED=1 (needs a C compiler)
 
     def env(self) -> dict[str, str]:
         """Environment overrides for the sandboxed go command (applied last)."""
@@ -56,6 +58,8 @@ class UserGoEnv(BaseModel):
         if self.tags:
             flags.append("-tags=" + ",".join(self.tags))
         out = {"GOFLAGS": " ".join(flags), "GOPROXY": "off"}
+        if self.cgo:
+            out["CGO_ENABLED"] = "1"
         if self.gomodcache is not None:
             out["GOMODCACHE"] = str(self.gomodcache)
         return out
@@ -92,10 +96,25 @@ def user_gomodcache() -> Path | None:
     return p if p.is_dir() else None
 
 
-def for_module(module_root: Path | None, tags: list[str]) -> UserGoEnv:
+def uses_cgo(package_dir: Path) -> bool:
+    """Whether a .go file of the folder imports "C" (read only up to its imports' size)."""
+    for p in package_dir.glob("*.go"):
+        try:
+            with p.open("rb") as fh:
+                head = fh.read(64 * 1024).decode(errors="replace")
+        except OSError:
+            continue
+        if _CGO_RE.search(head):
+            return True
+    return False
+
+
+def for_module(module_root: Path | None, tags: list[str],
+               package_dir: Path | None = None) -> UserGoEnv:
     vendored = module_root is not None and (module_root / "vendor" / "modules.txt").is_file()
     return UserGoEnv(gomodcache=None if vendored else user_gomodcache(), tags=tags,
-                     vendored=vendored)
+                     vendored=vendored,
+                     cgo=package_dir is not None and uses_cgo(package_dir))
 
 
 def _escape(path: str) -> str:
