@@ -274,7 +274,7 @@ def fix(files: tuple[str, ...], instruction: str | None, run_re: str | None,
     if instruction is not None and not instruction.strip():
         fail("--instruction is empty")
     for flag, cmd_text in (("--test-cmd", test_cmd), ("--lint-cmd", lint_cmd)):
-        if cmd_text is not None and (not cmd_text.strip() or "\0" in cmd_text):
+        if cmd_text is not None and not cmd_text.strip():
             fail(f"{flag} is empty")
     try:
         tag_list = parse_tags(tags)
@@ -321,7 +321,10 @@ def fix(files: tuple[str, ...], instruction: str | None, run_re: str | None,
             if one != EXIT_OK:
                 code = EXIT_FAIL
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]: your files are as they were")
+        done = [e["package"] for e in report["packages"] if e.get("applied")]
+        console.print("[yellow]interrupted[/]: " + (
+            f"the fixes applied to {', '.join(done)} stay (fix --undo restores them); the "
+            "package in progress is as it was" if done else "your files are as they were"))
         _finish(as_json, report, EXIT_INTERRUPTED)
     except OSError as exc:
         # A disk that fills or a folder that turns read-only mid-run: one line, and the
