@@ -596,3 +596,14 @@ def test_a_package_not_fixed_does_not_stop_the_next(tmp_path: Path) -> None:
     assert code == 1, out + err  # one package was not fixed
     assert (root / "calc" / "calc.go").read_text() == BROKEN  # a failing answer: not applied
     assert (root / "good" / "good.go").read_text() == GOOD
+
+
+def test_a_fifo_in_a_folder_or_pattern_is_never_opened(tmp_path: Path) -> None:
+    root = two_packages(tmp_path / "m")
+    os.mkfifo(root / "calc" / "pipe.go")
+    (root / "calc" / "zero.go").symlink_to("/dev/zero")
+    code, out, err, _ = cli(tmp_path, root, ["calc", "--dry-run"], [fence(FIXED)])
+    assert code == 0, out + err
+    code, out, err, _ = cli(tmp_path, root, ["./...", "--yes"], [fence(FIXED)])
+    assert code == 0, out + err
+    assert (root / "calc" / "calc.go").read_text() == FIXED

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import stat
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -100,10 +101,18 @@ def uses_cgo(package_dir: Path) -> bool:
     """Whether a .go file of the folder imports "C" (read only up to its imports' size)."""
     for p in package_dir.glob("*.go"):
         try:
-            with p.open("rb") as fh:
-                head = fh.read(64 * 1024).decode(errors="replace")
+            # Only regular files, never waited on: a FIFO or device named *.go is skipped.
+            fd = os.open(p, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:
             continue
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                continue
+            head = os.read(fd, 64 * 1024).decode(errors="replace")
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
         if _CGO_RE.search(head):
             return True
     return False
