@@ -607,3 +607,32 @@ def test_a_fifo_in_a_folder_or_pattern_is_never_opened(tmp_path: Path) -> None:
     code, out, err, _ = cli(tmp_path, root, ["./...", "--yes"], [fence(FIXED)])
     assert code == 0, out + err
     assert (root / "calc" / "calc.go").read_text() == FIXED
+
+
+def test_go_work_module_used_from_its_folder(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    (ws / "lib").mkdir(parents=True)
+    (ws / "lib" / "go.mod").write_text("module example.com/dep\n\ngo 1.22\n")
+    (ws / "lib" / "dep.go").write_text(DEP)
+    (ws / "app" / "app").mkdir(parents=True)
+    (ws / "app" / "go.mod").write_text("module example.com/m\n\ngo 1.22\n\nrequire "
+                                       "example.com/dep v0.0.0\n")
+    (ws / "app" / "app" / "app.go").write_text(USES_DEP)
+    (ws / "app" / "app" / "app_test.go").write_text(USES_DEP_TEST)
+    (ws / "go.work").write_text("go 1.22\n\nuse (\n\t./app\n\t./lib\n)\n")
+    lib_before = hashes(ws / "lib")
+    empty = tmp_path / "empty-cache"
+    empty.mkdir()
+    fixed = USES_DEP.replace(" +\n}", "\n}")
+    code, out, err, _ = cli(tmp_path, ws / "app", ["./...", "--yes"], [fence(fixed)],
+                            env={"GOMODCACHE": str(empty), "GOWORK": ""})
+    assert code == 0, out + err
+    assert (ws / "app" / "app" / "app.go").read_text() == fixed
+    assert hashes(ws / "lib") == lib_before
+    assert (ws / "app" / "go.mod").read_text().count("replace") == 0  # the user's go.mod
+    # Without the go.work the dependency is missing: the one-line error.
+    (ws / "go.work").unlink()
+    (ws / "app" / "app" / "app.go").write_text(USES_DEP)
+    code, out, err, _ = cli(tmp_path, ws / "app", ["./...", "--yes"], [fence(fixed)],
+                            env={"GOMODCACHE": str(empty), "GOWORK": ""})
+    assert code == 2 and "missing dependency example.com/dep@v0.0.0" in err, out + err

@@ -149,6 +149,62 @@ def requirements(go_mod: str) -> list[tuple[str, str]]:
     return [(m.strip('"'), v) for m, v in reqs if m.strip('"') not in local]
 
 
+_USE_BLOCK_RE = re.compile(r"^\s*use\s*\((.*?)^\s*\)", re.M | re.S)
+_USE_LINE_RE = re.compile(r"^\s*use\s+([^\s(]+)", re.M)
+_MODULE_LINE_RE = re.compile(r"^\s*module\s+\"?([^\s\"]+)", re.M)
+
+
+def find_go_work(module_root: Path) -> Path | None:
+    """The go.work the go command would use for this module (GOWORK, or the nearest one
+    above it), or None (GOWORK=off, or none)."""
+    env = os.environ.get("GOWORK", "")
+    if env == "off":
+        return None
+    if env:
+        return Path(env) if Path(env).is_file() else None
+    for d in (module_root, *module_root.parents):
+        if (d / "go.work").is_file():
+            return d / "go.work"
+    return None
+
+
+def workspace_modules(module_root: Path) -> dict[str, Path]:
+    """Module path -> folder of every other module the go.work `use`s."""
+    work = find_go_work(module_root)
+    if work is None:
+        return {}
+    try:
+        text = re.sub(r"//[^\n]*", "", work.read_text(errors="replace"))
+    except OSError:
+        return {}
+    dirs = [ln.strip().strip('"') for block in _USE_BLOCK_RE.findall(text)
+            for ln in block.splitlines() if ln.strip()]
+    dirs += [d.strip('"') for d in _USE_LINE_RE.findall(text)]
+    out: dict[str, Path] = {}
+    for d in dirs:
+        folder = Path(os.path.realpath(work.parent / d))
+        if folder == Path(os.path.realpath(module_root)):
+            continue
+        try:
+            m = _MODULE_LINE_RE.search((folder / "go.mod").read_text(errors="replace"))
+        except OSError:
+            continue
+        if m:
+            out[m.group(1)] = folder
+    return out
+
+
+def with_workspace(go_mod: str, module_root: Path) -> str:
+    """go.mod with a `replace` to each go.work module it requires and does not replace:
+    the copy builds without go.work (GOWORK=off) yet from the same sources."""
+    replaced = {m for m, _ in _REPLACE_RE.findall(re.sub(r"//[^\n]*", "", go_mod))}
+    required = {m for m, _ in requirements(go_mod)}
+    extra = [f"replace {mod} => {folder}"
+             for mod, folder in sorted(workspace_modules(module_root).items())
+             if mod in required and mod not in replaced]
+    return go_mod.rstrip("\n") + "\n\n" + "\n".join(extra) + "\n" if extra else go_mod
+
+
 def fetch_hint(module_root: Path) -> str:
     return f"fetch it with `go mod download` in {module_root}, then run fix again"
 
@@ -161,7 +217,7 @@ def check_offline(module_root: Path | None, env: UserGoEnv) -> None:
         go_mod = (module_root / "go.mod").read_text(errors="replace")
     except OSError:
         return
-    for mod, ver in requirements(go_mod):
+    for mod, ver in requirements(with_workspace(go_mod, module_root)):
         cached = env.gomodcache is not None and (
             env.gomodcache / "cache" / "download" / _escape(mod) / "@v" / f"{ver}.mod"
         ).is_file()

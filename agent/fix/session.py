@@ -28,7 +28,7 @@ from pathlib import Path, PurePosixPath
 from pydantic import BaseModel, Field
 
 from agent.atomic import write_bytes_atomic, write_text_atomic
-from agent.fix.goenv import UserGoEnv, sandboxed, with_wall
+from agent.fix.goenv import UserGoEnv, sandboxed, with_wall, with_workspace
 from agent.fix.scratch import CopyError, ModuleCopy
 from agent.golang.edits import (
     BLOCKS_OVER_LINES,
@@ -321,7 +321,8 @@ def scratch_copy(site: FixSite, skipped: list[str] | None = None) -> Workspace:
             if not (site.module_root / "vendor" / "modules.txt").is_file():
                 # Vendored builds read no replace folders (and check go.mod against
                 # vendor/modules.txt): leave go.mod alone there.
-                fixed = _copy_replaces(go_mod, site.module_root, copier)
+                fixed = _copy_replaces(with_workspace(go_mod, site.module_root),
+                                       site.module_root, copier)
                 if fixed != go_mod:
                     go_mod_path.write_text(fixed)
         prefix = "" if site.package_rel == "." else site.package_rel + "/"
