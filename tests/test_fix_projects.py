@@ -321,6 +321,13 @@ def test_build_tags(tmp_path: Path) -> None:
                             [fence(fixed)])
     assert code == 0, out + err
     assert (root / "calc" / "sub.go").read_text() == fixed
+    # The user's GOFLAGS tags count too; its other flags (-toolexec …) are not passed on.
+    (root / "calc" / "sub.go").write_text(tagged)
+    code, out, err, _ = cli(tmp_path, root, ["./...", "--yes"], [fence("// file: sub.go\n"
+                                                                       + fixed)],
+                            env={"GOFLAGS": "-tags=integration -toolexec=/bin/false"})
+    assert code == 0 and "fails ./calc" in out, out + err
+    assert (root / "calc" / "sub.go").read_text() == fixed
 
 
 # -- the user's test command ---------------------------------------------------------------

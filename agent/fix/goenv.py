@@ -118,8 +118,19 @@ def uses_cgo(package_dir: Path) -> bool:
     return False
 
 
+def goflags_tags() -> list[str]:
+    """Build tags from the user's GOFLAGS (`-tags=a,b`); its other flags are not taken:
+    only tags are safe and meaningful inside the sandbox."""
+    tags: list[str] = []
+    for word in os.environ.get("GOFLAGS", "").split():
+        if word.startswith(("-tags=", "--tags=")):
+            tags += [t for t in word.split("=", 1)[1].split(",") if _TAG_RE.match(t)]
+    return tags
+
+
 def for_module(module_root: Path | None, tags: list[str],
                package_dir: Path | None = None) -> UserGoEnv:
+    tags = list(dict.fromkeys([*goflags_tags(), *tags]))
     vendored = module_root is not None and (module_root / "vendor" / "modules.txt").is_file()
     return UserGoEnv(gomodcache=None if vendored else user_gomodcache(), tags=tags,
                      vendored=vendored,
