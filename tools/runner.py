@@ -41,6 +41,9 @@ class CheckOptions:
     race: bool = False
     full_vet: bool = False  # an extra `go vet`; go test already runs the high-signal checks
     limits: Limits = field(default_factory=Limits)
+    # A caller's additions (fix: the user's read-only module cache, build tags): set last.
+    env: tuple[tuple[str, str], ...] = ()
+    readable: tuple[Path, ...] = ()
 
 
 class GoRunner:
@@ -74,6 +77,7 @@ class GoRunner:
         if (ws.src / "vendor" / "modules.txt").is_file():
             # A user's vendored module (fix) builds from its vendor tree: nothing to fetch.
             env["GOFLAGS"] = "-mod=vendor"
+        env.update(dict(opts.env))
         args = [str(tc.go), "test", "-json", "-count=1",
                 f"-timeout={_go_duration(opts.test_timeout)}"]
         if (guard := guard_binary()) is not None:
@@ -95,7 +99,7 @@ class GoRunner:
         # Each its own bind mount: a mount point cannot be renamed or replaced by a link.
         writable = [ws.src, ws.home, ws.tmp, Path(env["GOCACHE"])]
         readable = [tc.goroot, tc.bin_dir, Path(env["GOCACHE"]).parent,
-                    *(Path(r.replace) for r in ws.requires if r.replace)]
+                    *(Path(r.replace) for r in ws.requires if r.replace), *opts.readable]
         proc = run_limited(args, cwd=ws.src, env=env, limits=limits, writable=writable,
                            readable=readable)
         result = parse_test_json(proc, ws.src, opts.test_timeout, expected_tests)

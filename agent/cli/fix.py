@@ -6,11 +6,14 @@ refused; 2 bad input; 3 model or toolchain unavailable; 130 interrupted.
 
 from __future__ import annotations
 
+import json
+import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.console import Console
@@ -26,6 +29,15 @@ from agent.cli.options import (
     temperature_option,
 )
 from agent.cli.solve import RoundPrinter
+from agent.fix.git import GitError, commit, dirty, newer_commit
+from agent.fix.goenv import (
+    GoEnvError,
+    UserGoEnv,
+    check_offline,
+    for_module,
+    missing_from_output,
+    parse_tags,
+)
 from agent.fix.session import (
     FixError,
     FixRequest,
@@ -34,12 +46,16 @@ from agent.fix.session import (
     StaleFileError,
     apply_changes,
     changed_files,
+    deferred_interrupt,
+    find_module_root,
     git_changed_note,
+    git_root,
     locate,
     undo,
     unified_diff,
     unwritable,
 )
+from agent.fix.targets import is_pattern, package_files, scan
 from agent.golang.feedback import render_feedback, summary_line
 from agent.loop.config import LoopConfig
 from agent.loop.repair import RepairLoop
@@ -49,6 +65,7 @@ from agent.runs.index import record_run
 from tools.diagnostics import CheckResult
 from tools.go import ToolchainError, find_toolchain
 from tools.paths import cache_dir
+from tools.runner import GoRunner
 from tools.warm import warm_unless_disabled
 
 EXIT_INTERRUPTED = 130
@@ -99,6 +116,53 @@ def _index(traj: Trajectory, names: str, model: Model) -> None:
         record_run(traj.path.parent, kind="fix", subject=names, model=model.name)
 
 
+class _Elapsed:
+    """The spinner's text, re-rendered on each refresh so the seconds keep counting."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.start = time.monotonic()
+
+    def __rich__(self) -> str:
+        return f"{self.label} {time.monotonic() - self.start:.0f}s"
+
+
+class Progress:
+    """The loop's events printed as they come, and a spinner with elapsed seconds while
+    the model generates (a CPU-only model can take minutes per answer)."""
+
+    def __init__(self, console: Console, printer: RoundPrinter) -> None:
+        self.c = console
+        self.printer = printer
+        self.status: Any = None
+
+    def __call__(self, ev: dict[str, Any]) -> None:
+        self.stop()
+        self.printer(ev)
+        if ev["event"] == "request":
+            self._start(f"round {ev['round']}: the model is writing its answer…")
+        elif ev["event"] in ("response", "extract", "fix"):
+            self._start("checking with the Go toolchain…")
+
+    def _start(self, label: str) -> None:
+        self.status = self.c.status(_Elapsed(label))
+        _whole(self.status.start)
+
+    def stop(self) -> None:
+        status, self.status = self.status, None
+        if status is not None:
+            _whole(status.stop)
+
+
+def _whole(step: Callable[[], object]) -> None:
+    """Run a rich start/stop with Ctrl-C held: cut in half, rich's state breaks (a later
+    stop raises IndexError). The interrupt is raised once the step is done."""
+    with deferred_interrupt() as got:
+        step()
+    if got:
+        raise KeyboardInterrupt
+
+
 class FixCommand:
     """The command's state across rounds of looping and the user's answers."""
 
@@ -113,13 +177,21 @@ class FixCommand:
         self.files = dict(session.original)  # the best candidate so far
         self.result: RunResult | None = None
         self.check: CheckResult | None = None
+        self.first: CheckResult | None = None
+        self.do_commit = False
+        self.entry: dict[str, Any] = {}
 
     def loop(self, feedback: str, note: str | None = None) -> None:
+        progress = Progress(self.c, RoundPrinter(self.c, self.verbose))
         loop = RepairLoop(self.model, self.config, checker_factory=self.s.checker_factory,
-                          on_event=RoundPrinter(self.c, self.verbose),
-                          parser=self.s.parse_answer)
-        result = loop.run(self.s.problem(self.files, feedback=feedback, note=note), self.traj)
+                          on_event=progress, parser=self.s.parse_answer)
+        try:
+            result = loop.run(self.s.problem(self.files, feedback=feedback, note=note),
+                              self.traj)
+        finally:
+            progress.stop()
         self.result = result
+        self.entry["run"] = result.public()
         proposed = {n: c for n, c in result.files.items() if n in self.s.original}
         if proposed:
             self.files.update(proposed)
@@ -145,7 +217,7 @@ class FixCommand:
 
 
 @main.command()
-@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1)
 @click.option("--instruction", "-i", default=None,
               help="The change to make (default: make the package build and pass its tests).")
 @click.option("--run", "run_re", default=None, help="Only tests matching this regex (go -run).")
@@ -166,49 +238,176 @@ class FixCommand:
 @click.option("--race", is_flag=True, help="Run the tests with -race (needs a C compiler).")
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Where trajectory.jsonl goes (default: the user cache, fix-runs/).")
+@click.option("--tags", default=None, help="Build tags (comma-separated), as go build -tags.")
+@click.option("--test-cmd", default=None,
+              help="Your test command, run in the sandbox on the copy in place of go test; "
+                   "its exit status is the verdict.")
+@click.option("--lint-cmd", default=None,
+              help="A linter command that must also pass (run in the sandbox on the copy).")
+@click.option("--allow-dirty", is_flag=True,
+              help="Work on files with uncommitted git changes.")
+@click.option("--commit", "do_commit", is_flag=True,
+              help="Commit the applied fix (only its files) with a message saying what was "
+                   "fixed and by which model.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one result object on stdout (needs --yes or --dry-run).")
 @click.option("-v", "--verbose", is_flag=True, help="Show prompts and model answers.")
 @model_options
-def fix(files: tuple[Path, ...], instruction: str | None, run_re: str | None,
+def fix(files: tuple[str, ...], instruction: str | None, run_re: str | None,
         max_rounds: int, yes: bool, apply_failing: bool, dry_run: bool, do_undo: bool,
         force: bool, block_lines: int, temperature: float, seed: int, test_timeout: float,
-        race: bool, out_dir: Path | None, verbose: bool, **model_kw: Any) -> None:
-    """Fix FILES (one package's .go files) in a loop; you decide what is written."""
-    console = Console()
+        race: bool, out_dir: Path | None, tags: str | None, test_cmd: str | None,
+        lint_cmd: str | None, allow_dirty: bool, do_commit: bool, as_json: bool,
+        verbose: bool, **model_kw: Any) -> None:
+    """Fix FILES: .go files of one package, a package folder, or a pattern such as ./...
+
+    For a pattern, the packages that fail (build, vet or tests) are fixed one after
+    another; the ones that pass are left alone. You decide what is written.
+    """
+    console = Console(stderr=as_json)
     if do_undo:
-        _undo(console, list(files), force)
+        _undo(console, [Path(f) for f in files], force)
+    if as_json and not (yes or dry_run):
+        fail("--json needs --yes or --dry-run (it cannot ask you questions)")
+    if do_commit and dry_run:
+        fail("--commit and --dry-run contradict each other")
+    if instruction is not None and not instruction.strip():
+        fail("--instruction is empty")
+    for flag, cmd_text in (("--test-cmd", test_cmd), ("--lint-cmd", lint_cmd)):
+        if cmd_text is not None and not cmd_text.strip():
+            fail(f"{flag} is empty")
     try:
-        site = locate(list(files))
+        tag_list = parse_tags(tags)
+        find_toolchain()
+    except GoEnvError as exc:
+        fail(str(exc))
+    except ToolchainError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    groups = _targets(console, list(files), tag_list)
+    sites: list[tuple[FixSite, UserGoEnv]] = []
+    for group in groups:
+        site, goenv = _prepare_site(group, tag_list, dry_run=dry_run,
+                                    allow_dirty=allow_dirty, do_commit=do_commit)
+        sites.append((site, goenv))
+    report: dict[str, Any] = {"command": "fix", "packages": []}
+    if not sites:
+        console.print("nothing to fix: every package builds, vet is clean and the tests pass")
+        _finish(as_json, report, EXIT_OK)
+    model = open_model(model_kw, console=console)
+    report["model"] = model.name
+    # A closed terminal or a kill takes the Ctrl-C path: the scratch copy is removed and a
+    # half-done apply is rolled back instead of the process dying mid-way.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _as_interrupt)
+    code = EXIT_OK
+    try:
+        for site, goenv in sites:
+            if len(sites) > 1:
+                console.rule(f"package {escape(site.package)} ({escape(site.pattern())})")
+            entry: dict[str, Any] = {"package": site.package, "folder": str(site.package_dir),
+                                     "files": [str(t.path) for t in site.targets]}
+            report["packages"].append(entry)
+            one = _fix(console, site, model, FixRequest(
+                instruction=instruction, run=run_re, block_lines=block_lines,
+                test_timeout=test_timeout, race=race, test_cmd=test_cmd, lint_cmd=lint_cmd,
+                goenv=goenv), LoopConfig(
+                    max_rounds=max_rounds, temperature=temperature, seed=seed),
+                yes=yes, apply_failing=apply_failing, dry_run=dry_run, out=out_dir,
+                verbose=verbose, do_commit=do_commit, entry=entry)
+            entry["exit_code"] = one
+            if one == EXIT_UNAVAILABLE:
+                code = one
+                break
+            if one != EXIT_OK:
+                code = EXIT_FAIL
+    except KeyboardInterrupt:
+        done = [e["package"] for e in report["packages"] if e.get("applied")]
+        console.print("[yellow]interrupted[/]: " + (
+            f"the fixes applied to {', '.join(done)} stay (fix --undo restores them); the "
+            "package in progress is as it was" if done else "your files are as they were"))
+        _finish(as_json, report, EXIT_INTERRUPTED)
+    except OSError as exc:
+        # A disk that fills or a folder that turns read-only mid-run: one line, and the
+        # apply step has already put back anything it wrote.
+        fail(f"{exc.filename or 'fix'}: {exc.strerror or exc}", EXIT_UNAVAILABLE)
+    _finish(as_json, report, code)
+
+
+def _finish(as_json: bool, report: dict[str, Any], code: int) -> NoReturn:
+    if as_json:
+        report["exit_code"] = code
+        report["status"] = {EXIT_OK: "fixed", EXIT_FAIL: "not-fixed",
+                            EXIT_UNAVAILABLE: "unavailable",
+                            EXIT_INTERRUPTED: "interrupted"}.get(code, "error")
+        click.echo(json.dumps(report, default=str))
+    sys.exit(code)
+
+
+def _targets(console: Console, args: list[str], tags: list[str]) -> list[list[Path]]:
+    """The file groups to fix, one per package: files, a folder, or a pattern's failures."""
+    if not args:
+        fail("name at least one .go file to fix (or a package folder, or a pattern such "
+             "as ./...)")
+    patterns = [a for a in args if is_pattern(a)]
+    try:
+        if patterns:
+            if len(patterns) != len(args):
+                fail("name either .go files or package patterns, not both")
+            if flag := next((p for p in patterns if p.startswith("-")), None):
+                # The go command would read it as a flag (-toolexec=…, -exec=…).
+                fail(f"{flag}: not a package pattern (patterns never start with '-')")
+            cwd = Path.cwd()
+            # As the go command does by default: cgo on when a C compiler is there, so a
+            # package that imports "C" is not reported as failing by the scan.
+            goenv = for_module(find_module_root(cwd), tags).model_copy(
+                update={"cgo": shutil.which("cc") is not None})
+            check_offline(find_module_root(cwd), goenv)
+            with console.status(f"testing {escape(' '.join(patterns))} to find the failing "
+                                "packages…"):
+                found = scan(patterns, cwd, goenv, GoRunner().options.limits)
+            for rel in found.passing:
+                console.print(f"[green]ok[/] {escape(rel)} (passes; left alone)")
+            for d in found.failing:
+                rel = d.relative_to(found.module_root).as_posix()
+                console.print(f"[red]fails[/] ./{escape(rel) if rel != '.' else ''}")
+            return [package_files(d) for d in found.failing]
+        folders = [Path(a) for a in args if Path(a).is_dir()]
+        if folders and len(folders) == len(args):
+            return [package_files(d) for d in folders]
+    except (FixError, GoEnvError) as exc:
+        fail(str(exc), EXIT_USAGE)
+    except ToolchainError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    return [[Path(a) for a in args]]
+
+
+def _prepare_site(files: list[Path], tags: list[str], *, dry_run: bool, allow_dirty: bool,
+                  do_commit: bool) -> tuple[FixSite, UserGoEnv]:
+    """Everything that can refuse before a model is asked: paths, git, the module cache."""
+    try:
+        site = locate(files)
     except FixError as exc:
         fail(str(exc), EXIT_USAGE)
     if dry_run:
         site = site.model_copy(update={"dry_run": True})  # apply_changes refuses outright
     elif (problem := unwritable(site)) is not None:
         fail(problem, EXIT_USAGE)  # before any round: the answer could never be written
-    if instruction is not None and not instruction.strip():
-        fail("--instruction is empty")
+    if do_commit and site.git_root is None:
+        fail(f"--commit: {site.package_dir} is not in a git work tree")
+    if site.git_root is not None and not dry_run and not allow_dirty:
+        try:
+            changed = dirty(site.git_root, [t.real for t in site.targets])
+        except GitError as exc:
+            fail(str(exc))
+        if changed:
+            fail(f"uncommitted changes in {', '.join(changed)}; commit or stash them first "
+                 "(or --allow-dirty)")
+    goenv = for_module(site.module_root, tags, site.package_dir)
     try:
-        find_toolchain()
-    except ToolchainError as exc:
-        fail(str(exc), EXIT_UNAVAILABLE)
-    model = open_model(model_kw, console=console)
-    # A closed terminal or a kill takes the Ctrl-C path: the scratch copy is removed and a
-    # half-done apply is rolled back instead of the process dying mid-way.
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _as_interrupt)
-    try:
-        sys.exit(_fix(console, site, model, FixRequest(
-            instruction=instruction, run=run_re, block_lines=block_lines,
-            test_timeout=test_timeout, race=race), LoopConfig(
-                max_rounds=max_rounds, temperature=temperature, seed=seed),
-            yes=yes, apply_failing=apply_failing, dry_run=dry_run, out=out_dir,
-            verbose=verbose))
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]: your files are as they were")
-        sys.exit(EXIT_INTERRUPTED)
-    except OSError as exc:
-        # A disk that fills or a folder that turns read-only mid-run: one line, and the
-        # apply step has already put back anything it wrote.
-        fail(f"{exc.filename or 'fix'}: {exc.strerror or exc}", EXIT_UNAVAILABLE)
+        check_offline(site.module_root, goenv)
+    except GoEnvError as exc:
+        fail(str(exc))
+    return site, goenv
 
 
 def _undo(console: Console, files: list[Path], force: bool) -> None:
@@ -221,12 +420,20 @@ def _undo(console: Console, files: list[Path], force: bool) -> None:
             fail(str(exc), EXIT_USAGE)
         console.print(f"restored {escape(str(rec.path))} to its version from "
                       f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(rec.saved_at))}")
+        root = git_root(Path(rec.path).parent)
+        newer = newer_commit(root, rec.path, rec.saved_at) if root is not None else None
+        if newer is not None:
+            console.print(f"git: commit {escape(newer)} was made after that fix and still "
+                          "holds the fixed version; the file now differs from it (`git "
+                          "revert` the commit, or `git checkout` the file, to match git)")
     sys.exit(EXIT_OK)
 
 
 def _fix(console: Console, site: FixSite, model: Model, request: FixRequest, config: LoopConfig,
          *, yes: bool, apply_failing: bool, dry_run: bool, out: Path | None,
-         verbose: bool) -> int:
+         verbose: bool, do_commit: bool = False, entry: dict[str, Any] | None = None) -> int:
+    """One package: check, loop, show, apply. `entry` collects the --json record."""
+    entry = entry if entry is not None else {}
     names = ", ".join(site.names)
     where = site.module_root or "no go.mod: a temporary module"
     console.print(f"[bold]fix[/] {escape(names)} · package {site.package} · "
@@ -258,15 +465,24 @@ def _fix(console: Console, site: FixSite, model: Model, request: FixRequest, con
             except ToolchainError as exc:
                 fail(str(exc), EXIT_UNAVAILABLE)
             traj.event("initial_check", result=first.public())
+            entry["initial"] = first.public()
+            if not first.passed and site.module_root is not None and (
+                    missing := missing_from_output(first.log + "\n".join(
+                        d.message for d in first.diagnostics), site.module_root)):
+                fail(missing, EXIT_USAGE)  # before any model call: no answer could build
             console.print(f"now: {check_line(first)}")
             if first.passed and not request.instruction:
                 console.print("nothing to fix: it builds, vet is clean and the tests pass")
+                entry["status"] = "nothing-to-fix"
                 return EXIT_OK
             # Tests first in the context map: a failure's source lines are usually there.
             context = {**session.support_files(), **session.original}
             feedback = "" if first.passed else render_feedback(first, context)[0]
             config = config.model_copy(update={"fixes": session.loop_fixes()})
             cmd = FixCommand(session, model, config, console, traj, verbose)
+            cmd.first = first
+            cmd.do_commit = do_commit
+            cmd.entry = entry
             return _interact(cmd, feedback, yes=yes, apply_failing=apply_failing,
                              dry_run=dry_run)
     except ToolchainError as exc:
@@ -288,6 +504,10 @@ def _interact(cmd: FixCommand, feedback: str, *, yes: bool, apply_failing: bool,
             return EXIT_UNAVAILABLE
         changes = cmd.show()
         passed = cmd.check is not None and cmd.check.passed
+        cmd.entry.update(passed=passed, applied=False,
+                         final=cmd.check.public() if cmd.check is not None else None,
+                         diff="".join(unified_diff(n, cmd.s.original[n], c)
+                                      for n, c in changes.items()))
         if not changes:
             c.print("[red]no change proposed[/]"
                     + (f" ({escape(result.stop_reason)})" if result.stop_reason else ""))
@@ -344,10 +564,49 @@ def _apply(cmd: FixCommand, changes: dict[str, str], passed: bool) -> int:
         fail(str(exc), EXIT_USAGE)
     cmd.traj.event("decision", action="apply", passed=passed,
                    files=[str(b.path) for b in backups])
+    cmd.entry["applied"] = True
     for b in backups:
         c.print(f"[green]applied[/] {escape(str(b.path))} (undo: guild-agent fix --undo "
                 f"{escape(str(b.path))})")
-    note = git_changed_note(site, list(changes))
-    if note:
-        c.print(escape(note))
+    if cmd.do_commit and site.git_root is not None:
+        message = commit_message(cmd, list(changes), passed)
+        try:
+            head = commit(site.git_root, [b.path for b in backups], message)
+        except GitError as exc:
+            cmd.traj.event("commit", failed=str(exc))
+            c.print(f"[red]not committed[/]: {escape(str(exc))} (the fix is applied)")
+            return EXIT_FAIL
+        cmd.traj.event("commit", commit=head, message=message)
+        cmd.entry["commit"] = head
+        c.print(f"[green]committed[/] {escape(head)}: {escape(message.splitlines()[0])}")
+    else:
+        note = git_changed_note(site, list(changes))
+        if note:
+            c.print(escape(note))
     return EXIT_OK if passed else EXIT_FAIL
+
+
+def commit_message(cmd: FixCommand, names: list[str], passed: bool) -> str:
+    """Subject: the package and what was wrong (or the instruction); body: files, model."""
+    site = cmd.s.site
+    request = cmd.s.request
+    if request.instruction:
+        what = request.instruction.strip().splitlines()[0][:60]
+    elif cmd.first is not None and not cmd.first.passed:
+        what = "fix " + plain_summary(cmd.first)
+    else:
+        what = "change"
+    subject = f"{site.pattern().removeprefix('./')}: {what}"[:72]
+    check = cmd.check
+    verdict = ("it builds, vet is clean and the tests pass" if passed else
+               "it still fails: " + plain_summary(check) if check is not None else "unchecked")
+    body = [f"Changed {', '.join(names)} in package {site.package}; after the change {verdict}.",
+            "", f"Fixed by guild-agent fix with model {cmd.model.name}."]
+    if cmd.first is not None and not cmd.first.passed:
+        body[0:0] = [f"Before: {plain_summary(cmd.first)}", ""]
+    return subject + "\n\n" + "\n".join(body) + "\n"
+
+
+def plain_summary(result: CheckResult) -> str:
+    line = summary_line(result)
+    return line.split("\n")[0][:200]

@@ -28,6 +28,7 @@ from pathlib import Path, PurePosixPath
 from pydantic import BaseModel, Field
 
 from agent.atomic import write_bytes_atomic, write_text_atomic
+from agent.fix.goenv import UserGoEnv, sandboxed, with_wall, with_workspace
 from agent.fix.scratch import CopyError, ModuleCopy
 from agent.golang.edits import (
     BLOCKS_OVER_LINES,
@@ -43,14 +44,15 @@ from agent.loop.checker import Suite
 from agent.loop.problem import Problem
 from agent.loop.prompts import render
 from agent.models.base import Message
-from tools.diagnostics import CheckResult
+from tools.diagnostics import CheckResult, Diagnostic, Kind
 from tools.gofmt import gofmt_source
 from tools.paths import cache_dir
-from tools.runner import CheckOptions, GoRunner, test_names
+from tools.runner import LOG_CAP, CheckOptions, GoRunner, test_names
 from tools.workspace import Workspace, read_nofollow, write_nofollow
 
 BACKUPS_ENV = "GUILD_AGENT_FIX_BACKUPS"  # tests point backups elsewhere, keeping the GOCACHE
 MAX_TARGET_BYTES = 8 * 1024 * 1024  # far past any model's context; refuses /dev/zero-likes
+COMMAND_OUTPUT_CHARS = 4_000  # of a --test-cmd/--lint-cmd's output, the tail the model sees
 SUPPORT_CHARS = 16_000  # how much of the package's other files the model is shown
 _MODULE_RE = re.compile(r"^\s*module\s+\"?([^\s\"]+)\"?", re.M)
 # A `replace` to a folder: relative (`./x`, `../x`) or absolute (`/x`).
@@ -309,7 +311,8 @@ def scratch_copy(site: FixSite, skipped: list[str] | None = None) -> Workspace:
             if not (site.module_root / "vendor" / "modules.txt").is_file():
                 # Vendored builds read no replace folders (and check go.mod against
                 # vendor/modules.txt): leave go.mod alone there.
-                fixed = _copy_replaces(go_mod, site.module_root, copier)
+                fixed = _copy_replaces(with_workspace(go_mod, site.module_root),
+                                       site.module_root, copier)
                 if fixed != go_mod:
                     go_mod_path.write_text(fixed)
         prefix = "" if site.package_rel == "." else site.package_rel + "/"
@@ -337,13 +340,17 @@ class PackageChecker:
 
     def __init__(self, ws: Workspace, site: FixSite, *, run: str | None = None,
                  test_timeout: float = 60.0, race: bool = False,
-                 runner: GoRunner | None = None) -> None:
+                 runner: GoRunner | None = None, goenv: UserGoEnv | None = None,
+                 test_cmd: str | None = None, lint_cmd: str | None = None) -> None:
         self.ws = ws
         self.site = site
         self.run = run
         self.race = race
         self.test_timeout = test_timeout
         self.runner = runner or GoRunner()
+        self.goenv = goenv or UserGoEnv()
+        self.test_cmd = test_cmd
+        self.lint_cmd = lint_cmd
         self.pkg_dir = ws.base if site.package_rel == "." else ws.base / site.package_rel
         self.prefix = "" if site.package_rel == "." else site.package_rel + "/"
         self.last: tuple[dict[str, str], CheckResult] | None = None  # saves a re-run
@@ -369,12 +376,23 @@ class PackageChecker:
             if name in self.site.names:  # anything else stays as the user has it
                 self.ws.write(self.prefix + name, content)
         run = run or self.run
-        opts = CheckOptions(test_timeout=self.test_timeout, run=run, full_vet=True,
-                            race=self.race,
-                            limits=self.runner.options.limits,
-                            build_allowance=self.runner.options.build_allowance)
-        result = self.runner.check(self.ws, expected_tests=self.expected_tests(run),
-                                   options=opts, pkg=self.site.pattern())
+        if self.test_cmd:
+            result = self._command(self.test_cmd, "--test-cmd", Kind.test_failure)
+        else:
+            opts = CheckOptions(test_timeout=self.test_timeout, run=run, full_vet=True,
+                                race=self.race,
+                                limits=self.runner.options.limits,
+                                build_allowance=self.runner.options.build_allowance,
+                                env=tuple(self.goenv.env().items()),
+                                readable=tuple(self.goenv.readable()))
+            result = self.runner.check(self.ws, expected_tests=self.expected_tests(run),
+                                       options=opts, pkg=self.site.pattern())
+        if self.lint_cmd:
+            lint = self._command(self.lint_cmd, "--lint-cmd", Kind.vet)
+            if not lint.passed:
+                result.passed = False
+                result.diagnostics += lint.diagnostics
+                result.log = (result.log + "\n" + lint.log)[-LOG_CAP:]
         if self.site.package_rel != ".":
             # Name files as the model knows them: relative to the package directory.
             prefix = self.site.package_rel + "/"
@@ -384,6 +402,22 @@ class PackageChecker:
         if run == self.run:
             self.last = ({n: c for n, c in solution.items() if n in self.site.names}, result)
         return result
+
+    def _command(self, cmd: str, flag: str, kind: Kind) -> CheckResult:
+        """The user's own command in the sandbox on a fresh copy: its exit status is the
+        verdict, the tail of its output the feedback."""
+        self.ws.prepare()
+        limits = with_wall(self.runner.options.limits,
+                           self.test_timeout + self.runner.options.build_allowance)
+        proc = sandboxed(self.ws, [cmd], self.goenv, limits=limits, shell=True)
+        out = proc.output.decode(errors="replace")
+        tail = out[-COMMAND_OUTPUT_CHARS:]
+        cut = "…(earlier output cut)\n" if len(out) > len(tail) else ""
+        if proc.exit_code == 0 and not proc.timed_out:
+            return CheckResult(passed=True, log=tail, seconds=proc.seconds)
+        how = ("timed out" if proc.timed_out else f"exited with status {proc.exit_code}")
+        return CheckResult(passed=False, log=tail, seconds=proc.seconds, diagnostics=[
+            Diagnostic(kind=kind, message=f"{flag} `{cmd}` {how}:\n{cut}{tail.strip()}")])
 
     def verdict(self, files: dict[str, str]) -> CheckResult:
         """The full check of `files`, reusing the last run when it was of exactly these."""
@@ -403,6 +437,9 @@ class FixRequest(BaseModel):
     block_lines: int = Field(default=BLOCKS_OVER_LINES, ge=1)
     test_timeout: float = Field(default=60.0, gt=0)
     race: bool = False  # go test -race (needs cgo and a C compiler)
+    test_cmd: str | None = None  # the user's own test command, in place of go test
+    lint_cmd: str | None = None  # and linter, which must pass too
+    goenv: UserGoEnv = Field(default_factory=UserGoEnv)
 
 
 class FixSession:
@@ -416,7 +453,9 @@ class FixSession:
         self.skipped: list[str] = []  # what the scratch copy left out of the module
         self.ws = scratch_copy(site, self.skipped)
         self.checker = PackageChecker(self.ws, site, run=request.run,
-                                      test_timeout=request.test_timeout, race=request.race)
+                                      test_timeout=request.test_timeout, race=request.race,
+                                      goenv=request.goenv, test_cmd=request.test_cmd,
+                                      lint_cmd=request.lint_cmd)
         self.rules = EditRules(package=site.package, editable=site.names,
                                protected=sorted(set(self._package_files()) - set(site.names)))
 
@@ -466,7 +505,8 @@ class FixSession:
         blocks = [n for n, m in self.modes.items() if m is EditMode.blocks]
         goal = render("fix_task", instruction=self.request.instruction, note=note,
                       editable=self.site.names, feedback=feedback, blocks=blocks,
-                      run=self.request.run)
+                      run=self.request.run, test_cmd=self.request.test_cmd,
+                      lint_cmd=self.request.lint_cmd)
         support = self.support_files()
         package = self.site.package
         multi = len(files) > 1
