@@ -7,16 +7,9 @@ from math import comb
 
 import pytest
 
-from agent.bench.runner import (
-    AttemptRecord,
-    BenchConfig,
-    BenchError,
-    Mode,
-    ResultsLog,
-    parse_modes,
-    pass_at_k,
-    summarize,
-)
+from agent.bench.config import BenchConfig, BenchError, Mode, parse_modes
+from agent.bench.results import AttemptRecord, ResultsLog
+from agent.bench.stats import pass_at_k, summarize
 from agent.loop.trajectory import FeedbackMode, RoundRecord, RunResult, TokenUsage
 
 # -- pass@k -------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from conftest import needs_go
 
-from agent.bench.runner import RESULTS, AttemptRecord
+from agent.bench.config import RESULTS
+from agent.bench.results import AttemptRecord
 from tests.test_bench_run import TESTS, invoke, make_suite, summary_of, without_timings
 
 try:

@@ -14,7 +14,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from agent.bench.runner import RESULTS, AttemptRecord
+from agent.bench.config import RESULTS
+from agent.bench.results import AttemptRecord
 from agent.cli import main
 
 TESTS = {

@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from agent.bench.runner import LOCK, RESULTS, AttemptRecord, BenchConfig, BenchRun, Mode
+from agent.bench.config import LOCK, RESULTS, BenchConfig, Mode
+from agent.bench.results import AttemptRecord
+from agent.bench.runner import BenchRun
 from agent.loop.trajectory import RunResult, file_name
 from agent.models import make_model
 from agent.tasks.harness import Suite, TaskHarness

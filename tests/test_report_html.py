@@ -27,7 +27,7 @@ from test_bench_run import (
 )
 
 from agent.bench.report_html import bench_plots, incomplete_note, plot_series, suite_name
-from agent.bench.runner import Summary
+from agent.bench.stats import Summary
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -9,7 +9,8 @@ pytest.importorskip("xllamacpp")
 
 import xllamacpp
 
-from agent.bench.runner import BenchConfig, BenchRun, Mode
+from agent.bench.config import BenchConfig, Mode
+from agent.bench.runner import BenchRun
 from agent.cli import main
 from agent.loop.config import LoopConfig
 from agent.loop.problem import problem_from_task

@@ -31,18 +31,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from agent.atomic import write_text_atomic
-from agent.bench.runner import (
-    AttemptKey,
-    AttemptRecord,
-    BenchConfig,
-    BenchError,
-    BenchStopped,
-    ModelFailed,
-    SharedEngine,
-    broken_record,
-    one_line,
-    run_one,
-)
+from agent.bench.attempt import ModelFailed, SharedEngine, broken_record, run_one
+from agent.bench.config import AttemptKey, BenchConfig, BenchError, BenchStopped, one_line
+from agent.bench.results import AttemptRecord
 from agent.loop.trajectory import Trajectory
 from agent.models.base import Model, ModelError
 from agent.tasks.spec import TaskSpec

@@ -11,14 +11,25 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.atomic import write_text_atomic
-from agent.bench.runner import BudgetPoint, Mode, ModeSummary, Summary, os_error_line
+from agent.bench.config import RUN_FILE, SUMMARY, BenchError, Mode, os_error_line
+from agent.bench.report_html import (
+    COLORS,
+    HTML,
+    _esc,
+    _ticks,
+    done_tasks,
+    incomplete_note,
+    num,
+    overview,
+    pct,
+    plot_series,
+    suite_name,
+    write_bench_html,
+)
+from agent.bench.stats import BudgetPoint, Summary
 
 REPORT = "report.md"
 PLOT = "plot.png"
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}%"
 
 
 def _cell(text: str) -> str:
@@ -30,10 +41,6 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     out = ["| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
     out += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
     return out + [""]
-
-
-def _num(x: float) -> str:
-    return f"{x:.2f}".rstrip("0").rstrip(".") if isinstance(x, float) else str(x)
 
 
 def equal_budget_rows(summary: Summary) -> list[list[str]]:
@@ -52,8 +59,8 @@ def equal_budget_rows(summary: Summary) -> list[list[str]]:
             match = _best_within(sample.budget_curve, p.completion_tokens) if sample else None
             rows.append([
                 f"{name} ≤{p.step} round(s)" if name == Mode.repair.value else name,
-                _num(p.completion_tokens), f"{p.seconds:.1f}", _num(p.solved),
-                f"k={match.step}: {_num(match.solved)} ({_num(match.completion_tokens)} tok)"
+                num(p.completion_tokens), f"{p.seconds:.1f}", num(p.solved),
+                f"k={match.step}: {num(match.solved)} ({num(match.completion_tokens)} tok)"
                 if match else "—"])
     return rows
 
@@ -61,14 +68,6 @@ def equal_budget_rows(summary: Summary) -> list[list[str]]:
 def _best_within(curve: list[BudgetPoint], tokens: float) -> BudgetPoint | None:
     within = [p for p in curve if p.completion_tokens <= tokens + 1e-9]
     return within[-1] if within else None
-
-
-def _overview(ms: ModeSummary) -> list[str]:
-    return [ms.mode.value, str(ms.tasks), str(ms.solved), _pct(ms.pass_rate),
-            str(ms.attempts), str(ms.rounds), str(ms.completion_tokens),
-            _num(ms.tokens_per_solved) if ms.tokens_per_solved is not None else "—",
-            f"{ms.model_seconds + ms.check_seconds:.1f}", f"{ms.seconds:.1f}", str(ms.errors),
-            str(ms.broken)]
 
 
 def render_report(summary: Summary, out: Path | None = None, plot_note: str | None = None
@@ -84,7 +83,7 @@ def render_report(summary: Summary, out: Path | None = None, plot_note: str | No
     lines += _table(["mode", "tasks", "solved", "pass rate", "attempts", "model calls",
                      "completion tokens", "tokens/solved", "compute s", "wall s", "errors",
                      "broken"],
-                    [_overview(ms) for ms in s.modes.values()])
+                    [overview(ms) for ms in s.modes.values()])
     lines += ["`sample` counts a task solved when any of its samples passes (pass@n). "
               "Compute seconds are model plus toolchain time; wall seconds also include "
               "waiting for the shared model. `broken` attempts raised an error in the "
@@ -107,14 +106,14 @@ def render_report(summary: Summary, out: Path | None = None, plot_note: str | No
         lines += ["## Repair: solved by round", ""]
         lines += _table(["round", "solved", "pass rate", "completion tokens to here"],
                         [[str(p.step), str(repair.solved_by_round.get(p.step, 0)),
-                          _pct(repair.solved_by_round.get(p.step, 0) / repair.tasks)
-                          if repair.tasks else "—", _num(p.completion_tokens)]
+                          pct(repair.solved_by_round.get(p.step, 0) / repair.tasks)
+                          if repair.tasks else "—", num(p.completion_tokens)]
                          for p in repair.budget_curve])
     sample = s.modes.get(Mode.sample.value)
     if sample is not None and sample.pass_at_k:
         lines += ["## Sampling: pass@k (unbiased estimator)", ""]
         lines += _table(["k", "pass@k", "expected completion tokens"],
-                        [[str(k), _pct(v), _num(sample.budget_curve[k - 1].completion_tokens)
+                        [[str(k), pct(v), num(sample.budget_curve[k - 1].completion_tokens)
                           if k - 1 < len(sample.budget_curve) else "—"]
                          for k, v in sample.pass_at_k.items()])
     budget = equal_budget_rows(s)
@@ -187,7 +186,6 @@ def write_plot(path: Path, summary: Summary) -> str | None:
     from matplotlib.ticker import MaxNLocator
     from matplotlib.transforms import offset_copy
 
-    from agent.bench.report_html import done_tasks, incomplete_note, plot_series, suite_name
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4.2))
     shapes = {"circle": "o", "square": "s", "triangle": "^", "diamond": "D"}
@@ -247,7 +245,6 @@ def write_report(out: Path, summary: Summary) -> None:
     """plot.png, report.md and report.html. A plot that cannot be written (disk full) is
     noted in the report, which is still written if it can be; the OSError is raised
     afterwards."""
-    from agent.bench.report_html import HTML, write_bench_html
 
     failed: OSError | None = None
     try:
@@ -296,7 +293,6 @@ class Comparison(BaseModel):
 def _load_compared(run: Path) -> tuple[ComparedRun, dict[str, Any]]:
     import json
 
-    from agent.bench.runner import RUN_FILE, SUMMARY, BenchError
 
     try:
         config = json.loads((run / RUN_FILE).read_text(encoding="utf-8"))
@@ -340,7 +336,6 @@ def compare_runs(dirs: list[Path], *, force: bool = False) -> Comparison:
     Runs of different suites (other tasks, or the same ids with other content) are refused
     unless `force`: their pass rates would not measure the same thing.
     """
-    from agent.bench.runner import BenchError
 
     if len(dirs) < 2:
         raise BenchError("bench compare needs at least two run folders")
@@ -387,7 +382,6 @@ def compare_runs(dirs: list[Path], *, force: bool = False) -> Comparison:
 
 def comparison_svg(c: Comparison) -> str:
     """Solved tasks per run and mode, as grouped bars (inline SVG, integer ticks)."""
-    from agent.bench.report_html import COLORS, _esc, _ticks
 
     mode_names = [m.value for m in Mode if any(r.mode == m.value for r in c.modes)]
     runs = [r.label for r in c.runs]

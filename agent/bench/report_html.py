@@ -23,16 +23,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.bench.runner import (
-    RESULTS,
-    RUN_FILE,
-    TRAJECTORIES,
-    AttemptRecord,
-    BenchConfig,
-    Mode,
-    Summary,
-    read_records,
-)
+from agent.bench.config import RESULTS, RUN_FILE, TRAJECTORIES, BenchConfig, Mode
+from agent.bench.results import AttemptRecord, read_records
+from agent.bench.stats import ModeSummary, Summary
 from agent.loop.trajectory import file_name
 from agent.runs.index import AttemptView, CheckView, read_attempt, round_diffs, write_file
 
@@ -414,12 +407,11 @@ def bench_page(out: Path, summary: Summary) -> str:
             attempts.append(attempt_ctx(view, label, rec))
         tasks.append({"id": row.task, "cells": cells, "state": state, "attempts": attempts,
                       "notes": notes})
-    from agent.bench.report import _overview
 
     modes = {"header": ["mode", "tasks", "solved", "pass rate", "attempts", "model calls",
                         "completion tokens", "tokens/solved", "compute s", "wall s",
                         "errors", "broken"],
-             "rows": [_overview(ms) for ms in summary.modes.values()]}
+             "rows": [overview(ms) for ms in summary.modes.values()]}
     notes = []
     single = summary.modes.get("single")
     if single is not None and single.raw_solved is not None:
@@ -489,3 +481,21 @@ def attempt_page(run_dir: Path, kind: str) -> str:
         provenance=_provenance_rows(r.get("provenance")), task_header=header,
         tasks=[{"id": task, "cells": cells, "state": "solved" if solved else "none",
                 "attempts": [ctx], "notes": []}])
+
+
+# -- the cells report.md and this page share ---------------------------------------
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def num(x: float) -> str:
+    return f"{x:.2f}".rstrip("0").rstrip(".") if isinstance(x, float) else str(x)
+
+
+def overview(ms: ModeSummary) -> list[str]:
+    return [ms.mode.value, str(ms.tasks), str(ms.solved), pct(ms.pass_rate),
+            str(ms.attempts), str(ms.rounds), str(ms.completion_tokens),
+            num(ms.tokens_per_solved) if ms.tokens_per_solved is not None else "—",
+            f"{ms.model_seconds + ms.check_seconds:.1f}", f"{ms.seconds:.1f}", str(ms.errors),
+            str(ms.broken)]

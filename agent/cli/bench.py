@@ -134,7 +134,8 @@ def _print_table(result: SuiteVerification) -> None:
 def report(run_dir: Path, as_json: bool) -> None:
     """Rewrite summary.json, report.md and the plot of RUN_DIR from its recorded results
     (a killed run, or one recorded by an older version). Runs nothing."""
-    from agent.bench.runner import MACHINE_ERRNOS, BenchError, os_error_line, rebuild_report
+    from agent.bench.config import MACHINE_ERRNOS, BenchError, os_error_line
+    from agent.bench.runner import rebuild_report
 
     try:
         summary = rebuild_report(run_dir)
@@ -165,8 +166,8 @@ def compare(run_dirs: tuple[Path, ...], force: bool, svg_path: Path | None, all_
             as_json: bool) -> None:
     """Compare bench runs of one suite: solved per mode, and per task wins and losses
     against the first run."""
+    from agent.bench.config import BenchError
     from agent.bench.report import compare_runs, comparison_svg
-    from agent.bench.runner import BenchError
     from agent.runs.index import write_file
 
     try:

@@ -26,23 +26,23 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from agent.bench.executors import ClusterUnavailable, ModelSpec, RayExecutor, ray_module
-from agent.bench.report import REPORT
-from agent.bench.runner import (
+from agent.bench.attempt import ModelFailed
+from agent.bench.config import (
     MACHINE_ERRNOS,
-    AttemptRecord,
     BenchConfig,
     BenchError,
-    BenchRun,
     BenchStopped,
     Mode,
-    ModelFailed,
-    Summary,
     os_error_line,
     parse_modes,
     select_tasks,
     tasks_digest,
 )
+from agent.bench.executors import ClusterUnavailable, ModelSpec, RayExecutor, ray_module
+from agent.bench.report import REPORT
+from agent.bench.results import AttemptRecord
+from agent.bench.runner import BenchRun
+from agent.bench.stats import Summary
 from agent.cli import EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, fail
 from agent.cli.bench import bench
 from agent.cli.config import resolve_model

@@ -94,8 +94,9 @@ def show(ref: str, only: str | None, as_html: bool, full: bool) -> None:
 
 
 def _write_html(entry: RunEntry, path: Path) -> Path:
+    from agent.bench.config import BenchError
     from agent.bench.report_html import HTML, attempt_page
-    from agent.bench.runner import BenchError, rebuild_report
+    from agent.bench.runner import rebuild_report
 
     if entry.kind == "bench":
         try:
@@ -114,7 +115,8 @@ def _write_html(entry: RunEntry, path: Path) -> Path:
 
 
 def _show_bench(path: Path, only: str | None, full: bool) -> None:
-    from agent.bench.runner import RESULTS, TRAJECTORIES, read_records
+    from agent.bench.config import RESULTS, TRAJECTORIES
+    from agent.bench.results import read_records
     from agent.loop.trajectory import file_name
 
     try:

@@ -124,8 +124,9 @@ TaskLoader = Callable[[str], TaskSpec | None]
 
 def _bench_sources(run: Path, suite_override: Path | None
                    ) -> tuple[list[tuple[Path, str, list[str]]], TaskLoader]:
-    from agent.bench.runner import RESULTS, RUN_FILE, TRAJECTORIES, BenchConfig, read_records
-    from agent.bench.runner import tasks_digest as digest_of
+    from agent.bench.config import RESULTS, RUN_FILE, TRAJECTORIES, BenchConfig
+    from agent.bench.results import read_records
+    from agent.bench.config import tasks_digest as digest_of
     from agent.loop.trajectory import file_name
     from agent.tasks.suites import load_suite
 
