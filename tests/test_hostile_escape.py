@@ -355,3 +355,36 @@ def test_a_huge_one_line_panic_becomes_feedback_of_bounded_size() -> None:
     assert count >= 1 and "panic" in text.lower()
     assert len(text) <= MAX_FEEDBACK_CHARS + 100
     assert len(summary_line(result)) < 300
+
+
+def test_vet_after_the_tests_sees_the_answer_not_what_its_run_left() -> None:
+    """fix's extra `go vet` runs after the test binary: code that rewrites its own source
+    at run time into something vet accepts must not slip its vet problem past it."""
+    from tools.runner import CheckOptions, GoRunner
+    from tools.workspace import Workspace
+
+    clean = 'package sandbox\n\nfunc Answer() int { return 42 }\n'
+    code = f"""package sandbox
+
+import "os"
+
+func init() {{
+	_ = os.WriteFile("solution.go", []byte({json.dumps(clean)}), 0o644)
+}}
+
+// go test's own vet subset lets this pass; the full `go vet` does not.
+func Twice(x int) int {{
+	x = x
+	return 2 * x
+}}
+
+func Answer() int {{ return 42 }}
+"""
+    with Workspace() as ws:
+        ws.write("solution.go", code)
+        ws.write("answer_test.go", "package sandbox\n" + HIDDEN)
+        result = GoRunner().check(ws, expected_tests=["TestAnswer"],
+                                  options=CheckOptions(full_vet=True, test_timeout=10))
+    assert not result.passed
+    assert any(d.kind.value == "vet" and "self-assignment" in d.message
+               for d in result.diagnostics), result.diagnostics

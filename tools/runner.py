@@ -112,6 +112,8 @@ class GoRunner:
             result.diagnostics.insert(0, Diagnostic(message=limit_notes[0], kind=Kind.limit))
         _settle(sentinel, ws, result)
         if opts.full_vet and result.built:
+            # The test binary could have rewritten or deleted its sources: vet a fresh copy.
+            ws.prepare(extra=sentinel.files)
             vet = run_limited([str(tc.go), "vet", pkg], cwd=ws.src, env=env, limits=limits,
                               writable=writable, readable=readable)
             vet_diags = [
