@@ -23,11 +23,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from agent.atomic import write_text_atomic
 from agent.bench.config import RESULTS, RUN_FILE, TRAJECTORIES, BenchConfig, Mode
 from agent.bench.results import AttemptRecord, read_records
 from agent.bench.stats import ModeSummary, Summary
 from agent.loop.trajectory import file_name
-from agent.runs.index import AttemptView, CheckView, read_attempt, round_diffs, write_file
+from agent.runs.index import AttemptView, CheckView, read_attempt, round_diffs
 
 HTML = "report.html"
 
@@ -442,7 +443,7 @@ def json_key(obj: Any) -> str:
 
 def write_bench_html(out: Path, summary: Summary) -> Path:
     path = out / HTML
-    write_file(path, bench_page(out, summary))
+    write_text_atomic(path, bench_page(out, summary))
     return path
 
 

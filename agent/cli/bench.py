@@ -166,9 +166,9 @@ def compare(run_dirs: tuple[Path, ...], force: bool, svg_path: Path | None, all_
             as_json: bool) -> None:
     """Compare bench runs of one suite: solved per mode, and per task wins and losses
     against the first run."""
+    from agent.atomic import write_text_atomic
     from agent.bench.config import BenchError
     from agent.bench.report import compare_runs, comparison_svg
-    from agent.runs.index import write_file
 
     try:
         c = compare_runs(list(run_dirs), force=force)
@@ -176,7 +176,7 @@ def compare(run_dirs: tuple[Path, ...], force: bool, svg_path: Path | None, all_
         fail(str(exc))
     if svg_path is not None:
         try:
-            write_file(svg_path, comparison_svg(c))
+            write_text_atomic(svg_path, comparison_svg(c))
         except OSError as exc:
             fail(f"--svg {svg_path}: {exc.strerror or exc}")
     if as_json:

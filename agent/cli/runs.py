@@ -10,6 +10,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
+from agent.atomic import write_text_atomic
 from agent.cli import EXIT_OK, fail, main, out
 from agent.runs.index import (
     AttemptView,
@@ -20,7 +21,6 @@ from agent.runs.index import (
     resolve,
     round_diffs,
     status,
-    write_file,
 )
 from tools.paths import data_dir
 
@@ -108,7 +108,7 @@ def _write_html(entry: RunEntry, path: Path) -> Path:
         return path / HTML
     page = path / HTML
     try:
-        write_file(page, attempt_page(path, entry.kind))
+        write_text_atomic(page, attempt_page(path, entry.kind))
     except OSError as exc:
         fail(f"{exc.filename or page}: {exc.strerror or exc}")
     return page

@@ -23,7 +23,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from agent.runs.index import kind_of, read_attempt, read_events, write_file
+from agent.atomic import write_text_atomic
+from agent.runs.index import kind_of, read_attempt, read_events
 from agent.golang.fixes import FIX_NAMES, apply_fixes
 from agent.tasks.harness import TaskHarness
 from agent.tasks.spec import TaskError, TaskSpec, load_task
@@ -243,8 +244,8 @@ def write_mlx_chat(export: Export, out: Path, *, valid_fraction: float = 0.1,
         return "".join(json.dumps({"messages": s.messages}, ensure_ascii=False) + "\n"
                        for s in samples)
 
-    write_file(out / TRAIN, lines(train))
-    write_file(out / VALID, lines(valid))
+    write_text_atomic(out / TRAIN, lines(train))
+    write_text_atomic(out / VALID, lines(valid))
     manifest = {
         "format": "mlx-chat", "sources": [str(p) for p in sources or []],
         "train": len(train), "valid": len(valid), "duplicates": export.duplicates,
@@ -252,6 +253,6 @@ def write_mlx_chat(export: Export, out: Path, *, valid_fraction: float = 0.1,
         "valid_tasks": sorted({s.task for s in valid}),
         "skipped": [s.model_dump() for s in export.skipped],
     }
-    write_file(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(out / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return {"train": len(train), "valid": len(valid), "skipped": len(export.skipped),
             "duplicates": export.duplicates}

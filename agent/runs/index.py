@@ -42,27 +42,6 @@ class RunsError(ValueError):
     """A run that cannot be found or read; one line (exit code 2)."""
 
 
-def default_run_dir(kind: Kind, name: str) -> Path:
-    """A new folder for a run, under the data folder: <kind>/<time>-<name>[-n] (created)."""
-    base = data_dir() / "runs" / kind / f"{time.strftime('%Y%m%d-%H%M%S')}-{name}"
-    base.parent.mkdir(parents=True, exist_ok=True)
-    for n in range(1, 1000):
-        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"{base}: too many runs of this name in one second")
-
-
-def write_file(path: Path, text: str) -> None:
-    """An atomic write whose new file follows the umask (as `open` would make it)."""
-    from agent.atomic import write_text_atomic
-
-    write_text_atomic(path, text)
-
-
 # -- the index ----------------------------------------------------------------------------
 
 class RunEntry(BaseModel):
