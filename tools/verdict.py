@@ -86,8 +86,8 @@ def plan_sentinel(ws: Workspace, pkg_dir: str, expected_tests: list[str]) -> Sen
         return sentinel
     module = m.group(1)
     prefix = "" if pkg_dir in (".", "") else pkg_dir.rstrip("/") + "/"
-    files = {n.removeprefix(prefix): c for n, c in ws.go_files(pkg_dir).items()
-             if "/" not in n.removeprefix(prefix)}
+    files = {n.removeprefix(prefix): c
+             for n, c in ws.go_files(pkg_dir, recursive=False).items()}
     package = None
     for name, src in sorted(files.items(), key=lambda kv: kv[0].endswith("_test.go")):
         package = _package(src)

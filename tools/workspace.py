@@ -162,22 +162,27 @@ class Workspace:
         if path.is_symlink() or path.is_file():
             path.unlink()
 
-    def go_files(self, under: str = ".") -> dict[str, str]:
-        """Every .go file of the module (or of the folder `under`), by path from the root."""
-        out: dict[str, str] = {}
+    def _go_paths(self, under: str, recursive: bool) -> list[tuple[str, Path]]:
         top = self.base if under == "." else self.base / safe_relpath(under)
-        for p in sorted(top.rglob("*.go")):
-            rel = p.relative_to(self.base)
+        out = []
+        for p in sorted(top.rglob("*.go") if recursive else top.glob("*.go")):
+            inner = p.relative_to(top).parts[:-1]
             if any(part.startswith((".", "_")) or part in ("testdata", "vendor")
-                   for part in rel.relative_to(top.relative_to(self.base)).parts[:-1]):
+                   for part in inner):
                 continue
             if p.is_symlink() or not p.is_file():
                 continue
-            out[rel.as_posix()] = read_nofollow(p).decode(errors="replace")
+            out.append((p.relative_to(self.base).as_posix(), p))
         return out
 
+    def go_files(self, under: str = ".", *, recursive: bool = True) -> dict[str, str]:
+        """Every .go file of the module (or of the folder `under`, with or without its
+        subfolders), by path from the root."""
+        return {rel: read_nofollow(p).decode(errors="replace")
+                for rel, p in self._go_paths(under, recursive)}
+
     def clear_go_files(self, keep: set[str] = frozenset()) -> None:
-        for name in list(self.go_files()):
+        for name, _ in self._go_paths(".", True):
             if name not in keep:
                 self.remove(name)
 
