@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from tests.conftest import needs_go
+from tests.test_fix import BROKEN, FIXED, TESTS, WRONG, fence
 from tools.go import find_toolchain
 from tools.isolation import Level, detect
 
@@ -43,30 +44,7 @@ func TestTwice(t *testing.T) {
 \t}
 }
 """
-BROKEN = """// Package calc does arithmetic.
-package calc
-
-// Add returns a plus b.
-func Add(a, b int) int {
-\treturn a + b +
-}
-"""
-FIXED = BROKEN.replace("return a + b +", "return a + b")
-WRONG = BROKEN.replace("return a + b +", "return a - b")
-CALC_TEST = """package calc
-
-import "testing"
-
-func TestAdd(t *testing.T) {
-\tif got := Add(2, 3); got != 5 {
-\t\tt.Fatalf("Add(2, 3) = %d, want 5", got)
-\t}
-}
-"""
-
-
-def fence(src: str) -> str:
-    return f"Here is the fix:\n```go\n{src.rstrip()}\n```\n"
+CALC_TEST = TESTS
 
 
 def hashes(root: Path) -> dict[str, str]:
