@@ -15,6 +15,7 @@ import signal
 import stat
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -577,3 +578,39 @@ def test_ctrl_c_at_the_prompt_exits_130(tmp_path: Path) -> None:
     child.close()
     assert child.exitstatus == 130
     assert tree(tmp_path / "m") == before
+
+
+def test_model_code_cannot_read_the_users_project_where_no_home_hides_it(tmp_path: Path) -> None:
+    """The copy leaves `.env` out, but the original project must be out of reach too: a
+    project outside /home, /root and /tmp used to be readable by absolute path."""
+    from tools.isolation import Level, detect
+
+    if detect().level is Level.limits:
+        pytest.skip("no sandbox on this machine")
+    base = Path("/var/lib")
+    if not os.access(base, os.W_OK):
+        pytest.skip("no writable folder outside the hidden ones")
+    project = base / f"guild-proj-{uuid.uuid4().hex[:8]}"
+    try:
+        target = module(project)
+        secret = f"SECRET-{uuid.uuid4().hex}"
+        (project / ".env").write_text(f"TOKEN={secret}\n")
+        (project / ".env").chmod(0o644)
+        # The answer reads the original .env by its absolute path and panics with it, so
+        # whatever it could read would reach the feedback and the trajectory.
+        thief = FIXED.replace("package calc\n", f"""package calc
+
+import "os"
+
+func init() {{
+	b, err := os.ReadFile({json.dumps(str(project / ".env"))})
+	if err == nil {{
+		panic("stolen: " + string(b))
+	}}
+}}
+""", 1)
+        run = fix(tmp_path, [str(target), "--yes", "--max-rounds", "1"], [fence(thief)])
+        assert secret not in run.trajectory and secret not in run.stdout + run.stderr
+        assert run.code == 0, (run.stdout, run.stderr)  # the honest part of it passed
+    finally:
+        shutil.rmtree(project, ignore_errors=True)

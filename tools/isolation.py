@@ -397,7 +397,7 @@ def _etc_parts() -> tuple[list[Path], list[tuple[Path, str]]]:
 
 
 def plan(writable: Sequence[Path], readable: Sequence[Path],
-         run_as: tuple[int, int] | None = None) -> Plan:
+         run_as: tuple[int, int] | None = None, hidden: Sequence[Path] = ()) -> Plan:
     for w in writable:  # a bind needs its source; the go command would create it anyway
         with contextlib.suppress(OSError):
             Path(w).mkdir(parents=True, exist_ok=True)
@@ -405,7 +405,8 @@ def plan(writable: Sequence[Path], readable: Sequence[Path],
     etc = Path("/etc")
     keep, links = _etc_parts()
     wanted = {Path(os.path.realpath(p)) for p in readable if Path(p).exists()}
-    masked = sorted({h for h in (*SCRATCH, *hidden_dirs(), etc) if h.exists()})
+    extra = {Path(os.path.realpath(h)) for h in hidden}
+    masked = sorted({h for h in (*SCRATCH, *hidden_dirs(), etc, *extra) if h.exists()})
     masked = [h for i, h in enumerate(masked) if not _under(h, masked[:i])]  # one covers all
     if run_as is not None:
         masked += _unreachable([*rw, *wanted], masked, run_as)
@@ -524,14 +525,16 @@ def wrap_argv(
     cwd: Path,
     writable: Sequence[Path],
     readable: Sequence[Path] = (),
+    hidden: Sequence[Path] = (),
 ) -> list[str]:
     """argv run inside the sandbox `iso` describes (unchanged at the limits-only level).
 
-    As root, the writable paths are handed to the sandbox user here.
+    `hidden`: folders the caller's own files live in (fix: the user's project), covered
+    like the home folders. As root, the writable paths are handed to the sandbox user here.
     """
     if iso.level is Level.limits:
         return list(argv)
-    p = plan(writable, readable, iso.run_as)
+    p = plan(writable, readable, iso.run_as, hidden)
     if iso.run_as is not None:
         hand_over(p.rebind_rw, *iso.run_as)
         _let_through(p, [Path(os.path.abspath(w)) for w in writable], iso.run_as)

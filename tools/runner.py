@@ -44,6 +44,7 @@ class CheckOptions:
     # A caller's additions (fix: the user's read-only module cache, build tags): set last.
     env: tuple[tuple[str, str], ...] = ()
     readable: tuple[Path, ...] = ()
+    hidden: tuple[Path, ...] = ()  # folders model code must not see (fix: the user's project)
 
 
 class GoRunner:
@@ -101,7 +102,7 @@ class GoRunner:
         readable = [tc.goroot, tc.bin_dir, Path(env["GOCACHE"]).parent,
                     *(Path(r.replace) for r in ws.requires if r.replace), *opts.readable]
         proc = run_limited(args, cwd=ws.src, env=env, limits=limits, writable=writable,
-                           readable=readable)
+                           readable=readable, hidden=opts.hidden)
         result = parse_test_json(proc, ws.src, opts.test_timeout, expected_tests)
         limit_notes = [n for n in proc.notes if n.startswith("process limit")]
         if limit_notes and not result.passed:
@@ -115,7 +116,7 @@ class GoRunner:
             # The test binary could have rewritten or deleted its sources: vet a fresh copy.
             ws.prepare(extra=sentinel.files)
             vet = run_limited([str(tc.go), "vet", pkg], cwd=ws.src, env=env, limits=limits,
-                              writable=writable, readable=readable)
+                              writable=writable, readable=readable, hidden=opts.hidden)
             vet_diags = [
                 d.model_copy(update={"kind": Kind.vet})
                 for d in _position_diagnostics(vet.output.decode(errors="replace"), ws.src,

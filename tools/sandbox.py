@@ -99,6 +99,7 @@ def run_limited(
     stdin: bytes | None = None,
     writable: Sequence[Path] | None = None,
     readable: Sequence[Path] = (),
+    hidden: Sequence[Path] = (),
     isolation: Isolation | None = None,
 ) -> ProcResult:
     """Run argv in its own session; kill the whole group on timeout, output cap or exit.
@@ -108,6 +109,7 @@ def run_limited(
 
     `writable`: run sandboxed, with these the only writable paths (None: limits only).
     `readable`: paths under hidden directories (/tmp, homes) that must stay visible.
+    `hidden`: more folders to cover with an empty tmpfs (a user's project in `fix`).
     `isolation`: the level to use; default the best one this machine supports.
     """
     start = time.monotonic()
@@ -115,7 +117,8 @@ def run_limited(
     level = Level.limits
     if writable is not None:
         note_fallback_once(iso)
-        argv = wrap_argv(iso, argv, cwd=cwd, writable=writable, readable=readable)
+        argv = wrap_argv(iso, argv, cwd=cwd, writable=writable, readable=readable,
+                         hidden=hidden)
         level = iso.level
     cgroup = None
     if iso.pids_cgroup is not None and limits.processes is not None:

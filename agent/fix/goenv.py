@@ -52,6 +52,9 @@ class UserGoEnv(BaseModel):
     tags: list[str] = Field(default_factory=list)
     vendored: bool = False
     cgo: bool = False  # the package imports "C": built with CGO_ENABLED=1 (needs a C compiler)
+    # The user's project, hidden from model code: the copy holds what the build needs, the
+    # original (with its .env, .git, keys) stays out of reach even where no home hides it.
+    project: Path | None = None
 
     def env(self) -> dict[str, str]:
         """Environment overrides for the sandboxed go command (applied last)."""
@@ -67,6 +70,9 @@ class UserGoEnv(BaseModel):
 
     def readable(self) -> list[Path]:
         return [self.gomodcache] if self.gomodcache is not None else []
+
+    def hidden(self) -> list[Path]:
+        return [self.project] if self.project is not None else []
 
 
 def parse_tags(value: str | None) -> list[str]:
@@ -134,7 +140,8 @@ def for_module(module_root: Path | None, tags: list[str],
     vendored = module_root is not None and (module_root / "vendor" / "modules.txt").is_file()
     return UserGoEnv(gomodcache=None if vendored else user_gomodcache(), tags=tags,
                      vendored=vendored,
-                     cgo=package_dir is not None and uses_cgo(package_dir))
+                     cgo=package_dir is not None and uses_cgo(package_dir),
+                     project=module_root or package_dir)
 
 
 def _escape(path: str) -> str:
@@ -269,7 +276,7 @@ def sandboxed(ws: Workspace, argv: list[str], env: UserGoEnv, *, limits: Limits,
     writable = [ws.src, ws.home, ws.tmp, Path(full["GOCACHE"])]
     readable = [tc.goroot, tc.bin_dir, Path(full["GOCACHE"]).parent, *env.readable()]
     return run_limited(argv, cwd=cwd or ws.src, env=full, limits=limits, writable=writable,
-                       readable=readable)
+                       readable=readable, hidden=env.hidden())
 
 
 def with_wall(limits: Limits, seconds: float) -> Limits:

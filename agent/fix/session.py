@@ -384,7 +384,8 @@ class PackageChecker:
                                 limits=self.runner.options.limits,
                                 build_allowance=self.runner.options.build_allowance,
                                 env=tuple(self.goenv.env().items()),
-                                readable=tuple(self.goenv.readable()))
+                                readable=tuple(self.goenv.readable()),
+                                hidden=tuple(self.goenv.hidden()))
             result = self.runner.check(self.ws, expected_tests=self.expected_tests(run),
                                        options=opts, pkg=self.site.pattern())
         if self.lint_cmd:
