@@ -73,12 +73,30 @@ from agent.bench.executors import Executor
 ProgressHook = Callable[[AttemptRecord], None]
 
 
+# A run killed with -9 can hold its lock a moment longer than its own pid: a child forked
+# to start a check still has every descriptor until it reaches exec. `--resume` right
+# after the kill waits that moment out instead of calling the folder in use.
+LOCK_GRACE_SECONDS = 3.0
+
+
+def _flock_within(fd: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
 class RunLock:
     """An flock on the run folder's lock file, held while one process writes the folder.
 
-    A second bench (or `bench report`) on the same folder is refused at once, with a line
-    naming the holder, instead of both running every attempt. The kernel drops the lock
-    when its holder dies, so a killed run never leaves the folder locked.
+    A second bench (or `bench report`) on the same folder is refused after a short grace,
+    with a line naming the holder, instead of both running every attempt. The kernel drops
+    the lock when its holder dies, so a killed run never leaves the folder locked.
     """
 
     def __init__(self, out: Path, what: str) -> None:
@@ -87,9 +105,7 @@ class RunLock:
         self._fh = os.fdopen(fd, "r+", encoding="utf-8", errors="replace")
         if fcntl is None:  # pragma: no cover
             return
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not _flock_within(fd, LOCK_GRACE_SECONDS):
             holder = self._fh.read(200).strip().splitlines()
             self._fh.close()
             raise BenchError(f"{out} is in use by {holder[0] if holder else 'another process'}"
