@@ -37,6 +37,10 @@ class LoopConfig(BaseModel):
     # shown cannot answer a one-function request with the old file. Not yet measured, so
     # off by default.
     local_repair: bool = False
+    # Answers asked for per round, all checked, the best kept (agent.loop.candidates):
+    # several samples find a compiling or passing answer a single one misses, and every
+    # candidate's tokens count against the budget. 1 is the plain loop.
+    candidates: int = Field(default=1, ge=1, le=16)
 
     def lever(self, name: str) -> bool:
         """A loop lever (agent.golang.fixes.LEVERS) is on: they share the `--no-fix` switch."""

@@ -7,17 +7,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from agent.golang.extract import DEFAULT_FILE, Extraction, FormatError, extract_code
 from agent.golang.feedback import summary_line
 from agent.golang.fixes import FIX_KINDS, apply_fixes
 from agent.golang.grounding import Grounder
 from agent.golang.source import splice_decls, split_decls
+from agent.loop.candidates import (
+    Candidate,
+    Held,
+    batch_size,
+    candidate_samplings,
+    generate_batch,
+)
 from agent.loop.checker import Checker, Suite
 from agent.loop.config import LoopConfig
 from agent.loop.problem import Problem
@@ -78,6 +87,9 @@ class RepairLoop:
         try:
             for rnd in range(1, st.rounds_cap + 1):
                 st.check_budget()
+                if self.config.candidates > 1:
+                    self._candidates_round(st, rnd)
+                    continue
                 gen = self._generate(st, rnd)
                 ext = self._parse(st, rnd, gen)
                 if ext is not None:
@@ -120,8 +132,8 @@ class RepairLoop:
                                   *problem.support_files.values()]),
         )
 
-    def _generate(self, st: RunState, rnd: int) -> Generation:
-        """One model answer for this round; a model that fails ends the run."""
+    def _request(self, st: RunState, rnd: int) -> tuple[list[Message], Sampling]:
+        """This round's conversation and sampling (repair rounds sample a little)."""
         cfg = self.config
         messages = [st.problem.messages[0], st.prompt, *st.follow]
         if rnd > 1 and st.temperature < cfg.repair_temperature:
@@ -130,99 +142,145 @@ class RepairLoop:
         sampling = st.sampling.model_copy(update={
             "temperature": st.temperature, "seed": st.seed,
             "top_p": cfg.top_p if st.temperature else 1.0})
+        return messages, sampling
+
+    def _generate(self, st: RunState, rnd: int) -> Generation:
+        """One model answer for this round; a model that fails ends the run."""
+        messages, sampling = self._request(st, rnd)
         self._emit(st.traj, "request", round=rnd, messages=[m.model_dump() for m in messages],
                    sampling=sampling.model_dump())
-        spent = Generation(text="")  # a retried answer's cost, counted in this round
         try:
-            gen = st.model.generate(messages, sampling)
-            if _cut_before_code(gen, sampling, st.taken):
-                # The model opened with a test and the stop sequence ended it before any
-                # code: ask again in the same round, letting it run on.
-                self._emit(st.traj, "retry_without_stops", round=rnd, text=gen.text)
-                st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
-                spent = gen
-                sampling = sampling.model_copy(
-                    update={"stop": [] if st.problem.multi_file else [FENCE_STOP]})
-                gen = st.model.generate(messages, sampling)
+            gen, spent = self._ask(st, rnd, messages, sampling, st.traj)
         except ModelError as exc:
-            st.result.error = str(exc)
-            self._emit(st.traj, "error", round=rnd, message=str(exc))
-            raise RunEnded(StopReason.model_error) from None
+            self._model_failed(st, rnd, exc)
         st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
         st.result.rounds = rnd
-        st.rec = RoundRecord(round=rnd, temperature=st.temperature,
-                             completion_tokens=gen.completion_tokens + spent.completion_tokens,
-                             prompt_tokens=gen.prompt_tokens + spent.prompt_tokens,
-                             cached_tokens=gen.cached_tokens + spent.cached_tokens,
-                             drafted_tokens=gen.drafted_tokens + spent.drafted_tokens,
-                             accepted_tokens=gen.accepted_tokens + spent.accepted_tokens,
-                             model_seconds=gen.seconds + spent.seconds)
+        st.rec = RoundRecord(round=rnd, temperature=st.temperature)
+        _add_cost(st.rec, gen, spent)
         st.result.rounds_detail.append(st.rec)
-        self._emit(st.traj, "response", round=rnd, text=gen.text,
+        self._emit_response(st.traj, rnd, gen)
+        return gen
+
+    def _ask(self, st: RunState, rnd: int, messages: list[Message], sampling: Sampling,
+             traj: Trajectory | Held, first: Generation | None = None
+             ) -> tuple[Generation, Generation]:
+        """An answer (`first`, if already generated) and what a retry of it cost: a model
+        that opened with a test and was stopped before any code is asked again, in the
+        same round, and let run on. Raises ModelError."""
+        spent = Generation(text="")
+        gen = first if first is not None else st.model.generate(messages, sampling)
+        if _cut_before_code(gen, sampling, st.taken):
+            self._emit(traj, "retry_without_stops", round=rnd, text=gen.text)
+            st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
+            spent = gen
+            sampling = sampling.model_copy(
+                update={"stop": [] if st.problem.multi_file else [FENCE_STOP]})
+            gen = st.model.generate(messages, sampling)
+        return gen, spent
+
+    def _model_failed(self, st: RunState, rnd: int, exc: ModelError) -> NoReturn:
+        st.result.error = str(exc)
+        self._emit(st.traj, "error", round=rnd, message=str(exc))
+        raise RunEnded(StopReason.model_error) from None
+
+    def _emit_response(self, traj: Trajectory | Held, rnd: int, gen: Generation) -> None:
+        self._emit(traj, "response", round=rnd, text=gen.text,
                    finish_reason=gen.finish_reason,
                    tokens={"prompt": gen.prompt_tokens, "cached": gen.cached_tokens,
                            "completion": gen.completion_tokens,
                            "drafted": gen.drafted_tokens, "accepted": gen.accepted_tokens},
                    seconds=round(gen.seconds, 3),
                    tokens_per_second=round(gen.tokens_per_second, 1))
-        return gen
 
     def _parse(self, st: RunState, rnd: int, gen: Generation) -> Extraction | None:
         """The files the answer proposes; a format error is fed back (None) instead."""
-        problem, rec = st.problem, st.rec
-        try:
-            if self.parser is not None:
-                return self.parser(gen.text, problem, st.current)
-            return extract_code(gen.text, package=problem.package,
-                                protected=frozenset(problem.support_files), taken=st.taken)
-        except FormatError as exc:
-            reason = str(exc)
-            if gen.finish_reason == "length":
-                reason += (f" (the answer was cut off at the {gen.completion_tokens}-token limit"
-                           " before its code was complete; write a shorter, complete answer)")
-            rec.format_error = True
-            rec.failure = "format"
-            rec.summary = f"format error: {exc}"
-            if st.result.first_failure is None:
-                st.result.first_failure = "format"
-            st.history.append(f"round {rnd}: {rec.summary}")
-            st.follow = [Message(role="assistant", content=gen.text[-1500:]),
-                         Message(role="user", content=render(
-                             "format_error", reason=reason, package=problem.package,
-                             hint=problem.format_hint))]
+        got = self._extract(st, gen)
+        if isinstance(got, FormatError):
+            reason = self._format_error(st, rnd, gen, got)
             self._emit(st.traj, "format_error", round=rnd, message=reason)
             return None
+        return got
+
+    def _extract(self, st: RunState, gen: Generation) -> Extraction | FormatError:
+        try:
+            if self.parser is not None:
+                return self.parser(gen.text, st.problem, st.current)
+            return extract_code(gen.text, package=st.problem.package,
+                                protected=frozenset(st.problem.support_files), taken=st.taken)
+        except FormatError as exc:
+            return exc
+
+    def _format_reason(self, gen: Generation, exc: FormatError) -> str:
+        reason = str(exc)
+        if gen.finish_reason == "length":
+            reason += (f" (the answer was cut off at the {gen.completion_tokens}-token limit"
+                       " before its code was complete; write a shorter, complete answer)")
+        return reason
+
+    def _format_error(self, st: RunState, rnd: int, gen: Generation, exc: FormatError) -> str:
+        """The round's answer had no usable code: tell the model why (the reason returned)."""
+        rec = st.rec
+        reason = self._format_reason(gen, exc)
+        rec.format_error = True
+        rec.failure = "format"
+        rec.summary = f"format error: {exc}"
+        if st.result.first_failure is None:
+            st.result.first_failure = "format"
+        st.history.append(f"round {rnd}: {rec.summary}")
+        st.follow = [Message(role="assistant", content=gen.text[-1500:]),
+                     Message(role="user", content=render(
+                         "format_error", reason=reason, package=st.problem.package,
+                         hint=st.problem.format_hint))]
+        return reason
 
     def _judge(self, st: RunState, rnd: int, ext: Extraction) -> None:
         """Check the answer (fixing what needs no model); end the run, or set up the next."""
-        problem, rec, result = st.problem, st.rec, st.result
+        ext, proposed = self._proposal(st, rnd, ext, st.traj)
+        self._conclude(st, rnd, self._evaluate(st, rnd, ext, proposed, st.traj))
+
+    def _proposal(self, st: RunState, rnd: int, ext: Extraction, traj: Trajectory | Held
+                  ) -> tuple[Extraction, dict[str, str]]:
+        """The answer as whole files: a local answer spliced back, the rest as they were."""
         if st.local is not None:
-            ext = self._splice(st, rnd, ext)
-        files = self._solution_files(problem, ext)
-        st.current = files
-        files, fmt_done = self._gofmt(files)
-        rec.dropped = ext.dropped
-        self._emit(st.traj, "extract", round=rnd, files=files, dropped=ext.dropped,
+            ext = self._splice(st, rnd, ext, traj)
+        return ext, self._solution_files(st.problem, ext)
+
+    def _evaluate(self, st: RunState, rnd: int, ext: Extraction, proposed: dict[str, str],
+                  traj: Trajectory | Held) -> Judged:
+        """gofmt, check, the deterministic fixes, and the verdict on every test."""
+        problem = st.problem
+        files, fmt_done = self._gofmt(proposed)
+        self._emit(traj, "extract", round=rnd, files=files, dropped=ext.dropped,
                    notes=ext.notes, fixes=fmt_done)
 
         suite = Suite.all if st.mode is FeedbackMode.all else Suite.visible
         run = COMPILE_ONLY if st.mode is FeedbackMode.compile else None
         t0 = time.monotonic()
         files, fb, raw, applied = self._check_with_fixes(
-            st.checker, files, suite, run, st.traj, rnd, problem.goal)
-        rec.fixes = fmt_done + applied
-        rec.raw_passed = raw.passed
-        rec.feedback_passed = fb.passed
+            st.checker, files, suite, run, traj, rnd, problem.goal)
         verdict = fb
         if fb.passed and (suite is not Suite.all or run is not None):
             verdict = st.checker.check(files, Suite.all)
-            self._emit(st.traj, "check", round=rnd, suite="all", stage="verdict",
+            self._emit(traj, "check", round=rnd, suite="all", stage="verdict",
                        result=verdict.public())
-        rec.check_seconds = time.monotonic() - t0
-        rec.passed = verdict.passed
-        result.files = files
+        return Judged(ext=ext, proposed=proposed, files=files, raw=raw, fb=fb,
+                      verdict=verdict, fixes=fmt_done + applied, applied=applied, run=run,
+                      check_seconds=time.monotonic() - t0)
+
+    def _conclude(self, st: RunState, rnd: int, j: Judged) -> None:
+        """End the run on a verdict, or learn from the failure and ask again."""
+        rec, result = st.rec, st.result
+        st.current = j.proposed
+        rec.dropped = j.ext.dropped
+        rec.fixes = j.fixes
+        rec.raw_passed = j.raw.passed
+        rec.feedback_passed = j.fb.passed
+        rec.check_seconds = j.check_seconds
+        rec.passed = j.verdict.passed
+        result.files = j.files
+        raw, fb, verdict = j.raw, j.fb, j.verdict
         if rnd == 1:
-            result.raw_solved_round1 = raw.passed and verdict.passed and not applied
+            result.raw_solved_round1 = raw.passed and verdict.passed and not j.applied
         if result.first_failure is None and not verdict.passed:
             # The raw answer's first problem; when only hidden tests failed, theirs.
             kind = raw.first_failure_kind() or verdict.first_failure_kind()
@@ -234,14 +292,94 @@ class RepairLoop:
             raise RunEnded(StopReason.solved)
         if fb.passed:
             # The model has nothing left to act on: its feedback is all green.
-            reason = StopReason.tests_fail if run else StopReason.hidden_tests_fail
+            reason = StopReason.tests_fail if j.run else StopReason.hidden_tests_fail
             rec.failure = (verdict.first_failure_kind() or Kind.test_failure).value
             rec.summary = reason.value
             raise RunEnded(reason)
         rec.failure = (fb.first_failure_kind() or Kind.test_failure).value
         rec.summary = summary_line(fb)
         st.history.append(f"round {rnd}: {rec.summary}")
-        self._next(st, rnd, ext, files, fb, applied)
+        self._next(st, rnd, j.ext, j.files, fb, j.applied)
+
+    def _candidates_round(self, st: RunState, rnd: int) -> None:
+        """Several answers to one request, each distinct one checked as a single answer
+        would be; the best becomes the round's answer. Stops asking once one passes or
+        the budget is spent; every answer's cost counts."""
+        messages, base = self._request(st, rnd)
+        samplings = candidate_samplings(base, self.config, rnd)
+        self._emit(st.traj, "request", round=rnd, messages=[m.model_dump() for m in messages],
+                   sampling=base.model_dump(), candidates=len(samplings))
+        st.rec = RoundRecord(round=rnd, temperature=st.temperature)
+        tried: list[Candidate] = []
+        checked: dict[str, Candidate] = {}
+        cut = None
+        while len(tried) < len(samplings):
+            if tried and (cut := st.spent()) is not None:
+                break
+            n = batch_size(st.model, len(samplings) - len(tried),
+                           st.token_cap - st.usage.completion, base.max_tokens)
+            batch = samplings[len(tried):len(tried) + n]
+            asked = []
+            try:
+                for sampling, first in zip(batch, generate_batch(st.model, messages, batch),
+                                           strict=True):
+                    held = Held()
+                    asked.append((sampling, held, *self._ask(
+                        st, rnd, messages, sampling, held, first)))
+            except ModelError as exc:
+                self._model_failed(st, rnd, exc)
+            if not tried:
+                st.result.rounds = rnd
+                st.result.rounds_detail.append(st.rec)
+            for sampling, held, gen, spent in asked:
+                st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
+                _add_cost(st.rec, gen, spent)
+                self._emit_response(held, rnd, gen)
+                c = Candidate(index=len(tried), sampling=sampling, gen=gen, held=held,
+                              tokens=gen.completion_tokens + spent.completion_tokens)
+                tried.append(c)
+                if cut is None:  # a candidate of this batch passed: the rest go unchecked
+                    self._candidate(st, rnd, c, checked)
+                    if c.judged is not None and c.judged.verdict.passed:
+                        cut = "passed"
+            if cut == "passed":
+                break
+        best = max(tried, key=Candidate.rank)
+        for kind, data in best.held.events:
+            self._emit(st.traj, kind, **data)
+        st.rec.temperature = best.sampling.temperature
+        st.rec.candidates, st.rec.chosen = len(tried), best.index
+        st.rec.distinct = len({c.digest for c in tried})
+        self._emit(st.traj, "candidates", round=rnd, chosen=best.index,
+                   distinct=st.rec.distinct, stopped=cut,
+                   candidates=[c.summary() for c in tried])
+        if best.judged is None:
+            assert isinstance(best.format_error, FormatError)
+            self._format_error(st, rnd, best.gen, best.format_error)
+            return
+        seconds = sum(c.judged.check_seconds for c in checked.values() if c.judged)
+        self._conclude(st, rnd, dataclasses.replace(best.judged, check_seconds=seconds))
+
+    def _candidate(self, st: RunState, rnd: int, c: Candidate,
+                   checked: dict[str, Candidate]) -> None:
+        """Parse and check one candidate (an answer seen before this round is not checked
+        again), its events held back."""
+        got = self._extract(st, c.gen)
+        if isinstance(got, FormatError):
+            c.format_error = got
+            c.digest = "text:" + hashlib.sha256(c.gen.text.encode()).hexdigest()
+            self._emit(c.held, "format_error", round=rnd,
+                       message=self._format_reason(c.gen, got))
+            return
+        ext, proposed = self._proposal(st, rnd, got, c.held)
+        c.digest = _digest(proposed)
+        twin = checked.get(c.digest)
+        if twin is not None:
+            c.judged, c.progress, c.same_as = twin.judged, twin.progress, twin.index
+            return
+        c.judged = self._evaluate(st, rnd, ext, proposed, c.held)
+        c.progress = progress(c.judged.fb)
+        checked[c.digest] = c
 
     def _next(self, st: RunState, rnd: int, ext: Extraction, files: dict[str, str],
               fb: CheckResult, applied: list[str]) -> None:
@@ -287,9 +425,9 @@ class RepairLoop:
         self._emit(st.traj, "feedback", round=rnd, text=text, **req.event)
 
     # -- helpers -------------------------------------------------------------
-    def _emit(self, traj: Trajectory, kind: str, **data: object) -> None:
+    def _emit(self, traj: Trajectory | Held, kind: str, **data: object) -> None:
         ev = traj.event(kind, **data)
-        if self.on_event:
+        if self.on_event and not isinstance(traj, Held):  # held events are told when replayed
             self.on_event(ev)
 
     def _solution_files(self, problem: Problem, ext: Extraction) -> dict[str, str]:
@@ -313,7 +451,7 @@ class RepairLoop:
         return out, done
 
     def _check_with_fixes(self, checker: Checker, files: dict[str, str], suite: Suite,
-                          run: str | None, traj: Trajectory, rnd: int, spec: str
+                          run: str | None, traj: Trajectory | Held, rnd: int, spec: str
                           ) -> tuple[dict[str, str], CheckResult, CheckResult, list[str]]:
         """Check; while the compiler names problems a deterministic fix handles, fix them
         without a model call and check again. With never-worse, fixes are kept only when
@@ -365,7 +503,8 @@ class RepairLoop:
             self._emit(traj, "fix", round=rnd, fixes=[f.model_dump() for f in fixes])
         return files, result, raw, applied
 
-    def _splice(self, st: RunState, rnd: int, ext: Extraction) -> Extraction:
+    def _splice(self, st: RunState, rnd: int, ext: Extraction, traj: Trajectory | Held
+                ) -> Extraction:
         """A local answer put back into the file it repairs, by the declaration's name."""
         file, name, base = st.local or ("", "", {})
         if len(ext.files) != 1:
@@ -373,7 +512,7 @@ class RepairLoop:
         new = splice_decls(base[file], next(iter(ext.files.values())), name)
         if new is None:
             return ext  # a whole file after all: take it as one
-        self._emit(st.traj, "splice", round=rnd, file=file, name=name)
+        self._emit(traj, "splice", round=rnd, file=file, name=name)
         kept = {n: c for n, c in base.items() if n not in st.problem.visible_tests}
         return ext.model_copy(update={"files": {**kept, file: new}})
 
@@ -385,6 +524,32 @@ class RepairLoop:
         if self.grounder is None:
             self.grounder = Grounder()
         return self.grounder.facts(fb.diagnostics, files)
+
+
+@dataclass
+class Judged:
+    """One answer checked: what a round is concluded from."""
+
+    ext: Extraction
+    proposed: dict[str, str]  # the files as the answer proposes them, before any fix
+    files: dict[str, str]  # as checked last, the kept fixes applied
+    raw: CheckResult  # the answer as proposed
+    fb: CheckResult  # the check the model is told about
+    verdict: CheckResult  # every test
+    fixes: list[str]  # gofmt's and the kept deterministic fixes
+    applied: list[str]  # the kept deterministic fixes
+    run: str | None  # the -run pattern (compile-only feedback)
+    check_seconds: float
+
+
+def _add_cost(rec: RoundRecord, *gens: Generation) -> None:
+    for g in gens:
+        rec.completion_tokens += g.completion_tokens
+        rec.prompt_tokens += g.prompt_tokens
+        rec.cached_tokens += g.cached_tokens
+        rec.drafted_tokens += g.drafted_tokens
+        rec.accepted_tokens += g.accepted_tokens
+        rec.model_seconds += g.seconds
 
 
 @dataclass
@@ -420,10 +585,17 @@ class RunState:
         default_factory=lambda: RoundRecord(round=0, temperature=0.0))
 
     def check_budget(self) -> None:
+        if (reason := self.spent()) is not None:
+            raise RunEnded(StopReason.tokens_spent if reason == "tokens"
+                           else StopReason.time_spent)
+
+    def spent(self) -> str | None:
+        """Which budget is used up ("tokens", "time"), if one is."""
         if self.usage.completion >= self.token_cap:
-            raise RunEnded(StopReason.tokens_spent)
+            return "tokens"
         if time.monotonic() - self.start >= self.seconds_cap:
-            raise RunEnded(StopReason.time_spent)
+            return "time"
+        return None
 
 
 # -- what the loop asks of a model's answer ---------------------------------------------

@@ -68,6 +68,9 @@ class RoundRecord(BaseModel):
     model_seconds: float = 0.0
     check_seconds: float = 0.0
     summary: str = ""
+    candidates: int = 1  # answers generated this round (--candidates)…
+    distinct: int = 1  # …how many differed after extraction (each checked once)…
+    chosen: int = 0  # …and the index of the one kept
 
 
 class RunResult(BaseModel):
