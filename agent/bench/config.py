@@ -96,6 +96,8 @@ class BenchConfig(BaseModel):
     max_rounds: int = Field(default=default("max_rounds"), ge=1)
     feedback: FeedbackMode | None = default("feedback")
     after_copy: Literal["resample", "repair"] = default("after_copy")
+    # Repair mode's answers per round; single and sample modes stay one answer each.
+    candidates: int = Field(default=default("candidates"), ge=1, le=16)
     samples: int = Field(default=5, ge=1)
     sample_temperature: float = Field(default=0.8, ge=0.0)
     seed: int = default("seed")
@@ -116,11 +118,14 @@ class BenchConfig(BaseModel):
 
     @property
     def derives_single(self) -> bool:
+        # With several candidates repair's round 1 is a best-of-N, not one shot.
         return self.single_from_repair and Mode.single in self.modes and (
-            Mode.repair in self.modes)
+            Mode.repair in self.modes) and self.candidates == 1
 
     def config_hash(self) -> str:
-        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        # One candidate hashes as before the setting existed: runs made then still resume.
+        skip = {"candidates"} if self.candidates == 1 else set()
+        blob = json.dumps(self.model_dump(mode="json", exclude=skip), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def loop_config(self, mode: Mode, sample: int) -> LoopConfig:
@@ -131,7 +136,7 @@ class BenchConfig(BaseModel):
         if mode is Mode.repair:
             return LoopConfig(max_rounds=self.max_rounds, feedback=self.feedback,
                               seed=self.seed, max_tokens=self.max_tokens, fixes=self.fixes,
-                              after_copy=self.after_copy)
+                              after_copy=self.after_copy, candidates=self.candidates)
         return LoopConfig(max_rounds=1, feedback=FeedbackMode.all,
                           temperature=self.sample_temperature, seed=self.seed + sample,
                           max_tokens=self.max_tokens, fixes=self.fixes)
@@ -162,6 +167,8 @@ class BenchConfig(BaseModel):
                 parts += ["--feedback", self.feedback.value]
             if self.after_copy != "resample":
                 parts += ["--after-copy", self.after_copy]
+            if self.candidates != 1:
+                parts += ["--candidates", str(self.candidates)]
         if Mode.sample in self.modes:
             parts += ["--samples", str(self.samples),
                       "--sample-temperature", f"{self.sample_temperature:g}"]

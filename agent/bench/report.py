@@ -312,8 +312,10 @@ def _load_compared(run: Path) -> tuple[ComparedRun, dict[str, Any]]:
 
 def _labels(configs: list[dict[str, Any]], dirs: list[Path]) -> list[str]:
     """Each run named by its model and the settings in which the runs differ."""
-    keys = ["model", "backend", "adapter", "feedback", "max_rounds", "after_copy", "fixes",
-            "samples", "sample_temperature", "seed", "max_tokens", "modes"]
+    keys = ["model", "backend", "adapter", "feedback", "max_rounds", "after_copy",
+            "candidates", "fixes", "samples", "sample_temperature", "seed", "max_tokens",
+            "modes"]
+    configs = [{"candidates": 1, **c} for c in configs]  # runs from before the setting
     differ = [k for k in keys if len({repr(c.get(k)) for c in configs}) > 1]
     labels = []
     for c, _d in zip(configs, dirs, strict=True):

@@ -48,6 +48,7 @@ from agent.cli.bench import bench
 from agent.cli.config import resolve_model
 from agent.cli.options import (
     after_copy_option,
+    candidates_option,
     enabled_fixes,
     feedback_option,
     max_rounds_option,
@@ -157,6 +158,7 @@ def fail_os(exc: OSError, out: Path) -> None:
 @max_rounds_option
 @feedback_option
 @after_copy_option
+@candidates_option
 @click.option("--samples", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="Samples per task in sample mode (pass@k for k ≤ this).")
 @click.option("--sample-temperature", type=click.FloatRange(0, 2), default=0.8,
@@ -196,7 +198,7 @@ def fail_os(exc: OSError, out: Path) -> None:
 @click.option("--no-warm", is_flag=True, help="Do not warm the shared Go build cache first.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json on stdout.")
 def run(suite: Path, modes: str, max_rounds: int, feedback: str | None, after_copy: str,
-        samples: int,
+        candidates: int, samples: int,
         sample_temperature: float, seed: int, max_tokens: int | None, no_fix: tuple[str, ...],
         task_filter: str | None, limit: int | None, gocode: Path | None,
         out_dir: Path | None, resume: bool, jobs: int | None, executor: str,
@@ -227,7 +229,7 @@ def run(suite: Path, modes: str, max_rounds: int, feedback: str | None, after_co
         suite=str(suite), tasks=[t.id for t in tasks], tasks_digest=tasks_digest(tasks),
         modes=mode_list, max_rounds=max_rounds,
         feedback=FeedbackMode(feedback) if feedback else None, after_copy=after_copy,
-        samples=samples,
+        candidates=candidates, samples=samples,
         sample_temperature=sample_temperature, seed=seed, max_tokens=max_tokens,
         fixes=fixes, backend=backend, model=model_kw.get("model_name"),
         adapter=str(adapter) if adapter else None, replay=str(replay) if replay else None,

@@ -22,6 +22,7 @@ from rich.syntax import Syntax
 
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, fail, main
 from agent.cli.options import (
+    candidates_option,
     max_rounds_option,
     model_options,
     open_model,
@@ -233,6 +234,7 @@ class FixCommand:
               help="Files longer than this are edited with search/replace blocks.")
 @temperature_option
 @seed_option
+@candidates_option
 @click.option("--test-timeout", type=click.FloatRange(1, 3600), default=60.0,
               show_default=True, help="Seconds for the package's tests per check.")
 @click.option("--race", is_flag=True, help="Run the tests with -race (needs a C compiler).")
@@ -255,7 +257,8 @@ class FixCommand:
 @model_options
 def fix(files: tuple[str, ...], instruction: str | None, run_re: str | None,
         max_rounds: int, yes: bool, apply_failing: bool, dry_run: bool, do_undo: bool,
-        force: bool, block_lines: int, temperature: float, seed: int, test_timeout: float,
+        force: bool, block_lines: int, temperature: float, seed: int, candidates: int,
+        test_timeout: float,
         race: bool, out_dir: Path | None, tags: str | None, test_cmd: str | None,
         lint_cmd: str | None, allow_dirty: bool, do_commit: bool, as_json: bool,
         verbose: bool, **model_kw: Any) -> None:
@@ -311,7 +314,8 @@ def fix(files: tuple[str, ...], instruction: str | None, run_re: str | None,
                 instruction=instruction, run=run_re, block_lines=block_lines,
                 test_timeout=test_timeout, race=race, test_cmd=test_cmd, lint_cmd=lint_cmd,
                 goenv=goenv), LoopConfig(
-                    max_rounds=max_rounds, temperature=temperature, seed=seed),
+                    max_rounds=max_rounds, temperature=temperature, seed=seed,
+                    candidates=candidates),
                 yes=yes, apply_failing=apply_failing, dry_run=dry_run, out=out_dir,
                 verbose=verbose, do_commit=do_commit, entry=entry)
             entry["exit_code"] = one

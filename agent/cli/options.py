@@ -92,6 +92,13 @@ after_copy_option = click.option(
          "resample from the task (told what failed) or keep asking for repairs.")
 
 
+candidates_option = click.option(
+    "--candidates", type=click.IntRange(1, 16), default=default("candidates"),
+    show_default=True,
+    help="Answers asked for per round (1-16): each distinct one is checked and the best "
+         "kept. Every answer's tokens count against the budget.")
+
+
 def enabled_fixes(no_fix: tuple[str, ...]) -> list[str]:
     """The fixes and levers left on by `--no-fix`."""
     return [] if "all" in no_fix else [f for f in FIX_NAMES if f not in no_fix]

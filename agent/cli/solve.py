@@ -20,6 +20,7 @@ from agent.atomic import write_text_atomic
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, fail, main
 from agent.cli.options import (
     after_copy_option,
+    candidates_option,
     enabled_fixes,
     feedback_option,
     max_rounds_option,
@@ -91,7 +92,8 @@ class RoundPrinter:
               f" · feedback={ev['mode']}")
         elif kind == "request":
             s = ev["sampling"]
-            p(f"[cyan]round {ev['round']}[/] asking the model "
+            many = f" for {ev['candidates']} answers" if ev.get("candidates") else ""
+            p(f"[cyan]round {ev['round']}[/] asking the model{many} "
               f"(T={s['temperature']}, max {s['max_tokens']} tokens)")
             if self.verbose:
                 p(escape(ev["messages"][-1]["content"]), style="dim")
@@ -124,12 +126,28 @@ class RoundPrinter:
                 loc = f"{d['file']}:{d['line']}: " if d.get("file") and d.get("line") else ""
                 first = (d["message"] or "").splitlines()[0][:160] if d["message"] else ""
                 p(f"    [yellow]{d['kind']}[/] {escape(loc + first)}")
+        elif kind == "candidates":
+            p(f"  {candidates_line(ev)}")
         elif kind == "stuck":
             p(f"  [magenta]stuck[/]: same failure again → {ev['action']}")
         elif kind == "copies":
             p(f"  [magenta]copies[/]: {escape(ev['note'])}")
         elif kind == "error":
             p(f"  [red]model error[/]: {escape(ev['message'])}")
+
+
+def candidates_line(ev: dict[str, Any]) -> str:
+    """A round's candidates in one line: how many were tried, which was kept and why."""
+    tried = ev["candidates"]
+    best = tried[ev["chosen"]]
+    why = ("passes" if best["passed"] else "feedback passes" if best["feedback_passed"]
+           else "format error" if best["format_error"] else
+           ("compiles" if best["progress"][0] > 0 else "does not compile")
+           + (f", {best['failed_tests']} failing test(s)" if best["failed_tests"] else ""))
+    stopped = {"passed": "; stopped at a pass", "tokens": "; token budget spent",
+               "time": "; time budget spent"}.get(ev.get("stopped") or "", "")
+    return (f"candidates: {len(tried)} tried, {ev['distinct']} distinct, kept "
+            f"#{ev['chosen']} ({why}){stopped}")
 
 
 def write_outputs(out: Path, result: RunResult, extra: dict[str, Any] | None = None) -> None:
@@ -167,6 +185,7 @@ def default_out(task_id: str) -> Path:
 @no_fix_option
 @on_stuck_option
 @after_copy_option
+@candidates_option
 @max_tokens_option
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), default=None,
               help="Where the solution, trajectory.jsonl and result.json go "
@@ -175,8 +194,8 @@ def default_out(task_id: str) -> Path:
 @click.option("-v", "--verbose", is_flag=True, help="Show prompts and model answers.")
 def solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
           feedback: str | None, no_fix: tuple[str, ...], on_stuck: str, after_copy: str,
-          max_tokens: int | None, out_dir: Path | None, as_json: bool, verbose: bool,
-          **model_kw: Any) -> None:
+          candidates: int, max_tokens: int | None, out_dir: Path | None, as_json: bool,
+          verbose: bool, **model_kw: Any) -> None:
     """Solve TASK_FILE: generate, check with the Go toolchain, repair, repeat.
 
     Exit 0 solved, 1 not solved, 2 bad input, 3 model or toolchain unavailable, 130 on
@@ -184,13 +203,13 @@ def solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
     """
     with sigterm_exits():
         _solve(task_file, max_rounds, temperature, seed, feedback, no_fix, on_stuck,
-               after_copy, max_tokens, out_dir, as_json, verbose, model_kw)
+               after_copy, candidates, max_tokens, out_dir, as_json, verbose, model_kw)
 
 
 def _solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
            feedback: str | None, no_fix: tuple[str, ...], on_stuck: str, after_copy: str,
-           max_tokens: int | None, out_dir: Path | None, as_json: bool, verbose: bool,
-           model_kw: dict[str, Any]) -> None:
+           candidates: int, max_tokens: int | None, out_dir: Path | None, as_json: bool,
+           verbose: bool, model_kw: dict[str, Any]) -> None:
     try:
         task = load_task(task_file)
     except TaskError as exc:
@@ -204,7 +223,8 @@ def _solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
     fixes = enabled_fixes(no_fix)
     config = LoopConfig(max_rounds=max_rounds, temperature=temperature, seed=seed,
                         feedback=FeedbackMode(feedback) if feedback else None, fixes=fixes,
-                        on_stuck=on_stuck, after_copy=after_copy, max_tokens=max_tokens)
+                        on_stuck=on_stuck, after_copy=after_copy, candidates=candidates,
+                        max_tokens=max_tokens)
     with console.status("warming the Go build cache (first run only)…"):
         warm_unless_disabled()
     try:

@@ -23,6 +23,7 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from tenacity import (
@@ -57,6 +58,8 @@ DEADLINE_PER_TOKEN = 0.5
 # Bytes a response may take: generous for JSON-escaped text, finite for an endless one.
 BODY_BASE = 4 << 20
 BODY_PER_TOKEN = 64
+# Requests one `generate_many` keeps in flight: a local server has a few slots at most.
+MAX_CONCURRENT = 8
 
 
 class _Transient(Exception):
@@ -275,6 +278,18 @@ class OpenAIModel:
                 f"{self.url}: no complete answer within the {total:g}s deadline "
                 f"({DEADLINE_ENV} sets it{before})") from None
         return generation_from_response(data, where=self.url, messages=messages)
+
+    def generate_many(self, messages: list[Message], samplings: list[Sampling]
+                      ) -> list[Generation]:
+        """One answer per sampling, the requests in flight together: a server with
+        several slots (llama-server -np, vLLM, Ollama) batches them. The first failure
+        is raised once every request has ended."""
+        if len(samplings) <= 1:
+            return [self.generate(messages, s) for s in samplings]
+        workers = min(len(samplings), MAX_CONCURRENT)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="candidate") as pool:
+            futures = [pool.submit(self.generate, messages, s) for s in samplings]
+        return [f.result() for f in futures]
 
 
 class _TooBig(Exception):
