@@ -431,3 +431,12 @@ def test_candidates_is_a_loop_setting_with_bounds():
     def f(candidates: int) -> None: ...
 
     assert f.__click_params__[0].default == LoopConfig().candidates
+
+
+def test_a_model_that_fails_mid_round_ends_the_run_with_the_answers_paid_for():
+    result, model, _ = run([NO_BUILD], candidates=3)  # the replay runs out at answer 2
+    assert result.stop_reason == "model error" and "ran out of responses" in result.error
+    assert model.calls == 1 and result.rounds == 1
+    assert result.rounds_detail[0].candidates == 1
+    assert result.tokens.completion == result.rounds_detail[0].completion_tokens == paid(
+        NO_BUILD)

@@ -319,24 +319,25 @@ class RepairLoop:
             n = batch_size(st.model, len(samplings) - len(tried),
                            st.token_cap - st.usage.completion, base.max_tokens)
             batch = samplings[len(tried):len(tried) + n]
-            asked = []
+            asked: list[Candidate] = []
             try:
                 for sampling, first in zip(batch, generate_batch(st.model, messages, batch),
                                            strict=True):
                     held = Held()
-                    asked.append((sampling, held, *self._ask(
-                        st, rnd, messages, sampling, held, first)))
+                    gen, spent = self._ask(st, rnd, messages, sampling, held, first)
+                    if not tried and not asked:
+                        st.result.rounds = rnd
+                        st.result.rounds_detail.append(st.rec)
+                    st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
+                    _add_cost(st.rec, gen, spent)
+                    self._emit_response(held, rnd, gen)
+                    asked.append(Candidate(
+                        index=len(tried) + len(asked), sampling=sampling, gen=gen, held=held,
+                        tokens=gen.completion_tokens + spent.completion_tokens))
             except ModelError as exc:
+                st.rec.candidates = len(tried) + len(asked)  # answered, and paid for
                 self._model_failed(st, rnd, exc)
-            if not tried:
-                st.result.rounds = rnd
-                st.result.rounds_detail.append(st.rec)
-            for sampling, held, gen, spent in asked:
-                st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
-                _add_cost(st.rec, gen, spent)
-                self._emit_response(held, rnd, gen)
-                c = Candidate(index=len(tried), sampling=sampling, gen=gen, held=held,
-                              tokens=gen.completion_tokens + spent.completion_tokens)
+            for c in asked:
                 tried.append(c)
                 if cut is None:  # a candidate of this batch passed: the rest go unchecked
                     self._candidate(st, rnd, c, checked)
