@@ -440,3 +440,24 @@ def test_a_model_that_fails_mid_round_ends_the_run_with_the_answers_paid_for():
     assert result.rounds_detail[0].candidates == 1
     assert result.tokens.completion == result.rounds_detail[0].completion_tokens == paid(
         NO_BUILD)
+
+
+def test_run_views_count_every_candidate_not_only_the_chosen_one(tmp_path):
+    from agent.bench.attempt import broken_record
+    from agent.bench.config import AttemptKey
+    from agent.runs.index import read_attempt
+
+    result, model, traj = run([NO_BUILD, LOW_ONLY, GOOD], candidates=3)
+    path = tmp_path / "trajectory.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in traj.events))
+    view = read_attempt(path)
+    assert view.rounds[0].completion_tokens == result.tokens.completion == paid(
+        NO_BUILD, LOW_ONLY, GOOD)
+    assert view.rounds[0].prompt_tokens == result.tokens.prompt
+    # An attempt that broke after the round keeps what the round paid for, too.
+    config = BenchConfig(suite=str(ROOT), tasks=["clamp"], tasks_digest="-",
+                         modes=[Mode.repair], backend="replay", candidates=3)
+    key = AttemptKey(task="clamp", mode=Mode.repair, config=config.config_hash())
+    rec = broken_record(config, key,
+                        model, traj, RuntimeError("boom"), time.monotonic())
+    assert rec.result.tokens.completion == result.tokens.completion

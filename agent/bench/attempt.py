@@ -129,7 +129,7 @@ def broken_record(config: BenchConfig, key: AttemptKey, model: Model, traj: Traj
     message = one_line(exc)
     with contextlib.suppress(Exception):
         traj.event("attempt_error", message=message)
-    rounds = []
+    rounds: list[RoundRecord] = []
     for ev in traj.events:
         if ev.get("event") == "response":
             t = ev.get("tokens") or {}
@@ -137,6 +137,14 @@ def broken_record(config: BenchConfig, key: AttemptKey, model: Model, traj: Traj
                 round=len(rounds) + 1, temperature=0.0, summary="attempt broke",
                 completion_tokens=t.get("completion", 0), prompt_tokens=t.get("prompt", 0),
                 cached_tokens=t.get("cached", 0), model_seconds=ev.get("seconds", 0.0)))
+        elif ev.get("event") == "candidates" and rounds and ev.get("candidates"):
+            # A round of several answers wrote only the chosen one's response.
+            cands = ev["candidates"]
+            rounds[-1] = rounds[-1].model_copy(update={
+                "completion_tokens": sum(c.get("tokens", 0) for c in cands),
+                "prompt_tokens": sum(c.get("prompt_tokens", 0) for c in cands),
+                "cached_tokens": sum(c.get("cached_tokens", 0) for c in cands),
+                "model_seconds": sum(c.get("seconds", 0.0) for c in cands)})
     usage = TokenUsage()
     for r in rounds:
         usage.add(r.prompt_tokens, r.cached_tokens, r.completion_tokens)

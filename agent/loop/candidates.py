@@ -59,7 +59,9 @@ class Candidate:
         j = self.judged
         return {"index": self.index, "digest": self.digest[:12],
                 "temperature": self.sampling.temperature, "seed": self.sampling.seed,
-                "tokens": self.tokens, "format_error": self.format_error is not None,
+                "tokens": self.tokens, "prompt_tokens": self.gen.prompt_tokens,
+                "cached_tokens": self.gen.cached_tokens, "seconds": round(self.gen.seconds, 3),
+                "format_error": self.format_error is not None,
                 "checked": j is not None and self.same_as is None, "same_as": self.same_as,
                 "passed": bool(j and j.verdict.passed),
                 "feedback_passed": bool(j and j.fb.passed),

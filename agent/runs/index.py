@@ -297,6 +297,14 @@ def read_attempt(path: Path, *, task: str = "", label: str = "") -> AttemptView:
             r.completion_tokens += _int(t.get("completion"))
             r.prompt_tokens += _int(t.get("prompt"))
             r.model_seconds += _float(ev.get("seconds"))
+        elif kind == "candidates":
+            # Only the chosen candidate's response was written: the round paid for all.
+            cands = [c for c in ev.get("candidates") or [] if isinstance(c, dict)]
+            if cands:
+                r = at(ev)
+                r.completion_tokens = sum(_int(c.get("tokens")) for c in cands)
+                r.prompt_tokens = sum(_int(c.get("prompt_tokens")) for c in cands)
+                r.model_seconds = sum(_float(c.get("seconds")) for c in cands)
         elif kind == "extract":
             r = at(ev)
             files = ev.get("files")
