@@ -1,4 +1,4 @@
-"""Shared test markers."""
+"""Shared test markers, and a data folder of their own for every test."""
 
 from __future__ import annotations
 
@@ -13,3 +13,10 @@ except ToolchainError:
     HAVE_GO = False
 
 needs_go = pytest.mark.skipif(not HAVE_GO, reason="no Go toolchain")
+
+
+@pytest.fixture(autouse=True)
+def _own_data_dir(tmp_path_factory: pytest.TempPathFactory,
+                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every run a test makes is indexed in the data folder: never the user's own.
+    monkeypatch.setenv("GUILD_AGENT_DATA", str(tmp_path_factory.mktemp("data")))
