@@ -263,7 +263,8 @@ def fix(files: tuple[str, ...], instruction: str | None, run_re: str | None,
         force: bool, block_lines: int, temperature: float, seed: int, candidates: int,
         test_timeout: float,
         race: bool, out_dir: Path | None, tags: str | None, test_cmd: str | None,
-        lint_cmd: str | None, show_tests: bool, allow_dirty: bool, do_commit: bool, as_json: bool,
+        lint_cmd: str | None, show_tests: bool, allow_dirty: bool, do_commit: bool,
+        as_json: bool,
         verbose: bool, **model_kw: Any) -> None:
     """Fix FILES: .go files of one package, a package folder, or a pattern such as ./...
 
@@ -483,7 +484,7 @@ def _fix(console: Console, site: FixSite, model: Model, request: FixRequest, con
                 entry["status"] = "nothing-to-fix"
                 return EXIT_OK
             # Tests first in the context map: a failure's source lines are usually there.
-            context = {**session.support_files(), **session.original}
+            context = {**session.test_files(), **session.support_files(), **session.original}
             feedback = "" if first.passed else render_feedback(first, context)[0]
             config = config.model_copy(update={"fixes": session.loop_fixes()})
             cmd = FixCommand(session, model, config, console, traj, verbose)
@@ -552,7 +553,8 @@ def _interact(cmd: FixCommand, feedback: str, *, yes: bool, apply_failing: bool,
                 note = (got or "").strip() or None
                 cmd.traj.event("decision", action="keep", note=note)
                 feedback = ("" if cmd.check is None or cmd.check.passed
-                            else render_feedback(cmd.check, {**cmd.s.support_files(),
+                            else render_feedback(cmd.check, {**cmd.s.test_files(),
+                                                             **cmd.s.support_files(),
                                                              **cmd.files})[0])
                 break
             c.print("answer a, s, k or q")
