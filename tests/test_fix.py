@@ -120,6 +120,32 @@ def test_failing_test_fixed_after_feedback(tmp_path: Path) -> None:
     assert "TestAdd" in requests[1]["messages"][-1]["content"]
 
 
+def test_tests_are_quoted_not_shown_whole_unless_asked(tmp_path: Path) -> None:
+    # A second test the failure does not touch: its body must not reach the prompt.
+    tests = TESTS + (
+        "\nfunc TestUntouched(t *testing.T) {\n\tif Add(0, 0) != 0 {\n"
+        "\t\tt.Fatal(\"zero\")\n\t}\n}\n")
+    target = make_module(tmp_path / "m", source=WRONG, tests=tests)
+    code, out, events = run_fix(tmp_path, [str(target), "--yes"],
+                                [fence(WRONG.replace("a - b", "a * b")), fence(FIXED)])
+    assert code == 0, out
+    requests = [e for e in events if e["event"] == "request"]
+    first, second = (r["messages"][-1]["content"] for r in requests)
+    assert "// file: calc_test.go" not in first and "TestUntouched" not in first
+    # The failing check's own line is quoted, in the task and in the repair feedback.
+    assert 't.Fatalf("Add(2, 3) = %d, want 5", got)' in first
+    assert 't.Fatalf("Add(2, 3) = %d, want 5", got)' in second
+    assert "TestUntouched" not in second
+
+    again = tmp_path / "again"
+    target = make_module(again / "m", source=WRONG, tests=tests)
+    code, out, events = run_fix(again, [str(target), "--yes", "--show-tests"],
+                                [fence(FIXED)])
+    assert code == 0, out
+    first = next(e for e in events if e["event"] == "request")["messages"][-1]["content"]
+    assert "// file: calc_test.go" in first and "TestUntouched" in first
+
+
 def test_instruction_applied(tmp_path: Path) -> None:
     tests = TESTS + ("\nfunc TestSub(t *testing.T) {\n\tif Sub(5, 3) != 2 {\n"
                      "\t\tt.Fatal(\"Sub\")\n\t}\n}\n")

@@ -246,6 +246,9 @@ class FixCommand:
                    "its exit status is the verdict.")
 @click.option("--lint-cmd", default=None,
               help="A linter command that must also pass (run in the sandbox on the copy).")
+@click.option("--show-tests", is_flag=True,
+              help="Show the package's test files in full to the model (default: only the "
+                   "failing tests' lines, which small models do not copy into their answer).")
 @click.option("--allow-dirty", is_flag=True,
               help="Work on files with uncommitted git changes.")
 @click.option("--commit", "do_commit", is_flag=True,
@@ -260,7 +263,8 @@ def fix(files: tuple[str, ...], instruction: str | None, run_re: str | None,
         force: bool, block_lines: int, temperature: float, seed: int, candidates: int,
         test_timeout: float,
         race: bool, out_dir: Path | None, tags: str | None, test_cmd: str | None,
-        lint_cmd: str | None, allow_dirty: bool, do_commit: bool, as_json: bool,
+        lint_cmd: str | None, show_tests: bool, allow_dirty: bool, do_commit: bool,
+        as_json: bool,
         verbose: bool, **model_kw: Any) -> None:
     """Fix FILES: .go files of one package, a package folder, or a pattern such as ./...
 
@@ -313,7 +317,7 @@ def fix(files: tuple[str, ...], instruction: str | None, run_re: str | None,
             one = _fix(console, site, model, FixRequest(
                 instruction=instruction, run=run_re, block_lines=block_lines,
                 test_timeout=test_timeout, race=race, test_cmd=test_cmd, lint_cmd=lint_cmd,
-                goenv=goenv), LoopConfig(
+                show_tests=show_tests, goenv=goenv), LoopConfig(
                     max_rounds=max_rounds, temperature=temperature, seed=seed,
                     candidates=candidates),
                 yes=yes, apply_failing=apply_failing, dry_run=dry_run, out=out_dir,
@@ -480,7 +484,7 @@ def _fix(console: Console, site: FixSite, model: Model, request: FixRequest, con
                 entry["status"] = "nothing-to-fix"
                 return EXIT_OK
             # Tests first in the context map: a failure's source lines are usually there.
-            context = {**session.support_files(), **session.original}
+            context = {**session.test_files(), **session.support_files(), **session.original}
             feedback = "" if first.passed else render_feedback(first, context)[0]
             config = config.model_copy(update={"fixes": session.loop_fixes()})
             cmd = FixCommand(session, model, config, console, traj, verbose)
@@ -549,7 +553,8 @@ def _interact(cmd: FixCommand, feedback: str, *, yes: bool, apply_failing: bool,
                 note = (got or "").strip() or None
                 cmd.traj.event("decision", action="keep", note=note)
                 feedback = ("" if cmd.check is None or cmd.check.passed
-                            else render_feedback(cmd.check, {**cmd.s.support_files(),
+                            else render_feedback(cmd.check, {**cmd.s.test_files(),
+                                                             **cmd.s.support_files(),
                                                              **cmd.files})[0])
                 break
             c.print("answer a, s, k or q")

@@ -440,7 +440,24 @@ class FixRequest(BaseModel):
     race: bool = False  # go test -race (needs cgo and a C compiler)
     test_cmd: str | None = None  # the user's own test command, in place of go test
     lint_cmd: str | None = None  # and linter, which must pass too
+    # Test files in full in the prompt. Off: small models answer a fix request by copying
+    # the test file they are shown (the 0.5B did so on 12 of the edit suite's 19 tasks,
+    # even with the tests in a text block or placed first); the feedback quotes each
+    # failing test's lines instead.
+    show_tests: bool = False
     goenv: UserGoEnv = Field(default_factory=UserGoEnv)
+
+
+def _within_budget(files: dict[str, str]) -> dict[str, str]:
+    """Files in order, tests first, skipping any that would pass SUPPORT_CHARS."""
+    shown: dict[str, str] = {}
+    used = 0
+    for n in sorted(files, key=lambda n: (not n.endswith("_test.go"), n)):
+        if used + len(files[n]) > SUPPORT_CHARS:
+            continue
+        shown[n] = files[n]
+        used += len(files[n])
+    return shown
 
 
 class FixSession:
@@ -485,17 +502,16 @@ class FixSession:
         return self.checker.check(self.original)
 
     def support_files(self) -> dict[str, str]:
-        """The package's other files the model is shown (tests first), within a budget."""
-        others = {n: c for n, c in self._package_files().items() if n not in self.site.names}
-        order = sorted(others, key=lambda n: (not n.endswith("_test.go"), n))
-        shown: dict[str, str] = {}
-        used = 0
-        for n in order:
-            if used + len(others[n]) > SUPPORT_CHARS:
-                continue
-            shown[n] = others[n]
-            used += len(others[n])
-        return shown
+        """The package's other files the model is shown (tests first, if shown at all),
+        within a budget."""
+        return _within_budget({n: c for n, c in self._package_files().items()
+                               if n not in self.site.names
+                               and (self.request.show_tests or not n.endswith("_test.go"))})
+
+    def test_files(self) -> dict[str, str]:
+        """The package's tests, for the feedback to quote the lines of failing checks."""
+        return _within_budget({n: c for n, c in self._package_files().items()
+                               if n.endswith("_test.go") and n not in self.site.names})
 
     def problem(self, files: dict[str, str], *, feedback: str = "", note: str | None = None
                 ) -> Problem:
@@ -521,9 +537,12 @@ class FixSession:
         hint = (f"Reply with search/replace blocks for {', '.join(blocks)} as shown above"
                 + (", and the complete source of any other file you change." if
                    len(blocks) < len(files) else ".")) if blocks else None
+        # As hidden tests the loop quotes them in its feedback without showing them whole.
+        tests = {} if self.request.show_tests else self.test_files()
         return Problem(id=f"fix-{Path(self.site.names[0]).stem}", package=package,
                        messages=messages, goal=goal, files=dict(files),
-                       support_files=support, multi_file=multi, format_hint=hint,
+                       support_files=support, hidden_tests=tests, multi_file=multi,
+                       format_hint=hint,
                        answer_chars=len(goal) + sum(len(v) for v in files.values()))
 
     def parse_answer(self, text: str, problem: Problem, current: dict[str, str]
