@@ -320,3 +320,49 @@ def test_splice_replaces_a_method_by_name_and_appends_helpers():
     # Not the name asked for, or the whole file again: no splice.
     assert splice_decls(src, "func G() {}\n", "T.M") is None
     assert splice_decls(src, src.replace("t.n +", "t.n"), "T.M") is None
+
+
+# -- code first: a repair answer that opens with a test is resampled, stops kept ------------
+
+def _run_recorded(responses: list[str], off: tuple[str, ...] = (), **cfg):
+    """The loop on test_loop's task, with the replay model that keeps every sampling."""
+    from test_loop import TASK
+    from test_loop import Recorder as SamplingRecorder
+
+    model = SamplingRecorder(responses)
+    traj = Trajectory()
+    config = LoopConfig(fixes=[f for f in FIX_NAMES if f not in off], **cfg)
+    return RepairLoop(model, config).run(problem_from_task(TASK), traj), model, traj
+
+def test_a_repair_answer_opening_with_a_test_is_resampled_with_its_stops():
+    from test_loop import GOOD, LOW_ONLY
+
+    cut = '```go\npackage sandbox\n\nimport (\n\t"testing"\n)\n'  # stopped at "\nfunc Test"
+    result, model, traj = _run_recorded( [LOW_ONLY, cut, GOOD], max_rounds=2)
+    assert result.solved and result.solved_at_round == 2 and model.calls == 3
+    first, again = model.samplings[1], model.samplings[2]
+    assert "\nfunc Test" in again.stop  # stops kept: no whole test file this time
+    assert again.seed != first.seed and again.temperature >= 0.7
+    assert [e["event"] for e in traj.events].count("resample_after_test") == 1
+    assert "retry_without_stops" not in [e["event"] for e in traj.events]
+    # The cut answer is paid for in round 2.
+    assert result.rounds_detail[1].completion_tokens == len(cut) // 4 + len(GOOD) // 4
+    assert sum(r.completion_tokens for r in result.rounds_detail) == result.tokens.completion
+
+
+def test_code_first_falls_back_to_letting_the_model_run_on_and_can_be_switched_off():
+    from test_loop import GOOD, LOW_ONLY
+
+    cut = '```go\npackage sandbox\n\nimport (\n\t"testing"\n)\n'
+    # Both the answer and its resample open with a test: then the stops go, as before.
+    result, model, traj = _run_recorded( [LOW_ONLY, cut, cut, GOOD], max_rounds=2)
+    assert result.solved and model.calls == 4
+    assert "\nfunc Test" not in model.samplings[3].stop
+    assert result.rounds_detail[1].completion_tokens == 2 * (len(cut) // 4) + len(GOOD) // 4
+    # Switched off, and in round 1 (single shot stays what it was): straight to run-on.
+    result, model, traj = _run_recorded( [LOW_ONLY, cut, GOOD], max_rounds=2,
+                               off=("code-first",))
+    assert result.solved and "\nfunc Test" not in model.samplings[2].stop
+    assert "resample_after_test" not in [e["event"] for e in traj.events]
+    result, model, traj = _run_recorded( [cut, GOOD], max_rounds=1)
+    assert result.solved and "\nfunc Test" not in model.samplings[1].stop

@@ -169,10 +169,23 @@ class RepairLoop:
         same round, and let run on. Raises ModelError."""
         spent = Generation(text="")
         gen = first if first is not None else st.model.generate(messages, sampling)
+        if rnd > 1 and self.config.lever("code-first") and _cut_before_code(
+                gen, sampling, st.taken):
+            # In a repair round an answer that opens with a test is the test the feedback
+            # just quoted, and let run on the model writes the whole test file (the 0.5B
+            # did so in most of the edit suite's failed rounds). Another sample that keeps
+            # the stops costs a few tokens and usually starts with code.
+            self._emit(traj, "resample_after_test", round=rnd, text=gen.text)
+            st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
+            spent = gen
+            sampling = sampling.model_copy(update={
+                "temperature": max(sampling.temperature, self.config.resample_temperature),
+                "top_p": self.config.top_p, "seed": sampling.seed + 7919})
+            gen = st.model.generate(messages, sampling)
         if _cut_before_code(gen, sampling, st.taken):
             self._emit(traj, "retry_without_stops", round=rnd, text=gen.text)
             st.usage.add(gen.prompt_tokens, gen.cached_tokens, gen.completion_tokens)
-            spent = gen
+            spent = _plus(spent, gen)
             sampling = sampling.model_copy(
                 update={"stop": [] if st.problem.multi_file else [FENCE_STOP]})
             gen = st.model.generate(messages, sampling)
@@ -541,6 +554,18 @@ class Judged:
     applied: list[str]  # the kept deterministic fixes
     run: str | None  # the -run pattern (compile-only feedback)
     check_seconds: float
+
+
+def _plus(a: Generation, b: Generation) -> Generation:
+    """What two answers cost together (their text does not matter here)."""
+    return Generation(
+        text="", prompt_tokens=a.prompt_tokens + b.prompt_tokens,
+        cached_tokens=a.cached_tokens + b.cached_tokens,
+        completion_tokens=a.completion_tokens + b.completion_tokens,
+        prompt_seconds=a.prompt_seconds + b.prompt_seconds,
+        generation_seconds=a.generation_seconds + b.generation_seconds,
+        drafted_tokens=a.drafted_tokens + b.drafted_tokens,
+        accepted_tokens=a.accepted_tokens + b.accepted_tokens)
 
 
 def _add_cost(rec: RoundRecord, *gens: Generation) -> None:
