@@ -10,6 +10,7 @@ import yaml
 from click.testing import CliRunner
 
 from agent.cli import main
+from agent.golang.fixes import FIX_NAMES
 from agent.loop.config import LoopConfig
 from agent.loop.problem import problem_from_task
 from agent.loop.repair import RepairLoop
@@ -137,13 +138,27 @@ def test_stuck_can_stop():
 
 
 def test_visible_mode_never_shows_hidden_test_messages():
-    result, model, _ = run([HALF, GOOD], feedback=FeedbackMode.visible)
-    # Visible tests pass, so the model has nothing to act on: the loop stops unsolved.
-    assert not result.solved
-    assert result.stop_reason == "visible tests pass, hidden tests fail"
-    assert model.calls == 1
+    # Visible tests pass and hidden ones fail: nothing to repair, so the next round is a
+    # fresh sample from the task, told only that other tests fail.
+    result, model, traj = run([HALF, GOOD], feedback=FeedbackMode.visible)
+    assert result.solved and result.solved_at_round == 2 and model.calls == 2
+    restart = model.prompts[1][-1].content
+    assert "passed the tests shown but failed other tests" in restart
+    assert model.samplings[1].temperature >= 0.7
     assert "SECRET-HIDDEN-MESSAGE" not in model.seen()
     assert "TestClampHidden" not in model.seen()
+    assert [e["round"] for e in traj.events if e["event"] == "hidden_fail_resample"] == [1]
+
+
+def test_visible_green_hidden_red_stops_in_the_last_round_or_with_the_lever_off():
+    result, model, _ = run([HALF, GOOD], feedback=FeedbackMode.visible, max_rounds=1)
+    assert not result.solved and model.calls == 1
+    assert result.stop_reason == "visible tests pass, hidden tests fail"
+    result, model, _ = run([HALF, GOOD], feedback=FeedbackMode.visible,
+                           fixes=[f for f in FIX_NAMES if f != "hidden-resample"])
+    assert not result.solved and model.calls == 1
+    assert result.stop_reason == "visible tests pass, hidden tests fail"
+    assert "SECRET-HIDDEN-MESSAGE" not in model.seen()
 
 
 def test_all_mode_feeds_hidden_failures_back():
@@ -154,7 +169,7 @@ def test_all_mode_feeds_hidden_failures_back():
 
 
 def test_compile_mode_feeds_only_compiler_output():
-    result, model, _ = run([TYPE_ERROR, HALF], feedback=FeedbackMode.compile)
+    result, model, _ = run([TYPE_ERROR, HALF], feedback=FeedbackMode.compile, max_rounds=2)
     assert not result.solved  # HALF builds; the hidden test then decides: it fails
     assert model.calls == 2
     assert "cannot use" in model.prompts[1][-1].content

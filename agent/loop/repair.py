@@ -37,6 +37,7 @@ from agent.loop.strategy import (
     FailedLine,
     Outcome,
     Request,
+    Restart,
     Strategy,
     default_strategies,
 )
@@ -46,6 +47,10 @@ from tools.diagnostics import CheckResult, Kind
 from tools.gofmt import gofmt_source
 
 COMPILE_ONLY = "^$"  # a -run pattern matching no test: build and vet only
+# What a restart after a hidden-test failure is told: the fact, and the usual suspects.
+HIDDEN_FAIL_NOTE = ("the code passed the tests shown but failed other tests of the task; "
+                    "think about edge cases (empty or one-element input, zero, negative "
+                    "and very large values, bounds, repeated elements, non-ASCII text)")
 
 # (answer text, problem, the current files) → the files the answer proposes. The default
 # reads whole files from fenced blocks; `fix` plugs in search/replace edits for large files.
@@ -308,7 +313,18 @@ class RepairLoop:
             reason = StopReason.tests_fail if j.run else StopReason.hidden_tests_fail
             rec.failure = (verdict.first_failure_kind() or Kind.test_failure).value
             rec.summary = reason.value
-            raise RunEnded(reason)
+            if rnd >= st.rounds_cap or not self.config.lever("hidden-resample"):
+                raise RunEnded(reason)
+            # Asking it to repair code whose every visible check passes gets that code
+            # back; a fresh sample, told only that other tests fail, may not fail them.
+            st.history.append(f"round {rnd}: {HIDDEN_FAIL_NOTE}")
+            self._emit(st.traj, "hidden_fail_resample", round=rnd)
+            out = Outcome(rnd=rnd, ext=j.ext, files=j.files, feedback=fb, applied=j.applied,
+                          facts=[], repeated=[], stuck=True)
+            req = Restart(self.config).next_request(st, out)
+            assert req is not None  # a stuck outcome always restarts
+            self._take(st, rnd, req)
+            return
         rec.failure = (fb.first_failure_kind() or Kind.test_failure).value
         rec.summary = summary_line(fb)
         st.history.append(f"round {rnd}: {rec.summary}")
@@ -434,6 +450,10 @@ class RepairLoop:
             (r for s in self.strategies if (r := s.next_request(st, out)) is not None), None)
         if req is None:  # every strategy passed: nothing more to ask
             raise RunEnded(StopReason.stuck)
+        self._take(st, rnd, req)
+
+    def _take(self, st: RunState, rnd: int, req: Request) -> None:
+        """The next round asks `req`."""
         st.prompt, st.follow, st.local = req.prompt, req.follow, req.local
         text = req.follow[-1].content if req.follow else req.prompt.content
         self._emit(st.traj, "feedback", round=rnd, text=text, **req.event)
