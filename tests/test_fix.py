@@ -146,6 +146,18 @@ def test_tests_are_quoted_not_shown_whole_unless_asked(tmp_path: Path) -> None:
     assert "// file: calc_test.go" in first and "TestUntouched" in first
 
 
+def test_a_do_nothing_unused_variable_is_removed_even_if_the_model_copies_it(
+        tmp_path: Path) -> None:
+    unused = FIXED.replace("\treturn a + b\n", "\tcount := 0\n\treturn a + b\n")
+    target = make_module(tmp_path / "m", source=unused)
+    # The model hands the file back unchanged; the deterministic fix does the rest.
+    code, out, events = run_fix(tmp_path, [str(target), "--yes"], [fence(unused)])
+    assert code == 0, out
+    assert target.read_text() == FIXED  # the line is gone, no `_ = count`
+    fixes = [f["name"] for e in events if e["event"] == "fix" for f in e["fixes"]]
+    assert fixes == ["unused-decls"]
+
+
 def test_instruction_applied(tmp_path: Path) -> None:
     tests = TESTS + ("\nfunc TestSub(t *testing.T) {\n\tif Sub(5, 3) != 2 {\n"
                      "\t\tt.Fatal(\"Sub\")\n\t}\n}\n")

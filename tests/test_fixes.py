@@ -183,10 +183,11 @@ def test_apply_fixes_switches_and_matching():
     assert fixes == [] and fixed == {"pkg/a.go": src}
     with pytest.raises(ValueError, match="unknown fix"):
         apply_fixes({}, [], ["gofmt", "magic"])
-    assert FIX_KINDS == ("gofmt", "unused-imports", "missing-imports", "unused-vars", "conversions",
-                         "spec-declarations")
+    assert FIX_KINDS == ("gofmt", "unused-imports", "missing-imports", "unused-decls",
+                         "unused-vars", "conversions", "spec-declarations")
     # The loop's levers share the switch; apply_fixes accepts and ignores them.
-    assert FIX_NAMES[len(FIX_KINDS):] == ("never-worse", "grounding", "repeat-lines")
+    assert FIX_NAMES[len(FIX_KINDS):] == ("never-worse", "grounding", "repeat-lines",
+                                          "code-first", "hidden-resample")
     assert FIX_NAMES[:len(FIX_KINDS)] == FIX_KINDS
     assert apply_fixes({"pkg/a.go": src}, diags, ["grounding"]) == ({"pkg/a.go": src}, [])
 
@@ -285,6 +286,65 @@ def test_unused_vars_are_marked_used_after_their_declaration():
     assert "for i, c := range s {\n\t\t_ = i\n" in src
     assert "} else if w, ok := m[\"é\"]; ok {\n\t\t_ = w\n" in src
     assert "\t\treturn 1\n\t}\n\t_ = f\n" in src
+
+
+UNUSED_DECLS_SRC = """package sandbox
+
+import "strings"
+
+func Initials(name string) string {
+	var out []rune
+	count := 0
+	var label string
+	var ready = false
+	buf := []byte{}
+	n := len(name)
+	var ptr *int = nil
+	var spare int = 7 // seven
+	for _, w := range strings.Fields(name) {
+		out = append(out, []rune(w)[0])
+	}
+	return string(out)
+}
+
+func Other() int {
+	other := 1
+	return 0
+}
+
+func Shadow() int {
+	x := 1
+	if true {
+		x := 2
+		return x
+	}
+	return 0
+}
+"""
+
+
+@needs_go
+def test_unused_declarations_that_do_nothing_are_removed_not_silenced():
+    task = TaskSpec(id="t", prompt="p", tests=(
+        'import "testing"\n\nfunc TestI(t *testing.T) {\n'
+        '\tif Initials("ada lovelace") != "al" {\n\t\tt.Fatal("x")\n\t}\n}\n'))
+    before = check_task(task, {"solution.go": UNUSED_DECLS_SRC})
+    fixed, fixes = apply_fixes({"solution.go": UNUSED_DECLS_SRC}, before.diagnostics)
+    removed = sorted(f.detail.split()[0] for f in fixes if f.name == "unused-decls")
+    silenced = sorted(f.detail.split()[0] for f in fixes if f.name == "unused-vars")
+    # A plain value, a zero value, an empty literal, a typed nil: the line goes.
+    assert removed == ["buf", "count", "label", "other", "ptr", "ready", "spare"]
+    # A call (`len`) may matter; a name used twice in the file (x) is not provably one
+    # variable: those keep their line and are marked used.
+    assert silenced == ["n", "x"]
+    src = fixed["solution.go"]
+    assert "count := 0" not in src and "var label string" not in src
+    assert "\tn := len(name)\n\t_ = n\n" in src
+    assert not [d for d in check_task(task, fixed).diagnostics if d.kind is Kind.compile]
+    # Off: the old way for every one of them.
+    _, fixes = apply_fixes({"solution.go": UNUSED_DECLS_SRC}, before.diagnostics,
+                           [f for f in FIX_KINDS if f != "unused-decls"])
+    assert not [f for f in fixes if f.name == "unused-decls"]
 
 
 def test_unused_var_at_a_wrong_position_is_left_alone():

@@ -1,7 +1,8 @@
 """Fixes made where the compiler points: errors whose repair it spells out exactly.
 
-`x declared and not used` gets `_ = x` after its declaration (as gopls offers), so the
-answer reaches the tests, which judge whether x was meant to matter; `cannot use c
+`x declared and not used` loses its declaration when the line does nothing else (`x :=
+0`, nothing else names x); otherwise it gets `_ = x` after its declaration (as gopls
+offers), so the answer reaches the tests, which judge whether x was meant to matter; `cannot use c
 (variable of type rune) as int value` becomes `int(c)`; a method value used as its
 result is called; `a + b (mismatched types rune and int)` converts one operand (an
 integer meeting a float becomes the float, never the reverse).
@@ -91,6 +92,44 @@ def _unused_var_edits(src: str, spots: Iterable[tuple[int, int, str]]) -> list[E
                     "after": f" _ = {name};"}[where]
             edits.append(Edit(at, at, text, "unused-vars",
                                f"{name} declared and not used: added `_ = {name}`"))
+    return edits
+
+
+# A declaration whose removal changes nothing: `x := 0`, `var s string`, `var ok = false`,
+# `buf := []byte{}` — a value without calls, so no side effect or panic goes with it.
+_DECL_LINE_RE = re.compile(
+    r"^[ \t]*(?:(?P<short>[A-Za-z_]\w*)[ \t]*:=|var[ \t]+(?P<var>[A-Za-z_]\w*)\b)"
+    r"(?P<rest>[^;\n]*)$")
+_PLAIN_VALUE_RE = re.compile(
+    r"^(?:-?\d[\w.+-]*|\"(?:[^\"\\]|\\.)*\"|`[^`]*`|'(?:[^'\\]|\\.)+'|true|false|nil|"
+    r"(?:\[\]|map\[\w+\])?[\w.]*\{\})$")
+_TYPE_RE = re.compile(r"^(?:\*|\[\]|map\[\w+\])*[\w.]+$")
+
+
+def _unused_decl_edits(src: str, spots: Iterable[tuple[int, int, str]]) -> list[Edit]:
+    """Delete the line declaring an unused variable when that is all the line does, the
+    value has no effect and the name appears nowhere else in the file."""
+    toks = tokenize(src)
+    lines = src.split("\n")
+    edits: list[Edit] = []
+    for line, _col, name in spots:
+        if not 1 <= line <= len(lines) or sum(t.text == name for t in toks) != 1:
+            continue
+        m = _DECL_LINE_RE.match(lines[line - 1])
+        if m is None or (m["short"] or m["var"]) != name:
+            continue
+        rest = m["rest"].split("//")[0].strip()
+        if m["short"]:
+            ok = bool(_PLAIN_VALUE_RE.match(rest))
+        else:
+            typ, _, value = (x.strip() for x in rest.partition("="))
+            ok = (not typ or bool(_TYPE_RE.match(typ))) and (
+                (not value and bool(typ)) or bool(_PLAIN_VALUE_RE.match(value)))
+        if not ok:
+            continue
+        start = sum(len(x) + 1 for x in lines[:line - 1])
+        edits.append(Edit(start, start + len(lines[line - 1]) + 1, "", "unused-decls",
+                          f"{name} declared and not used: removed `{lines[line - 1].strip()}`"))
     return edits
 
 
@@ -298,7 +337,7 @@ def apply_checked(src: str, edits: list[Edit]) -> tuple[str, list[Edit]]:
     return src, done[::-1]
 
 
-EDIT_FIXES = ("unused-vars", "conversions")
+EDIT_FIXES = ("unused-decls", "unused-vars", "conversions")
 
 
 def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
@@ -329,7 +368,11 @@ def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
                     retyped.append(e)  # a float stored in an int variable: widen it
                 else:
                     replace.append((d.line, d.column, expr, f"{want}({expr})"))
-    edits = _unused_var_edits(src, unused) if "unused-vars" in on else []
+    edits = _unused_decl_edits(src, unused) if "unused-decls" in on else []
+    if "unused-vars" in on:
+        # A declaration removed needs no `_ = x`.
+        gone = {e.detail.split()[0] for e in edits}
+        edits += _unused_var_edits(src, [u for u in unused if u[2] not in gone])
     if "conversions" in on:
         edits += _conversion_edits(src, replace) + _mismatch_edits(src, mismatched) + retyped
     return edits
