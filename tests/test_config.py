@@ -277,3 +277,14 @@ def test_solve_reads_the_project_file(place) -> None:
     res = run("solve", "clamp.yaml", "--max-rounds", "1", "--out",
               str(place["dir"] / "run1"), "--json")
     assert json.loads(res.stdout.strip().splitlines()[-1])["rounds"] == 1
+
+
+def test_fix_defaults_to_the_model_that_fixes(place) -> None:
+    # Chosen by the edit-suite measurement (README); other commands keep the small one.
+    assert settings("fix", "--backend", "llama-cpp")["model"]["value"] == "qwen2.5-coder-1.5b"
+    assert settings("solve", "--backend", "llama-cpp")["model"]["value"] == (
+        "qwen2.5-coder-0.5b")
+    assert settings("bench", "--backend", "llama-cpp")["model"]["value"] == (
+        "qwen2.5-coder-0.5b")
+    got = settings("fix", "--backend", "llama-cpp", "--model", "qwen2.5-coder-0.5b")
+    assert got["model"]["value"] == "qwen2.5-coder-0.5b" and got["model"]["source"] == "flag"

@@ -19,7 +19,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.cli import EXIT_USAGE, fail, main, out
-from agent.models import DEFAULT_MODEL, ModelUnavailable
+from agent.models import ModelUnavailable
+from agent.models.catalog import default_model
 from agent.settings import (
     ConfigError,
     FileValues,
@@ -164,7 +165,7 @@ def config(as_json: bool, no_probe: bool, argv: tuple[str, ...]) -> None:
         except ModelUnavailable as exc:  # config reports it; a run would stop here
             choice, no_server = resolve_model(ctx.params, ctx=ctx), str(exc)
         if choice.model is None and choice.backend in ("mlx", "llama-cpp"):
-            choice.model = DEFAULT_MODEL
+            choice.model = default_model(path[0] if path else None)
         by_key = {r["key"]: r for r in rows}
         for key, name, value in (("backend", "backend", choice.backend),
                                  ("model", "model_name", choice.model),

@@ -300,7 +300,7 @@ def fix(files: tuple[str, ...], instruction: str | None, run_re: str | None,
     if not sites:
         console.print("nothing to fix: every package builds, vet is clean and the tests pass")
         _finish(as_json, report, EXIT_OK)
-    model = open_model(model_kw, console=console)
+    model = open_model(model_kw, console=console, command="fix")
     report["model"] = model.name
     # A closed terminal or a kill takes the Ctrl-C path: the scratch copy is removed and a
     # half-done apply is rolled back instead of the process dying mid-way.

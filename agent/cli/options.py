@@ -17,6 +17,7 @@ from agent.loop.config import default
 from agent.loop.trajectory import FeedbackMode
 from agent.models import BACKENDS
 from agent.models.base import Model, ModelError, ModelUnavailable
+from agent.models.catalog import default_model
 
 
 def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
@@ -29,7 +30,7 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      envvar="GUILD_AGENT_MODEL", show_envvar=True,
                      help="Catalog name (see `guild-agent models`), a local path, a "
                           "server's model id, or ollama:NAME / lmstudio:NAME "
-                          "(default: qwen2.5-coder-0.5b)."),
+                          "(default: qwen2.5-coder-0.5b; for fix qwen2.5-coder-1.5b)."),
         click.option("--adapter", type=click.Path(path_type=Path), default=None,
                      help="LoRA adapter directory (mlx)."),
         click.option("--base-url", default=None,
@@ -104,7 +105,8 @@ def enabled_fixes(no_fix: tuple[str, ...]) -> list[str]:
     return [] if "all" in no_fix else [f for f in FIX_NAMES if f not in no_fix]
 
 
-def open_model(kw: dict[str, Any], *, console: Console | None = None) -> Model:
+def open_model(kw: dict[str, Any], *, console: Console | None = None,
+               command: str | None = None) -> Model:
     """The model the options name; exit 3 with the fix in the message when unavailable.
 
     A server is found here when none is named (`--backend openai`, `ollama:NAME`), and
@@ -130,7 +132,10 @@ def open_model(kw: dict[str, Any], *, console: Console | None = None) -> Model:
         names = ", ".join((list_models(server.url) or [])[:10]) or "none pulled yet"
         fail(f"Ollama needs a model name: --model ollama:NAME (it has: {names})")
     try:
-        model = make_model(choice.backend, choice.model, adapter=kw.get("adapter"),
+        name = choice.model
+        if name is None and choice.backend in ("llama-cpp", "mlx"):
+            name = default_model(command)
+        model = make_model(choice.backend, name, adapter=kw.get("adapter"),
                            base_url=choice.base_url, api_key=choice.api_key,
                            replay=kw.get("replay"), threads=kw.get("threads"),
                            speculation=kw.get("speculation") or "off",
