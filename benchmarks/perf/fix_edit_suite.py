@@ -2,6 +2,7 @@
 
     python benchmarks/perf/fix_edit_suite.py [--backend replay] [--model M] [--only ID]
                                              [--max-rounds N] [--suite DIR] [--keep]
+                                             [--fix-arg=ARG ...]
 
 Each task in benchmarks/edits/ becomes a real module in a temp dir: the buggy files, the
 tests as `edit_test.go` (and `visible_test.go`), then
@@ -64,6 +65,7 @@ def run_task(task: TaskSpec, work: Path, args: argparse.Namespace) -> tuple[bool
         cmd += ["--backend", "replay", "--replay", str(replay)]
     else:
         cmd += ["--backend", args.backend] + (["--model", args.model] if args.model else [])
+    cmd += args.fix_arg
     env = {**os.environ, "GUILD_AGENT_FIX_BACKUPS": str(work / "backups")}
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
                           timeout=args.timeout, check=False)
@@ -86,6 +88,8 @@ def main() -> int:
     ap.add_argument("--only", action="append", default=[], help="task id (repeatable)")
     ap.add_argument("--timeout", type=float, default=1800.0, help="seconds per task")
     ap.add_argument("--keep", action="store_true", help="keep the temp modules")
+    ap.add_argument("--fix-arg", action="append", default=[],
+                    help="one more argument for `fix` (repeatable), e.g. --fix-arg=--show-tests")
     ap.add_argument("-v", "--verbose", action="store_true")
     args = ap.parse_args()
     tasks: list[TaskSpec] = []
