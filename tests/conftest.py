@@ -20,3 +20,6 @@ def _own_data_dir(tmp_path_factory: pytest.TempPathFactory,
                   monkeypatch: pytest.MonkeyPatch) -> None:
     # Every run a test makes is indexed in the data folder: never the user's own.
     monkeypatch.setenv("GUILD_AGENT_DATA", str(tmp_path_factory.mktemp("data")))
+    # The commands ask for several answers a round; the CLI tests script one answer per
+    # round. tests/test_candidates.py covers several, and the default itself.
+    monkeypatch.setenv("GUILD_AGENT_CANDIDATES", "1")

@@ -433,7 +433,10 @@ def test_candidates_is_a_loop_setting_with_bounds():
     @candidates_option
     def f(candidates: int) -> None: ...
 
-    assert f.__click_params__[0].default == LoopConfig().candidates
+    # The commands' default is declared beside LoopConfig, once.
+    from agent.loop.config import COMMAND_CANDIDATES
+
+    assert f.__click_params__[0].default == COMMAND_CANDIDATES == 3
 
 
 def test_a_model_that_fails_mid_round_ends_the_run_with_the_answers_paid_for():
@@ -464,3 +467,18 @@ def test_run_views_count_every_candidate_not_only_the_chosen_one(tmp_path):
     rec = broken_record(config, key,
                         model, traj, RuntimeError("boom"), time.monotonic())
     assert rec.result.tokens.completion == result.tokens.completion
+
+
+def test_the_commands_ask_for_three_answers_a_round_unless_told(monkeypatch):
+    # The conftest pins the CLI tests to one answer a round; a user's default is 3.
+    monkeypatch.delenv("GUILD_AGENT_CANDIDATES")
+    for command in ("solve", "bench", "fix"):
+        res = CliRunner().invoke(main, ["config", "--json", "--no-probe", command])
+        assert res.exit_code == 0, res.output
+        rows = {r["key"]: r for r in json.loads(res.stdout)["settings"]}
+        assert rows["candidates"]["value"] == 3 and rows["candidates"]["source"] == "default"
+    monkeypatch.setenv("GUILD_AGENT_CANDIDATES", "2")
+    res = CliRunner().invoke(main, ["config", "--json", "--no-probe", "solve"])
+    rows = {r["key"]: r for r in json.loads(res.stdout)["settings"]}
+    assert rows["candidates"]["value"] == 2 and rows["candidates"]["source"].startswith("env")
+    assert LoopConfig().candidates == 1  # the library's loop stays the plain one

@@ -13,7 +13,7 @@ from rich.markup import escape
 from agent.cli import EXIT_UNAVAILABLE, err, fail
 from agent.cli.config import resolve_model
 from agent.golang.fixes import FIX_NAMES
-from agent.loop.config import default
+from agent.loop.config import COMMAND_CANDIDATES, default
 from agent.loop.trajectory import FeedbackMode
 from agent.models import BACKENDS
 from agent.models.base import Model, ModelError, ModelUnavailable
@@ -94,8 +94,8 @@ after_copy_option = click.option(
 
 
 candidates_option = click.option(
-    "--candidates", type=click.IntRange(1, 16), default=default("candidates"),
-    show_default=True,
+    "--candidates", type=click.IntRange(1, 16), default=COMMAND_CANDIDATES,
+    show_default=True, envvar="GUILD_AGENT_CANDIDATES", show_envvar=True,
     help="Answers asked for per round (1-16): each distinct one is checked and the best "
          "kept. Every answer's tokens count against the budget.")
 
