@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
 from tools.go import ToolchainError, find_toolchain
@@ -15,11 +17,14 @@ except ToolchainError:
 needs_go = pytest.mark.skipif(not HAVE_GO, reason="no Go toolchain")
 
 
-@pytest.fixture(autouse=True)
-def _own_data_dir(tmp_path_factory: pytest.TempPathFactory,
-                  monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture(autouse=True, scope="session")
+def _test_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    # Session-wide, so module-scoped fixtures that run commands see it too.
+    mp = pytest.MonkeyPatch()
     # Every run a test makes is indexed in the data folder: never the user's own.
-    monkeypatch.setenv("GUILD_AGENT_DATA", str(tmp_path_factory.mktemp("data")))
+    mp.setenv("GUILD_AGENT_DATA", str(tmp_path_factory.mktemp("data")))
     # The commands ask for several answers a round; the CLI tests script one answer per
     # round. tests/test_candidates.py covers several, and the default itself.
-    monkeypatch.setenv("GUILD_AGENT_CANDIDATES", "1")
+    mp.setenv("GUILD_AGENT_CANDIDATES", "1")
+    yield
+    mp.undo()
