@@ -346,3 +346,45 @@ def test_repeated_kill_9_and_resume_loses_and_duplicates_nothing(tmp_path):
     clean = tmp_path / "clean"
     assert invoke([*common, "--out", str(clean)]).exit_code == 0
     assert without_timings(summary_of(out)) == without_timings(summary_of(clean))
+
+
+def _hold_lock(path: Path, holder: str, seconds: float) -> subprocess.Popen:
+    """Another process holding the run lock for `seconds`, the lock file naming `holder`."""
+    code = ("import fcntl, sys, time\n"
+            "f = open(sys.argv[1], 'r+')\n"
+            "fcntl.flock(f, fcntl.LOCK_EX)\n"
+            "f.truncate(0); f.write(sys.argv[2]); f.flush()\n"
+            "print('held', flush=True)\n"
+            "time.sleep(float(sys.argv[3]))\n")
+    path.touch()
+    proc = subprocess.Popen([sys.executable, "-c", code, str(path), holder, str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_the_lock_waits_for_a_dead_holders_children_and_not_for_a_live_holder(tmp_path):
+    import socket
+
+    from agent.bench.runner import LOCK, BenchError, RunLock
+
+    host = socket.gethostname()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    # The recorded holder is gone; what still holds the lock (its forked child, here a
+    # stand-in) lets go within the grace: the lock is taken, not refused.
+    child = _hold_lock(tmp_path / LOCK, f"bench (pid {dead} on {host}, since x)\n", 1.0)
+    t0 = time.monotonic()
+    RunLock(tmp_path, "bench").release()
+    assert 0.3 < time.monotonic() - t0 < 3.0
+    child.wait()
+    # A live holder is named at once.
+    live = _hold_lock(tmp_path / LOCK, f"bench (pid {os.getpid()} on {host}, since x)\n", 30)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(BenchError, match=f"in use by bench \\(pid {os.getpid()}"):
+            RunLock(tmp_path, "bench")
+        assert time.monotonic() - t0 < 1.0
+    finally:
+        live.kill()
+        live.wait()

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -74,9 +75,24 @@ ProgressHook = Callable[[AttemptRecord], None]
 
 
 # A run killed with -9 can hold its lock a moment longer than its own pid: a child forked
-# to start a check still has every descriptor until it reaches exec. `--resume` right
-# after the kill waits that moment out instead of calling the folder in use.
+# to start a check still has every descriptor until it reaches exec. When the recorded
+# holder is gone, `--resume` right after the kill waits that moment out instead of
+# calling the folder in use; a live holder is named at once.
 LOCK_GRACE_SECONDS = 3.0
+_HOLDER_RE = re.compile(r"\(pid (?P<pid>\d+) on (?P<host>[^,]+),")
+
+
+def _holder_gone(holder: str) -> bool:
+    m = _HOLDER_RE.search(holder)
+    if m is None or m["host"] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(m["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError, OverflowError):
+        return False
+    return False
 
 
 def _flock_within(fd: int, seconds: float) -> bool:
@@ -94,9 +110,10 @@ def _flock_within(fd: int, seconds: float) -> bool:
 class RunLock:
     """An flock on the run folder's lock file, held while one process writes the folder.
 
-    A second bench (or `bench report`) on the same folder is refused after a short grace,
-    with a line naming the holder, instead of both running every attempt. The kernel drops
-    the lock when its holder dies, so a killed run never leaves the folder locked.
+    A second bench (or `bench report`) on the same folder is refused at once, with a line
+    naming the holder, instead of both running every attempt. The kernel drops the lock
+    when its holder and the children it forked are gone, so a killed run never leaves the
+    folder locked (the next run waits a moment for those children).
     """
 
     def __init__(self, out: Path, what: str) -> None:
@@ -105,7 +122,9 @@ class RunLock:
         self._fh = os.fdopen(fd, "r+", encoding="utf-8", errors="replace")
         if fcntl is None:  # pragma: no cover
             return
-        if not _flock_within(fd, LOCK_GRACE_SECONDS):
+        if not _flock_within(fd, 0.0) and not (
+                _holder_gone(self._fh.read(200)) and _flock_within(fd, LOCK_GRACE_SECONDS)):
+            self._fh.seek(0)
             holder = self._fh.read(200).strip().splitlines()
             self._fh.close()
             raise BenchError(f"{out} is in use by {holder[0] if holder else 'another process'}"
