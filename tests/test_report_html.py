@@ -32,7 +32,9 @@ from agent.bench.stats import Summary
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--no-first-run", "--disable-sync"]
-SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "report.png"
+# The README's picture (docs/report.png) is this test's screenshot when asked for:
+# GUILD_AGENT_SCREENSHOT=docs/report.png pytest tests/test_report_html.py
+SCREENSHOT_ENV = "GUILD_AGENT_SCREENSHOT"
 
 # Markup in a model's answer: must stay text, and must never fetch anything.
 HOSTILE = ('// </script><script>fetch("http://127.0.0.1:9/x")</script>'
@@ -83,7 +85,7 @@ def browser():
         b.close()
 
 
-def test_page_loads_offline_sorts_filters_and_expands(run, browser):
+def test_page_loads_offline_sorts_filters_and_expands(run, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     problems, requests = [], []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
@@ -130,9 +132,10 @@ def test_page_loads_offline_sorts_filters_and_expands(run, browser):
     add.locator("button.expand").click()
     assert detail.is_hidden()
     page.locator("tr.task-row[data-task='neg'] button.expand").click()
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
-    assert SCREENSHOT.stat().st_size > 10_000
+    shot = Path(os.environ.get(SCREENSHOT_ENV) or tmp_path / "report.png")
+    shot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
     assert not problems, problems
     assert requests == [url], requests
     page.close()
