@@ -484,7 +484,8 @@ def _fix(console: Console, site: FixSite, model: Model, request: FixRequest, con
                 entry["status"] = "nothing-to-fix"
                 return EXIT_OK
             # Tests first in the context map: a failure's source lines are usually there.
-            context = {**session.test_files(), **session.support_files(), **session.original}
+            shown, tests = session.context_files()
+            context = {**tests, **shown, **session.original}
             feedback = "" if first.passed else render_feedback(first, context)[0]
             config = config.model_copy(update={"fixes": session.loop_fixes()})
             cmd = FixCommand(session, model, config, console, traj, verbose)
@@ -552,10 +553,10 @@ def _interact(cmd: FixCommand, feedback: str, *, yes: bool, apply_failing: bool,
                 got = ask("note for the model (empty: none)", default="", show_default=False)
                 note = (got or "").strip() or None
                 cmd.traj.event("decision", action="keep", note=note)
+                shown, tests = cmd.s.context_files()
                 feedback = ("" if cmd.check is None or cmd.check.passed
-                            else render_feedback(cmd.check, {**cmd.s.test_files(),
-                                                             **cmd.s.support_files(),
-                                                             **cmd.files})[0])
+                            else render_feedback(cmd.check,
+                                                 {**tests, **shown, **cmd.files})[0])
                 break
             c.print("answer a, s, k or q")
 

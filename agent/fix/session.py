@@ -441,9 +441,8 @@ class FixRequest(BaseModel):
     test_cmd: str | None = None  # the user's own test command, in place of go test
     lint_cmd: str | None = None  # and linter, which must pass too
     # Test files in full in the prompt. Off: small models answer a fix request by copying
-    # the test file they are shown (the 0.5B did so on 12 of the edit suite's 19 tasks,
-    # even with the tests in a text block or placed first); the feedback quotes each
-    # failing test's lines instead.
+    # the test file they are shown (the 0.5B did, even with the tests in a text block or
+    # placed before the code); the feedback quotes each failing test's lines instead.
     show_tests: bool = False
     goenv: UserGoEnv = Field(default_factory=UserGoEnv)
 
@@ -501,17 +500,14 @@ class FixSession:
     def initial_check(self) -> CheckResult:
         return self.checker.check(self.original)
 
-    def support_files(self) -> dict[str, str]:
-        """The package's other files the model is shown (tests first, if shown at all),
-        within a budget."""
-        return _within_budget({n: c for n, c in self._package_files().items()
-                               if n not in self.site.names
-                               and (self.request.show_tests or not n.endswith("_test.go"))})
-
-    def test_files(self) -> dict[str, str]:
-        """The package's tests, for the feedback to quote the lines of failing checks."""
-        return _within_budget({n: c for n, c in self._package_files().items()
-                               if n.endswith("_test.go") and n not in self.site.names})
+    def context_files(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The package's other files the model is shown (tests only with show_tests), and
+        its tests for the feedback to quote; both within a budget, from one read."""
+        others = {n: c for n, c in self._package_files().items() if n not in self.site.names}
+        tests = {n: c for n, c in others.items() if n.endswith("_test.go")}
+        shown = others if self.request.show_tests else {
+            n: c for n, c in others.items() if n not in tests}
+        return _within_budget(shown), _within_budget(tests)
 
     def problem(self, files: dict[str, str], *, feedback: str = "", note: str | None = None
                 ) -> Problem:
@@ -524,7 +520,7 @@ class FixSession:
                       editable=self.site.names, feedback=feedback, blocks=blocks,
                       run=self.request.run, test_cmd=self.request.test_cmd,
                       lint_cmd=self.request.lint_cmd)
-        support = self.support_files()
+        support, tests = self.context_files()
         package = self.site.package
         multi = len(files) > 1
         messages = [
@@ -538,7 +534,7 @@ class FixSession:
                 + (", and the complete source of any other file you change." if
                    len(blocks) < len(files) else ".")) if blocks else None
         # As hidden tests the loop quotes them in its feedback without showing them whole.
-        tests = {} if self.request.show_tests else self.test_files()
+        tests = {} if self.request.show_tests else tests
         return Problem(id=f"fix-{Path(self.site.names[0]).stem}", package=package,
                        messages=messages, goal=goal, files=dict(files),
                        support_files=support, hidden_tests=tests, multi_file=multi,
