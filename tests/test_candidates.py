@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from agent.bench.config import RESULTS, RUN_FILE, BenchConfig, Mode
 from agent.cli import main
-from agent.loop.candidates import candidate_seed
+from agent.loop.candidates import candidate_samplings, candidate_seed
 from agent.loop.checker import Suite
 from agent.loop.config import LoopConfig
 from agent.loop.problem import problem_from_task
@@ -166,6 +166,31 @@ def test_a_compiling_candidate_beats_one_that_does_not_and_is_repaired_next():
     assert "TestClampExample" in repair[-1].content and "undefined: y" not in repair[-1].content
     # Repair rounds: every candidate at least the repair temperature.
     assert model.samplings[2].temperature == 0.3 and model.samplings[2].seed == 1
+
+
+def test_repair_candidates_sample_on_a_ladder_up_to_the_resampling_temperature():
+    # Round 1: greedy, then the resampling temperature. Round 2 (a repair): candidate 0 at
+    # the repair temperature, the others spread up to the resampling temperature, so a
+    # model sure of the file it was shown cannot hand it back to every candidate.
+    answers = [LOW_ONLY, LOW_ONLY_AGAIN, NO_BUILD, OFF_BY_ONE, LOW_ONLY, GOOD]
+    result, model, _ = run(answers, candidates=3, max_rounds=2)
+    assert result.solved_at_round == 2
+    assert [s.temperature for s in model.samplings] == [0.0, 0.7, 0.7, 0.3, 0.5, 0.7]
+    assert len({s.seed for s in model.samplings[3:]}) == 3
+    # With the lever off, every repair candidate samples at the repair temperature.
+    off = [f for f in LoopConfig().fixes if f != "spread"]
+    result, model, _ = run(answers, candidates=3, max_rounds=2, fixes=off)
+    assert [s.temperature for s in model.samplings] == [0.0, 0.7, 0.7, 0.3, 0.3, 0.3]
+
+
+def test_the_ladder_never_samples_below_the_rounds_own_temperature():
+    cfg = LoopConfig(candidates=5)
+    restart = Sampling(temperature=0.9, max_tokens=64, seed=3)
+    assert {s.temperature for s in candidate_samplings(restart, cfg, 3)} == {0.9}
+    repair = Sampling(temperature=0.3, max_tokens=64, seed=3)
+    temps = [s.temperature for s in candidate_samplings(repair, cfg, 2)]
+    assert temps == [0.3, 0.4, 0.5, 0.6, 0.7]
+    assert candidate_samplings(repair, LoopConfig(candidates=1), 2) == [repair]
 
 
 def test_a_format_error_ranks_below_any_code():
