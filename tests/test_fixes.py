@@ -186,8 +186,9 @@ def test_apply_fixes_switches_and_matching():
     assert FIX_KINDS == ("gofmt", "unused-imports", "missing-imports", "unused-decls",
                          "unused-vars", "conversions", "spec-declarations")
     # The loop's levers share the switch; apply_fixes accepts and ignores them.
-    assert FIX_NAMES[len(FIX_KINDS):] == ("never-worse", "grounding", "repeat-lines",
-                                          "code-first", "hidden-resample", "spread")
+    assert FIX_NAMES[len(FIX_KINDS):] == ("never-worse", "grounding", "signatures",
+                                          "repeat-lines", "code-first", "hidden-resample",
+                                          "spread")
     assert FIX_NAMES[:len(FIX_KINDS)] == FIX_KINDS
     assert apply_fixes({"pkg/a.go": src}, diags, ["grounding"]) == ({"pkg/a.go": src}, [])
 

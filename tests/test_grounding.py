@@ -164,7 +164,7 @@ def test_repair_prompt_names_real_functions_for_a_hallucinated_one():
     result, model = _loop([BAD, GOOD])
     assert result.solved
     prompt = model.prompts[1][-1].content
-    assert "Facts from the Go documentation:" in prompt
+    assert "Facts from the task and the Go documentation:" in prompt
     assert "package strings has no function or name Reverse." in prompt
     assert "slices.Reverse" in prompt
 
@@ -178,7 +178,7 @@ def test_restart_prompt_carries_the_facts():
 
 def test_grounding_switched_off():
     _, model = _loop([BAD, GOOD], off=("grounding",))
-    assert "Facts from the Go documentation" not in model.prompts[1][-1].content
+    assert "Facts from the task and the Go documentation" not in model.prompts[1][-1].content
 
 
 def test_solve_accepts_no_fix_for_each_lever(tmp_path):
@@ -210,3 +210,52 @@ def test_a_field_and_method_of_one_name_is_explained(grounder):
     facts = _facts(grounder, src)
     assert any("cannot have a field and a method both named Balance" in f
                and "`balance`" in f for f in facts), facts
+
+
+# -- the task's own signatures ---------------------------------------------------------------
+
+COUNT = TaskSpec(
+    id="count_words",
+    prompt=("Write a Go function\n\n    func CountWords(s string) map[string]int\n\n"
+            "that counts how often each space-separated word occurs in s."),
+    tests=('import "testing"\n\nfunc TestCountWords(t *testing.T) {\n'
+           '\tif got := CountWords("a b a"); got["a"] != 2 || got["b"] != 1 {\n'
+           '\t\tt.Fatalf("got %v", got)\n\t}\n}\n'),
+    reference=('import "strings"\n\nfunc CountWords(s string) map[string]int {\n'
+               "\tm := map[string]int{}\n\tfor _, w := range strings.Fields(s) {\n"
+               "\t\tm[w]++\n\t}\n\treturn m\n}\n"),
+)
+WRONG_RESULT = ('```go\npackage sandbox\n\nimport "strings"\n\n'
+                "func CountWords(text string) []string {\n\treturn strings.Fields(text)\n}\n```\n")
+RENAMED = ("```go\npackage sandbox\n\nfunc WordCount(s string) map[string]int {\n"
+           "\treturn nil\n}\n```\n")
+
+
+def _count_loop(responses: list[str], off: tuple[str, ...] = ()):
+    model = Recorder(responses)
+    config = LoopConfig(fixes=[f for f in FIX_NAMES if f not in off], max_rounds=3)
+    result = RepairLoop(model, config).run(problem_from_task(COUNT), Trajectory())
+    return result, model
+
+
+def test_a_changed_signature_is_named_against_the_tasks_and_carried_into_restarts():
+    good = "```go\n" + COUNT.with_package(COUNT.reference or "") + "```\n"
+    result, model = _count_loop([WRONG_RESULT, WRONG_RESULT, good])
+    assert result.solved_at_round == 3
+    fact = ("The task declares `func CountWords(s string) map[string]int`; solution.go "
+            "declares `func CountWords(text string) []string`.")
+    assert fact in " ".join(model.prompts[1][-1].content.split())
+    # The copy in round 2 makes round 3 a fresh sample: the fact goes with it.
+    assert fact in " ".join(model.prompts[2][1].content.split())
+    _, model = _count_loop([WRONG_RESULT, good], off=("signatures",))
+    assert "The task declares" not in model.prompts[1][-1].content
+
+
+def test_a_renamed_function_is_named_and_a_renamed_parameter_is_not():
+    _, model = _count_loop([RENAMED, RENAMED])
+    assert ("The task declares `func CountWords(s string) map[string]int`, and your code "
+            "does not define CountWords") in " ".join(model.prompts[1][-1].content.split())
+    other_name = WRONG_RESULT.replace("[]string {\n\treturn strings.Fields(text)",
+                                      "map[string]int {\n\treturn strings.Fields(text)")
+    _, model = _count_loop([other_name, other_name])
+    assert "The task declares" not in model.prompts[1][-1].content  # types match: no fact

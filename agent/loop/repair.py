@@ -19,6 +19,7 @@ from agent.golang.extract import DEFAULT_FILE, Extraction, FormatError, extract_
 from agent.golang.feedback import summary_line
 from agent.golang.fixes import FIX_KINDS, apply_fixes
 from agent.golang.grounding import Grounder
+from agent.golang.signatures import mismatches
 from agent.golang.source import splice_decls, split_decls
 from agent.loop.candidates import (
     Candidate,
@@ -416,7 +417,7 @@ class RepairLoop:
         """What the round taught (facts, repeated lines, a copy), then the next request."""
         cfg = self.config
         st.local = None
-        facts = self._facts(fb, files)
+        facts = self._facts(st.problem, fb, files)
         for fact in facts:  # a fresh sample may repeat an earlier round's mistake
             if fact in st.facts:
                 st.facts.remove(fact)
@@ -550,14 +551,23 @@ class RepairLoop:
         kept = {n: c for n, c in base.items() if n not in st.problem.visible_tests}
         return ext.model_copy(update={"files": {**kept, file: new}})
 
-    def _facts(self, fb: CheckResult, files: dict[str, str]) -> list[str]:
-        """Grounding: what the standard library really has, for the names it lacks."""
-        if not self.config.lever("grounding") or (fb.built and not any(
-                d.kind is Kind.compile for d in fb.diagnostics)):
+    def _facts(self, problem: Problem, fb: CheckResult, files: dict[str, str]) -> list[str]:
+        """Grounding: what the standard library really has, for the names it lacks, and
+        the task's own signatures where the code declares others."""
+        if fb.built and not any(d.kind is Kind.compile for d in fb.diagnostics):
             return []
-        if self.grounder is None:
-            self.grounder = Grounder()
-        return self.grounder.facts(fb.diagnostics, files)
+        out: list[str] = []
+        if self.config.lever("signatures") and problem.task is not None:
+            # A task's prompt and starter files pin what its tests call; a user's package
+            # (fix) pins nothing: its own signature may be the bug.
+            pinned = "\n".join([problem.goal, *problem.files.values()])
+            messages = [d.message for d in fb.diagnostics if d.kind is Kind.compile]
+            out += mismatches(pinned, {**problem.support_files, **files}, messages)
+        if self.config.lever("grounding"):
+            if self.grounder is None:
+                self.grounder = Grounder()
+            out += self.grounder.facts(fb.diagnostics, files)
+        return out
 
 
 @dataclass
