@@ -184,7 +184,7 @@ def test_apply_fixes_switches_and_matching():
     with pytest.raises(ValueError, match="unknown fix"):
         apply_fixes({}, [], ["gofmt", "magic"])
     assert FIX_KINDS == ("gofmt", "unused-imports", "missing-imports", "unused-decls",
-                         "unused-vars", "conversions", "spec-declarations")
+                         "unused-vars", "conversions", "printf", "spec-declarations")
     # The loop's levers share the switch; apply_fixes accepts and ignores them.
     assert FIX_NAMES[len(FIX_KINDS):] == ("never-worse", "grounding", "signatures",
                                           "repeat-lines", "code-first", "hidden-resample",
@@ -440,3 +440,61 @@ def test_mismatched_numeric_operands_are_converted_without_truncating():
     assert len([f for f in fixes if f.name == "conversions"]) == 4
     after = check_task(task, fixed)
     assert after.passed, after.diagnostics
+
+
+PRINTF_SRC = """package sandbox
+
+import "fmt"
+
+func Label(name string, n int, fill rune, x float64) string {
+	return fmt.Sprintf("%s:%s|%-4d|%s|%.2f", name, fill, name, n, n) + fmt.Sprint(x)
+}
+"""
+
+
+@needs_go
+def test_printf_verbs_vet_rejects_become_the_ones_that_print_the_value():
+    task = TaskSpec(id="t", prompt="p", tests=(
+        'import "testing"\n\nfunc TestLabel(t *testing.T) {\n'
+        '\tif Label("a", 3, \'-\', 1) == "" {\n\t\tt.Fatal("Label")\n\t}\n}\n'))
+    files = {"solution.go": PRINTF_SRC}
+    before = check_task(task, files)
+    assert before.diagnostics and all(d.kind.value == "vet" for d in before.diagnostics)
+    assert apply_fixes(files, before.diagnostics, [f for f in FIX_KINDS if f != "printf"]
+                       ) == (files, [])
+    done, result = [], before
+    for _ in range(4):  # vet names one verb per call at a time
+        files, fixes = apply_fixes(files, result.diagnostics)
+        if not fixes:
+            break
+        done += [f.detail for f in fixes if f.name == "printf"]
+        result = check_task(task, files)
+    # A rune given to %s is a character; anything else prints as its value. %.2f on an
+    # int keeps its verb: %.2v would pad an integer with zeros.
+    assert done == ["%s → %c for fill (rune)", "%-4d → %-4v for name (string)",
+                    "%s → %v for n (int)"]
+    assert 'fmt.Sprintf("%s:%c|%-4v|%v|%.2f", name, fill, name, n, n)' in files["solution.go"]
+    assert [d.message for d in result.diagnostics] == [
+        "fmt.Sprintf format %.2f has arg n of wrong type int"]
+
+
+@needs_go
+def test_the_loop_fixes_printf_verbs_one_vet_report_at_a_time():
+    from agent.loop.config import LoopConfig
+    from agent.loop.problem import problem_from_task
+    from agent.loop.repair import RepairLoop
+    from agent.loop.trajectory import Trajectory
+    from agent.models.replay import ReplayModel
+
+    task = TaskSpec(id="frame", prompt="Write `Frame(s string, fill rune) string`.", tests=(
+        'import "testing"\n\nfunc TestFrame(t *testing.T) {\n'
+        '\tif got := Frame("ab", \'*\'); got != "*ab*" {\n\t\tt.Fatalf("got %q", got)\n'
+        '\t}\n}\n'))
+    answer = ('```go\npackage sandbox\n\nimport "fmt"\n\nfunc Frame(s string, fill rune) '
+              'string {\n\treturn fmt.Sprintf("%s%s%s", fill, s, fill)\n}\n```\n')
+    result = RepairLoop(ReplayModel([answer]), LoopConfig(max_rounds=1)).run(
+        problem_from_task(task), Trajectory())
+    assert result.solved
+    assert result.rounds_detail[0].fixes == [
+        "printf solution.go: %s → %c for fill (rune)",
+        "printf solution.go: %s → %c for fill (rune)"]

@@ -5,7 +5,8 @@
 offers), so the answer reaches the tests, which judge whether x was meant to matter; `cannot use c
 (variable of type rune) as int value` becomes `int(c)`; a method value used as its
 result is called; `a + b (mismatched types rune and int)` converts one operand (an
-integer meeting a float becomes the float, never the reverse).
+integer meeting a float becomes the float, never the reverse); a printf verb go vet
+rejects for its argument's type becomes `%c` (a rune given to `%s`) or `%v`.
 
 Each edit applies only where the source holds what the message names, and only if
 gofmt still parses the file afterwards; anything else is left for the model.
@@ -27,6 +28,9 @@ _NUMERIC = frozenset({"int", "int8", "int16", "int32", "int64", "uint", "uint8",
                       "uint32", "uint64", "uintptr", "byte", "rune", "float32", "float64"})
 _MISMATCH_RE = re.compile(r"^invalid operation: (?P<expr>.+) \(mismatched types "
                           r"(?P<left>\w+) and (?P<right>\w+)\)$")
+# go vet's printf check, which `go test` runs before any test: the column is the verb's.
+_PRINTF_RE = re.compile(r"^[\w.]+ format (?P<verb>%[-+# 0]*\d*(?:\.\d*)?[a-zA-Z]) has arg "
+                        r"(?P<arg>.+) of wrong type (?P<type>\S+)$")
 _CANNOT_USE_RE = re.compile(
     r"^cannot use (?P<expr>.+) \((?:variable|value) of type (?P<call>func\(\) )?"
     r"(?P<have>[\w.]+)\) as (?P<want>[\w.]+) value in ")
@@ -337,7 +341,7 @@ def apply_checked(src: str, edits: list[Edit]) -> tuple[str, list[Edit]]:
     return src, done[::-1]
 
 
-EDIT_FIXES = ("unused-decls", "unused-vars", "conversions")
+EDIT_FIXES = ("unused-decls", "unused-vars", "conversions", "printf")
 
 
 def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
@@ -348,12 +352,15 @@ def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
     replace: list[tuple[int, int, str, str]] = []
     mismatched: list[tuple[int, int, str, str, str]] = []
     retyped: list[Edit] = []
+    verbs: list[Edit] = []
     for d in diagnostics:
         first = d.message.splitlines()[0].strip() if d.message else ""
         if not (d.line and d.column):
             continue
         if m := _UNUSED_VAR_RE.match(first):
             unused.append((d.line, d.column, m["name"]))
+        elif (m := _PRINTF_RE.match(first)) and (e := _verb_edit(src, d.line, d.column, m)):
+            verbs.append(e)
         elif (m := _MISMATCH_RE.match(first)) and {m["left"], m["right"]} <= _NUMERIC and (
                 "…" not in m["expr"]):
             mismatched.append((d.line, d.column, m["expr"], m["left"], m["right"]))
@@ -375,7 +382,26 @@ def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
         edits += _unused_var_edits(src, [u for u in unused if u[2] not in gone])
     if "conversions" in on:
         edits += _conversion_edits(src, replace) + _mismatch_edits(src, mismatched) + retyped
+    if "printf" in on:
+        edits += verbs
     return edits
+
+
+def _verb_edit(src: str, line: int, col: int, m: re.Match[str]) -> Edit | None:
+    """A printf verb that does not fit its argument becomes the one that prints the value
+    as meant: `%c` for a rune given to `%s`, else `%v` (the value's default format). A
+    verb with a precision is left alone: on an integer `%.2v` pads with zeros, which no
+    `%.2f` ever meant."""
+    verb, typ = m["verb"], m["type"]
+    start = _offset(src, line, col)
+    if start is None or not src.startswith(verb, start) or "." in verb:
+        return None
+    letter = "c" if typ in ("rune", "int32") and verb[-1] in "sq" else "v"
+    if letter == verb[-1]:
+        return None
+    end = start + len(verb)
+    return Edit(start=end - 1, end=end, text=letter, fix="printf",
+                detail=f"{verb} → {verb[:-1]}{letter} for {m['arg']} ({typ})")
 
 
 _ASSIGN_LINE_RE = re.compile(r"^[ \t]*(?P<name>[A-Za-z_]\w*)[ \t]*(?:[-+*/%|&^]|<<|>>|&\^)?=[^=]")

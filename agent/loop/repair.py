@@ -499,7 +499,7 @@ class RepairLoop:
         guard = self.config.lever("never-worse")
         for _ in range(3):
             if result.passed or not enabled or not any(
-                    d.kind is Kind.compile for d in result.diagnostics):
+                    d.kind in (Kind.compile, Kind.vet) for d in result.diagnostics):
                 break
             tries = [enabled]
             kept = None
@@ -511,16 +511,21 @@ class RepairLoop:
                 new = checker.check(fixed, suite, run=run)
                 self._emit(traj, "check", round=rnd, suite=suite.value, stage="fixed",
                            result=new.public())
-                if guard and progress(new) <= progress(result):
-                    # Some repairs take two steps (`float64(a) + b`, then the result is
-                    # returned as an int): one more pass may get past where we started.
+                # Some repairs take a few steps (`float64(a) + b`, then the result is
+                # returned as an int; vet names one printf verb per call at a time): a
+                # few more passes may get past where we started.
+                for _ in range(3):
+                    if not guard or progress(new) > progress(result):
+                        break
                     fixed2, fixes2 = apply_fixes(fixed, new.diagnostics, names, spec=spec)
-                    if fixes2 and fixed2 != fixed:
-                        new2 = checker.check(fixed2, suite, run=run)
-                        self._emit(traj, "check", round=rnd, suite=suite.value,
-                                   stage="fixed", result=new2.public())
-                        if progress(new2) > progress(result):
-                            fixed, fixes, new = fixed2, fixes + fixes2, new2
+                    if not fixes2 or fixed2 == fixed:
+                        break
+                    new2 = checker.check(fixed2, suite, run=run)
+                    self._emit(traj, "check", round=rnd, suite=suite.value,
+                               stage="fixed", result=new2.public())
+                    if progress(new2) < progress(new):
+                        break
+                    fixed, fixes, new = fixed2, fixes + fixes2, new2
                 if not guard or progress(new) > progress(result):
                     kept = fixed, fixes, new
                     break
