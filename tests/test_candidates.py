@@ -177,10 +177,46 @@ def test_repair_candidates_sample_on_a_ladder_up_to_the_resampling_temperature()
     assert result.solved_at_round == 2
     assert [s.temperature for s in model.samplings] == [0.0, 0.7, 0.7, 0.3, 0.5, 0.7]
     assert len({s.seed for s in model.samplings[3:]}) == 3
-    # With the lever off, every repair candidate samples at the repair temperature.
-    off = [f for f in LoopConfig().fixes if f != "spread"]
+    # With the lever off, every repair candidate samples at the repair temperature (a
+    # copy would send the rest to the task afresh, hotter: that lever is off here too).
+    off = [f for f in LoopConfig().fixes if f not in ("spread", "switch-on-copy")]
     result, model, _ = run(answers, candidates=3, max_rounds=2, fixes=off)
     assert [s.temperature for s in model.samplings] == [0.0, 0.7, 0.7, 0.3, 0.3, 0.3]
+
+
+def test_a_copied_repair_sends_the_rest_of_the_round_to_the_task_afresh():
+    # Round 1 keeps LOW_ONLY (it compiles); round 2's first candidate hands it back.
+    answers = [LOW_ONLY, LOW_ONLY_AGAIN, NO_BUILD, LOW_ONLY, OFF_BY_ONE, GOOD]
+    result, model, traj = run(answers, candidates=3, max_rounds=2)
+    assert result.solved_at_round == 2 and result.rounds_detail[1].chosen == 2
+    repair, afresh = model.prompts[3], model.prompts[4]
+    assert [m.role for m in repair] == ["system", "user", "assistant", "user"]
+    assert [m.role for m in afresh] == ["system", "user"] and model.prompts[5] == afresh
+    assert "Earlier attempts at this task failed" in afresh[1].content
+    assert [s.temperature for s in model.samplings[3:]] == [0.3, 0.7, 0.7]
+    assert len({s.seed for s in model.samplings[3:]}) == 3
+    assert [e["after"] for e in events(traj, "ask_afresh")] == [0]
+    assert [e["round"] for e in events(traj, "copies")] == [2]
+    (summary,) = [e for e in events(traj, "candidates") if e["round"] == 2]
+    assert [c["fresh"] for c in summary["candidates"]] == [False, True, True]
+    # The chosen answer's own request is the round's last: what export pairs it with.
+    last = [e for e in events(traj, "request") if e["round"] == 2][-1]
+    assert [m["role"] for m in last["messages"]] == ["system", "user"]
+    # Switched off: the round keeps asking for the repair.
+    off = [f for f in LoopConfig().fixes if f != "switch-on-copy"]
+    result, model, traj = run(answers, candidates=3, max_rounds=2, fixes=off)
+    assert all(len(p) == 4 for p in model.prompts[3:]) and not events(traj, "ask_afresh")
+
+
+def test_a_round_that_asked_afresh_already_is_not_switched_again():
+    # Round 3 after a copy is a restart (no code shown): a candidate equal to earlier code
+    # there is a fresh sample that happens to repeat, not a refused repair.
+    answers = [LOW_ONLY, LOW_ONLY, LOW_ONLY, LOW_ONLY, LOW_ONLY, LOW_ONLY,
+               LOW_ONLY, OFF_BY_ONE, GOOD]
+    result, model, traj = run(answers, candidates=3, max_rounds=3)
+    assert result.solved_at_round == 3
+    assert [e["round"] for e in events(traj, "ask_afresh")] == [2]
+    assert all(len(p) == 2 for p in model.prompts[4:])
 
 
 def test_the_ladder_never_samples_below_the_rounds_own_temperature():

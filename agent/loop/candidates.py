@@ -44,6 +44,7 @@ class Candidate:
     format_error: Exception | None = None
     progress: tuple[int, int] = (-1, 0)  # agent.loop.repair.progress of the feedback check
     same_as: int | None = None  # an earlier candidate with the same files: its check reused
+    fresh: bool = False  # asked the task afresh after another candidate copied (switch-on-copy)
 
     def rank(self) -> tuple[bool, bool, tuple[int, int], int, int]:
         """Higher is better: verdict passes, feedback passes, later stage with fewer
@@ -63,6 +64,7 @@ class Candidate:
                 "cached_tokens": self.gen.cached_tokens, "seconds": round(self.gen.seconds, 3),
                 "format_error": self.format_error is not None,
                 "checked": j is not None and self.same_as is None, "same_as": self.same_as,
+                "fresh": self.fresh,
                 "passed": bool(j and j.verdict.passed),
                 "feedback_passed": bool(j and j.fb.passed),
                 "progress": list(self.progress),

@@ -41,6 +41,7 @@ from agent.loop.strategy import (
     Restart,
     Strategy,
     default_strategies,
+    restart_request,
 )
 from agent.loop.trajectory import FeedbackMode, RoundRecord, RunResult, TokenUsage, Trajectory
 from agent.models.base import Generation, Message, Model, ModelError, Sampling, bind
@@ -343,18 +344,23 @@ class RepairLoop:
         tried: list[Candidate] = []
         checked: dict[str, Candidate] = {}
         cut = None
+        fresh: list[Message] | None = None  # the task asked afresh, once a candidate copied
         while len(tried) < len(samplings):
             if tried and (cut := st.spent()) is not None:
                 break
             n = batch_size(st.model, len(samplings) - len(tried),
                            st.token_cap - st.usage.completion, base.max_tokens)
             batch = samplings[len(tried):len(tried) + n]
+            asking = fresh or messages
             asked: list[Candidate] = []
             try:
-                for sampling, first in zip(batch, generate_batch(st.model, messages, batch),
+                for sampling, first in zip(batch, generate_batch(st.model, asking, batch),
                                            strict=True):
                     held = Held()
-                    gen, spent = self._ask(st, rnd, messages, sampling, held, first)
+                    if fresh is not None:  # the trajectory shows what this one was asked
+                        self._emit(held, "request", round=rnd, sampling=sampling.model_dump(),
+                                   messages=[m.model_dump() for m in fresh])
+                    gen, spent = self._ask(st, rnd, asking, sampling, held, first)
                     if not tried and not asked:
                         st.result.rounds = rnd
                         st.result.rounds_detail.append(st.rec)
@@ -363,7 +369,8 @@ class RepairLoop:
                     self._emit_response(held, rnd, gen)
                     asked.append(Candidate(
                         index=len(tried) + len(asked), sampling=sampling, gen=gen, held=held,
-                        tokens=gen.completion_tokens + spent.completion_tokens))
+                        tokens=gen.completion_tokens + spent.completion_tokens,
+                        fresh=fresh is not None))
             except ModelError as exc:
                 st.rec.candidates = len(tried) + len(asked)  # answered, and paid for
                 self._model_failed(st, rnd, exc)
@@ -373,6 +380,8 @@ class RepairLoop:
                     self._candidate(st, rnd, c, checked)
                     if c.judged is not None and c.judged.verdict.passed:
                         cut = "passed"
+                    elif fresh is None and len(tried) < len(samplings) and self._copied(st, rnd, c):
+                        fresh, samplings = self._ask_afresh(st, rnd, c, samplings)
             if cut == "passed":
                 break
         best = max(tried, key=Candidate.rank)
@@ -390,6 +399,30 @@ class RepairLoop:
             return
         seconds = sum(c.judged.check_seconds for c in checked.values() if c.judged)
         self._conclude(st, rnd, dataclasses.replace(best.judged, check_seconds=seconds))
+
+    def _copied(self, st: RunState, rnd: int, c: Candidate) -> bool:
+        """A repair candidate that handed back code already written (`switch-on-copy`)."""
+        return (rnd > 1 and bool(st.follow) and self.config.lever("switch-on-copy")
+                and c.judged is not None and c.digest in st.seen)
+
+    def _ask_afresh(self, st: RunState, rnd: int, c: Candidate, samplings: list[Sampling]
+                    ) -> tuple[list[Message], list[Sampling]]:
+        """The rest of the round's candidates sample from the task, told what failed (the
+        restart request), instead of asking again for a repair: measured on the 0.5B, a
+        repair request answered with a copy was answered with the same copy by every
+        candidate, at T=0.3, 0.5 and 0.7 alike. Later rounds resample as after any copy."""
+        cfg = self.config
+        if cfg.after_copy == "resample" and not st.copies:
+            st.copies = True
+            self._emit(st.traj, "copies", round=rnd,
+                       note="the model repeats earlier code: later rounds resample")
+        req = restart_request(st, cfg)
+        self._emit(st.traj, "ask_afresh", round=rnd, after=c.index,
+                   note="a candidate copied earlier code: the rest sample from the task")
+        left = [s.model_copy(update={
+            "temperature": max(s.temperature, cfg.resample_temperature), "top_p": cfg.top_p})
+            for s in samplings[c.index + 1:]]
+        return [st.problem.messages[0], req.prompt], [*samplings[:c.index + 1], *left]
 
     def _candidate(self, st: RunState, rnd: int, c: Candidate,
                    checked: dict[str, Candidate]) -> None:

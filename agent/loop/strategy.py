@@ -89,11 +89,16 @@ class Restart:
         cfg = self.config
         st.temperature = max(st.temperature, cfg.resample_temperature)
         st.seed += 1009
-        prompt = Message(role="user", content=render(
-            "restart", task_prompt=st.problem.messages[1].content,
-            history=st.history[-cfg.history:], facts=st.facts[-MAX_AVOID:],
-            avoid=list(st.failed.values())[-MAX_AVOID:]))
-        return Request(prompt=prompt)
+        return restart_request(st, cfg)
+
+
+def restart_request(st: RunState, cfg: LoopConfig) -> Request:
+    """The task again, with what failed so far: the history, facts and failed lines."""
+    prompt = Message(role="user", content=render(
+        "restart", task_prompt=st.problem.messages[1].content,
+        history=st.history[-cfg.history:], facts=st.facts[-MAX_AVOID:],
+        avoid=list(st.failed.values())[-MAX_AVOID:]))
+    return Request(prompt=prompt)
 
 
 @dataclass

@@ -84,7 +84,9 @@ def verified_code(task: TaskSpec, files: dict[str, str], fixes: list[str],
 
 
 def _messages(events: list[dict[str, Any]], rnd: int) -> list[dict[str, str]] | None:
-    for ev in events:
+    # The last request of the round is the one its answer came from: a candidate asked
+    # afresh (switch-on-copy) carries its own request, written only when it was chosen.
+    for ev in reversed(events):
         if ev.get("event") == "request" and ev.get("round") == rnd:
             msgs = ev.get("messages")
             if isinstance(msgs, list) and all(
