@@ -414,6 +414,18 @@ def test_solve_with_candidates_shows_the_choice(tmp_path):
         "config"]["candidates"] == 2
 
 
+def test_solve_shows_a_round_that_asked_afresh(tmp_path):
+    replay = tmp_path / "replay.yaml"
+    replay.write_text(yaml.safe_dump({"responses": [LOW_ONLY, LOW_ONLY_AGAIN, LOW_ONLY,
+                                                    GOOD]}))
+    proc = cli("solve", str(write_task(tmp_path)), "--replay", str(replay), "--candidates",
+               "2", "--out", str(tmp_path / "run"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    shown = " ".join(proc.stdout.split())
+    assert "candidate #0 copied: the rest of the round asks the task afresh" in shown
+    assert "candidates: 2 tried (1 asked afresh), 2 distinct, kept #1 (passes)" in shown
+
+
 @pytest.mark.parametrize("command", ["solve", "bench", "fix"])
 @pytest.mark.parametrize("value", ["0", "17", "two"])
 def test_a_bad_candidates_value_is_one_error_line_exit_2(tmp_path, command, value):

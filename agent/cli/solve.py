@@ -132,6 +132,9 @@ class RoundPrinter:
             p(f"  [magenta]stuck[/]: same failure again → {ev['action']}")
         elif kind == "copies":
             p(f"  [magenta]copies[/]: {escape(ev['note'])}")
+        elif kind == "ask_afresh":
+            p(f"  [magenta]candidate #{ev['after']} copied[/]: the rest of the round asks "
+              "the task afresh")
         elif kind == "error":
             p(f"  [red]model error[/]: {escape(ev['message'])}")
 
@@ -146,7 +149,9 @@ def candidates_line(ev: dict[str, Any]) -> str:
            + (f", {best['failed_tests']} failing test(s)" if best["failed_tests"] else ""))
     stopped = {"passed": "; stopped at a pass", "tokens": "; token budget spent",
                "time": "; time budget spent"}.get(ev.get("stopped") or "", "")
-    return (f"candidates: {len(tried)} tried, {ev['distinct']} distinct, kept "
+    fresh = sum(1 for c in tried if c.get("fresh"))
+    afresh = f" ({fresh} asked afresh)" if fresh else ""
+    return (f"candidates: {len(tried)} tried{afresh}, {ev['distinct']} distinct, kept "
             f"#{ev['chosen']} ({why}){stopped}")
 
 
