@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from agent.models.base import (
+    DEFAULT_SPECULATION,
     Generation,
     Message,
     Model,
@@ -55,7 +56,7 @@ class Request(BaseModel):
     replay: str | Path | None = None
     threads: int | None = None
     context: int | None = None
-    speculation: str = "off"  # llama-cpp prompt lookup: "ngram" or "off"
+    speculation: str = DEFAULT_SPECULATION  # llama-cpp prompt lookup: "ngram" or "off"
     draft_model: str | None = None  # a smaller model of the family drafting for this one
 
 
@@ -212,7 +213,7 @@ def engine(backend: str) -> Engine:
 def make_model(backend: str, model: str | None = None, *, adapter: str | Path | None = None,
                base_url: str | None = None, api_key: str | None = None,
                replay: str | Path | None = None, threads: int | None = None,
-               context: int | None = None, speculation: str = "off",
+               context: int | None = None, speculation: str = DEFAULT_SPECULATION,
                draft_model: str | None = None) -> Model:
     """Build the Model for `backend`.
 

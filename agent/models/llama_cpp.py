@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field
 
 from agent.models.base import (
+    DEFAULT_SPECULATION,
     Generation,
     Message,
     ModelError,
@@ -52,7 +53,7 @@ class Speculation(BaseModel):
     repair answer's guesses (vs 62%). The n-gram size is llama.cpp's 12.
     """
 
-    mode: Literal["ngram", "off"] = "off"
+    mode: Literal["ngram", "off"] = DEFAULT_SPECULATION
     ngram: int = Field(default=12, ge=1, le=64)
     draft_max: int = Field(default=16, ge=1, le=256)
     draft_model: Path | None = None
