@@ -45,10 +45,12 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                           "replay."),
         click.option("--threads", type=click.IntRange(1, 256), default=None,
                      help="CPU threads for llama-cpp (default: all cores)."),
-        click.option("--spec", "speculation", type=click.Choice(["ngram", "off"]),
+        click.option("--spec", "speculation", type=click.Choice(["sampled", "ngram", "off"]),
                      default=DEFAULT_SPECULATION, show_default=True,
                      help="Speculative decoding by prompt lookup (llama-cpp): the model "
-                          "copies what it was shown faster (repair answers 1.6-1.7x)."),
+                          "copies what it was shown faster (repair answers 1.6-1.7x). "
+                          "sampled: for sampled requests (repair rounds) only, so greedy "
+                          "answers are exactly those without it; ngram: every request."),
         click.option("--draft-model", default=None,
                      help="A smaller model of the same family that drafts tokens for the "
                           "main one (catalog name or .gguf/MLX path; pays off with spare "
