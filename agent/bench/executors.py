@@ -35,7 +35,7 @@ from agent.bench.attempt import ModelFailed, SharedEngine, broken_record, run_on
 from agent.bench.config import AttemptKey, BenchConfig, BenchError, BenchStopped, one_line
 from agent.bench.results import AttemptRecord
 from agent.loop.trajectory import Trajectory
-from agent.models.base import Model, ModelError
+from agent.models.base import DEFAULT_SPECULATION, Model, ModelError
 from agent.tasks.spec import TaskSpec
 from tools.go import ToolchainError
 
@@ -113,7 +113,7 @@ class ModelSpec(BaseModel):
     base_url: str | None = None
     api_key: str | None = None
     threads: int | None = None
-    speculation: str = "off"
+    speculation: str = DEFAULT_SPECULATION
     draft_model: str | None = None
 
     def open(self) -> Model:

@@ -60,6 +60,7 @@ from agent.cli.options import (
 )
 from agent.cli.solve import Terminated, sigterm_exits
 from agent.loop.trajectory import FeedbackMode, file_name
+from agent.models.base import DEFAULT_SPECULATION
 from agent.tasks.spec import TaskError
 from agent.tasks.suites import load_suite
 from tools.go import ToolchainError, find_toolchain
@@ -316,7 +317,7 @@ def _ray_executor(model_kw: dict[str, Any], ray_opts: dict[str, Any]) -> RayExec
     spec = ModelSpec(backend=choice.backend, model=choice.model,
                      adapter=str(adapter) if adapter else None, base_url=choice.base_url,
                      api_key=choice.api_key, threads=model_kw.get("threads"),
-                     speculation=model_kw.get("speculation") or "off",
+                     speculation=model_kw.get("speculation") or DEFAULT_SPECULATION,
                      draft_model=model_kw.get("draft_model"))
     try:
         executor = RayExecutor(spec, **ray_opts)

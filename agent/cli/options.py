@@ -16,7 +16,7 @@ from agent.golang.fixes import FIX_NAMES
 from agent.loop.config import COMMAND_CANDIDATES, default
 from agent.loop.trajectory import FeedbackMode
 from agent.models import BACKENDS
-from agent.models.base import Model, ModelError, ModelUnavailable
+from agent.models.base import DEFAULT_SPECULATION, Model, ModelError, ModelUnavailable
 from agent.models.catalog import default_model
 
 
@@ -45,12 +45,12 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                           "replay."),
         click.option("--threads", type=click.IntRange(1, 256), default=None,
                      help="CPU threads for llama-cpp (default: all cores)."),
-        click.option("--spec", "speculation", type=click.Choice(["ngram", "off"]),
-                     default="off", show_default=True,
+        click.option("--spec", "speculation", type=click.Choice(["sampled", "ngram", "off"]),
+                     default=DEFAULT_SPECULATION, show_default=True,
                      help="Speculative decoding by prompt lookup (llama-cpp): the model "
-                          "copies what it was shown faster. Off by default: with the "
-                          "loop's repetition penalty llama.cpp's speculative path does "
-                          "not reproduce plain greedy output."),
+                          "copies what it was shown faster (repair answers 1.6-1.7x). "
+                          "sampled: for sampled requests (repair rounds) only, so greedy "
+                          "answers are exactly those without it; ngram: every request."),
         click.option("--draft-model", default=None,
                      help="A smaller model of the same family that drafts tokens for the "
                           "main one (catalog name or .gguf/MLX path; pays off with spare "
@@ -138,7 +138,7 @@ def open_model(kw: dict[str, Any], *, console: Console | None = None,
         model = make_model(choice.backend, name, adapter=kw.get("adapter"),
                            base_url=choice.base_url, api_key=choice.api_key,
                            replay=kw.get("replay"), threads=kw.get("threads"),
-                           speculation=kw.get("speculation") or "off",
+                           speculation=kw.get("speculation") or DEFAULT_SPECULATION,
                            draft_model=kw.get("draft_model"))
     except ModelUnavailable as exc:
         fail(str(exc), EXIT_UNAVAILABLE)

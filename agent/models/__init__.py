@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from agent.models.base import (
+    DEFAULT_SPECULATION,
     Generation,
     Message,
     Model,
@@ -55,7 +56,7 @@ class Request(BaseModel):
     replay: str | Path | None = None
     threads: int | None = None
     context: int | None = None
-    speculation: str = "off"  # llama-cpp prompt lookup: "ngram" or "off"
+    speculation: str = DEFAULT_SPECULATION  # llama-cpp prompt lookup: sampled, ngram or off
     draft_model: str | None = None  # a smaller model of the family drafting for this one
 
 
@@ -212,7 +213,7 @@ def engine(backend: str) -> Engine:
 def make_model(backend: str, model: str | None = None, *, adapter: str | Path | None = None,
                base_url: str | None = None, api_key: str | None = None,
                replay: str | Path | None = None, threads: int | None = None,
-               context: int | None = None, speculation: str = "off",
+               context: int | None = None, speculation: str = DEFAULT_SPECULATION,
                draft_model: str | None = None) -> Model:
     """Build the Model for `backend`.
 
@@ -220,8 +221,8 @@ def make_model(backend: str, model: str | None = None, *, adapter: str | Path | 
     llama-cpp, model directory for mlx), a Hub repo for mlx, or the server's model name for
     openai (`ollama:NAME` / `lmstudio:NAME` also name the server's usual local port).
     Catalog weights are fetched and verified on first use (with a progress bar).
-    `speculation` ("ngram" or "off") and `draft_model` (named like `model`) set speculative
-    decoding for llama-cpp and mlx.
+    `speculation` ("sampled", "ngram" or "off") and `draft_model` (named like `model`) set
+    speculative decoding for llama-cpp and mlx.
     Raises ModelUnavailable (exit 3) with one line saying how to fix it.
     """
     chosen = engine(backend)

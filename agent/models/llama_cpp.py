@@ -5,24 +5,28 @@ We call the engine's OpenAI-style chat handler directly (no HTTP hop), with one 
 prefix of the next prompt, so a repair round prefills only the new tail. The engine
 reports how many prompt tokens it served from that cache; we pass the number on.
 
-Speculation (prompt lookup) is on by default: a repair answer mostly copies the file the
-model was just shown, so the engine looks up the last few generated tokens earlier in the
-conversation and proposes what followed them there; one batched pass checks the whole
-guess. Without a repetition penalty greedy output is the same token for token (tested);
-with one, this engine's speculative path can pick a different token where plain decoding
-would not, so answers may differ (not worse, just other). `Speculation` holds the
-settings; benchmarks/perf/spec_sweep.py measures other n-gram sizes and draft lengths.
+Speculation (prompt lookup): a repair answer mostly copies the file the model was just
+shown, so the engine looks up the last few generated tokens earlier in the conversation
+and proposes what followed them there; one batched pass checks the whole guess. That
+batched check is not bit-exact against plain decoding on this engine (a near-tie can
+fall the other way), so in the default `sampled` mode greedy requests go to a plain
+engine and only sampled ones (repair rounds) to a speculating one, loaded on first use;
+the weights are memory-mapped once, each engine has its own KV cache, and a lock keeps
+them from running at once. `Speculation` holds the settings;
+benchmarks/perf/spec_sweep.py measures other n-gram sizes and draft lengths.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
 from agent.models.base import (
+    DEFAULT_SPECULATION,
     Generation,
     Message,
     ModelError,
@@ -36,7 +40,7 @@ if TYPE_CHECKING:
     pass
 
 DEFAULT_CONTEXT = 8192
-SPEC_MODES = ("ngram", "off")
+SPEC_MODES = ("sampled", "ngram", "off")
 
 
 class Speculation(BaseModel):
@@ -52,7 +56,7 @@ class Speculation(BaseModel):
     repair answer's guesses (vs 62%). The n-gram size is llama.cpp's 12.
     """
 
-    mode: Literal["ngram", "off"] = "off"
+    mode: Literal["sampled", "ngram", "off"] = DEFAULT_SPECULATION
     ngram: int = Field(default=12, ge=1, le=64)
     draft_max: int = Field(default=16, ge=1, le=256)
     draft_model: Path | None = None
@@ -95,6 +99,9 @@ def _speculate(p: Any, spec: Speculation, threads: int) -> None:
 
     kind = xllamacpp.common_speculative_type
     types = []
+    if spec.mode == "sampled":  # this engine serves greedy requests: it decodes plainly
+        p.speculative.types = [kind.COMMON_SPECULATIVE_TYPE_NONE]
+        return
     if spec.mode == "ngram":
         types.append(kind.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE)
         p.speculative.ngram_simple.size_n = spec.ngram
@@ -131,7 +138,7 @@ class LlamaCppModel:
                 f"no GGUF file at {path}; give a .gguf path or a catalog name "
                 "(`guild-agent models` lists them)")
         try:
-            import xllamacpp
+            import xllamacpp  # noqa: F401 - here to say at once when it is missing
         except ImportError as exc:  # pragma: no cover - depends on the platform
             raise ModelUnavailable(
                 f"the llama-cpp backend needs xllamacpp ({exc}); `pip install xllamacpp`"
@@ -145,19 +152,38 @@ class LlamaCppModel:
         draft = self.speculation.draft_model
         if draft is not None and not Path(draft).is_file():
             raise ModelUnavailable(f"no GGUF file at {draft} for --draft-model")
+        self._server = self._load(self.speculation)
+        self._speculating: Any = None  # `sampled`: the engine for T > 0, loaded on first use
+        self._lock = threading.Lock()  # two engines never share the cores at once
+
+    def _load(self, spec: Speculation) -> Any:
+        import xllamacpp
+
         try:
-            self._server = xllamacpp.Server(engine_params(
-                path, threads=self.threads, context=self.context_length,
-                speculation=self.speculation))
+            return xllamacpp.Server(engine_params(
+                self.path, threads=self.threads, context=self.context_length,
+                speculation=spec))
         except Exception as exc:
             raise ModelUnavailable(
-                f"llama.cpp cannot load {path}: {exc}; is it a complete GGUF file? "
+                f"llama.cpp cannot load {self.path}: {exc}; is it a complete GGUF file? "
                 "`guild-agent models pull NAME` fetches a verified one") from None
+
+    def _engine(self, sampling: Sampling) -> Any:
+        if self.speculation.mode != "sampled" or not sampling.temperature:
+            return self._server
+        if self._speculating is None:
+            try:
+                self._speculating = self._load(self.speculation.model_copy(
+                    update={"mode": "ngram"}))
+            except ModelUnavailable as exc:
+                raise ModelError(str(exc)) from None
+        return self._speculating
 
     def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
         try:
-            data = self._server.handle_chat_completions(
-                chat_request(messages, sampling, cache_prompt=self.cache_prompt))
+            with self._lock:
+                data = self._engine(sampling).handle_chat_completions(
+                    chat_request(messages, sampling, cache_prompt=self.cache_prompt))
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp rejected the request: {exc}") from None
         return generation_from_response(data, where=f"llama.cpp ({self.name})")
