@@ -25,15 +25,16 @@ from agent.tasks.spec import TaskSpec
 KIND = xllamacpp.common_speculative_type
 
 
-def test_prompt_lookup_serves_sampled_requests_by_default_with_the_tuned_sizes(tmp_path):
-    # On for sampled requests by default (README: repair answers 1.6-1.7x); the engine
-    # for greedy ones decodes plainly, so single-shot answers are exactly as without it.
-    assert Speculation().active and Speculation().mode == DEFAULT_SPECULATION == "sampled"
-    assert engine_params(tmp_path / "m.gguf").speculative.types == [
-        KIND.COMMON_SPECULATIVE_TYPE_NONE]
+def test_prompt_lookup_is_off_by_default_and_has_the_tuned_sizes(tmp_path):
+    # Off by default (README: on every request it moves greedy answers; for sampled ones
+    # only, the loop was no faster on 2 cores). `sampled` keeps greedy requests plain.
+    assert not Speculation().active and Speculation().mode == DEFAULT_SPECULATION == "off"
+    for mode in ("off", "sampled"):
+        assert engine_params(tmp_path / "m.gguf", speculation=Speculation(
+            mode=mode)).speculative.types == [KIND.COMMON_SPECULATIVE_TYPE_NONE]
     spec = Speculation(mode="ngram")
     p = engine_params(tmp_path / "m.gguf", speculation=spec)
-    assert spec.active
+    assert spec.active and Speculation(mode="sampled").active
     assert p.speculative.types == [KIND.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE]
     assert p.speculative.ngram_simple.size_n == spec.ngram
     assert p.speculative.ngram_simple.size_m == spec.draft_max

@@ -49,8 +49,9 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                      default=DEFAULT_SPECULATION, show_default=True,
                      help="Speculative decoding by prompt lookup (llama-cpp): the model "
                           "copies what it was shown faster (repair answers 1.6-1.7x). "
-                          "sampled: for sampled requests (repair rounds) only, so greedy "
-                          "answers are exactly those without it; ngram: every request."),
+                          "ngram: every request (greedy answers may change); sampled: "
+                          "sampled requests only, on a second engine (greedy answers "
+                          "exact). Off by default: see the README."),
         click.option("--draft-model", default=None,
                      help="A smaller model of the same family that drafts tokens for the "
                           "main one (catalog name or .gguf/MLX path; pays off with spare "

@@ -14,12 +14,12 @@ if TYPE_CHECKING:
 
 # Speculative decoding by prompt lookup, where the engine has it (llama.cpp): a repair
 # answer copies most of the file it was shown, and the engine checks a guessed run of
-# tokens in one pass (1.6-1.7x on repair answers, README). Its batched check does not
-# reproduce plain decoding bit for bit on this engine (answers moved on 5 of 26 greedy
-# single shots), so by default it serves sampled requests only (`sampled`: every repair
-# round, T > 0) while greedy ones decode plainly and single-shot results stay exactly
-# what they were. `ngram` speculates on every request, `off` on none.
-DEFAULT_SPECULATION: Literal["sampled", "ngram", "off"] = "sampled"
+# tokens in one pass (1.6-1.7x per repair answer, README). Off by default, measured: on
+# every request (`ngram`) its batched check moved greedy answers (single shot 4 -> 3 of
+# 26 basics); for sampled requests only (`sampled`, a second engine) greedy answers stay
+# exact, but in the loop on 2 cores the repair rounds were no faster (393 -> 384 model
+# seconds: the second engine starts without the conversation's prefix cache).
+DEFAULT_SPECULATION: Literal["sampled", "ngram", "off"] = "off"
 
 class ModelError(RuntimeError):
     """A model call failed for good (after any retries); the message says why."""

@@ -9,7 +9,7 @@ Speculation (prompt lookup): a repair answer mostly copies the file the model wa
 shown, so the engine looks up the last few generated tokens earlier in the conversation
 and proposes what followed them there; one batched pass checks the whole guess. That
 batched check is not bit-exact against plain decoding on this engine (a near-tie can
-fall the other way), so in the default `sampled` mode greedy requests go to a plain
+fall the other way), so in `sampled` mode greedy requests go to a plain
 engine and only sampled ones (repair rounds) to a speculating one, loaded on first use;
 the weights are memory-mapped once, each engine has its own KV cache, and a lock keeps
 them from running at once. `Speculation` holds the settings;
