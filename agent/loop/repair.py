@@ -412,10 +412,7 @@ class RepairLoop:
         repair request answered with a copy was answered with the same copy by every
         candidate, at T=0.3, 0.5 and 0.7 alike. Later rounds resample as after any copy."""
         cfg = self.config
-        if cfg.after_copy == "resample" and not st.copies:
-            st.copies = True
-            self._emit(st.traj, "copies", round=rnd,
-                       note="the model repeats earlier code: later rounds resample")
+        self._copying(st, rnd)
         req = restart_request(st, cfg)
         self._emit(st.traj, "ask_afresh", round=rnd, after=c.index,
                    note="a candidate copied earlier code: the rest sample from the task")
@@ -423,6 +420,14 @@ class RepairLoop:
             "temperature": max(s.temperature, cfg.resample_temperature), "top_p": cfg.top_p})
             for s in samplings[c.index + 1:]]
         return [st.problem.messages[0], req.prompt], [*samplings[:c.index + 1], *left]
+
+    def _copying(self, st: RunState, rnd: int) -> None:
+        """The model answered a repair prompt with code it wrote before: with
+        `--after-copy resample`, every later round is a fresh sample."""
+        if self.config.after_copy == "resample" and not st.copies:
+            st.copies = True
+            self._emit(st.traj, "copies", round=rnd,
+                       note="the model repeats earlier code: later rounds resample")
 
     def _candidate(self, st: RunState, rnd: int, c: Candidate,
                    checked: dict[str, Candidate]) -> None:
@@ -474,10 +479,8 @@ class RepairLoop:
             self._emit(st.traj, "stuck", round=rnd, action=cfg.on_stuck)
             if cfg.on_stuck == "stop":
                 raise RunEnded(StopReason.stuck)
-        if copied and cfg.after_copy == "resample" and not st.copies:
-            st.copies = True
-            self._emit(st.traj, "copies", round=rnd,
-                       note="the model repeats earlier code: later rounds resample")
+        if copied:
+            self._copying(st, rnd)
         out = Outcome(rnd=rnd, ext=ext, files=files, feedback=fb, applied=applied,
                       facts=facts, repeated=repeated, stuck=stuck)
         req: Request | None = next(

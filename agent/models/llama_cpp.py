@@ -180,10 +180,11 @@ class LlamaCppModel:
         return self._speculating
 
     def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
-        try:
-            with self._lock:
-                data = self._engine(sampling).handle_chat_completions(
+        with self._lock:
+            engine = self._engine(sampling)  # raises ModelError as it is, unwrapped
+            try:
+                data = engine.handle_chat_completions(
                     chat_request(messages, sampling, cache_prompt=self.cache_prompt))
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"llama.cpp rejected the request: {exc}") from None
+            except (ValueError, RuntimeError) as exc:
+                raise ModelError(f"llama.cpp rejected the request: {exc}") from None
         return generation_from_response(data, where=f"llama.cpp ({self.name})")
