@@ -19,6 +19,7 @@ from agent.golang.extract import DEFAULT_FILE, Extraction, FormatError, extract_
 from agent.golang.feedback import summary_line
 from agent.golang.fixes import FIX_KINDS, apply_fixes
 from agent.golang.grounding import Grounder
+from agent.golang.panics import explain as explain_panics
 from agent.golang.signatures import mismatches
 from agent.golang.source import splice_decls, split_decls
 from agent.loop.candidates import (
@@ -594,9 +595,10 @@ class RepairLoop:
 
     def _facts(self, problem: Problem, fb: CheckResult, files: dict[str, str]) -> list[str]:
         """Grounding: what the standard library really has, for the names it lacks, and
-        the task's own signatures where the code declares others."""
+        the task's own signatures where the code declares others; what a runtime
+        panic means."""
         if fb.built and not any(d.kind is Kind.compile for d in fb.diagnostics):
-            return []
+            return explain_panics(fb.diagnostics) if self.config.lever("explain-panics") else []
         out: list[str] = []
         if self.config.lever("signatures") and problem.task is not None:
             # A task's prompt and starter files pin what its tests call; a user's package
