@@ -48,7 +48,7 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--spec", "speculation", type=click.Choice(["sampled", "ngram", "off"]),
                      default=DEFAULT_SPECULATION, show_default=True,
                      help="Speculative decoding by prompt lookup (llama-cpp): the model "
-                          "copies what it was shown faster (repair answers 1.6-1.7x). "
+                          "copies what it was shown faster (repair answers 1.4-1.5x). "
                           "ngram: every request (greedy answers may change); sampled: "
                           "sampled requests only, on a second engine (greedy answers "
                           "exact). Off by default: see the README."),

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 # Speculative decoding by prompt lookup, where the engine has it (llama.cpp): a repair
 # answer copies most of the file it was shown, and the engine checks a guessed run of
-# tokens in one pass (1.6-1.7x per repair answer, README). Off by default, measured: on
+# tokens in one pass (1.4-1.5x per repair answer, README). Off by default, measured: on
 # every request (`ngram`) its batched check moved greedy answers (single shot 4 -> 3 of
 # 26 basics); for sampled requests only (`sampled`, a second engine) greedy answers stay
 # exact, but at the loop's temperatures fewer guesses hold and on 2 cores the repair
