@@ -6,6 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from agent.models.base import Generation, Message, Sampling
+from agent.models.replay import ReplayModel
 from tools.go import ToolchainError, find_toolchain
 
 try:
@@ -28,3 +30,15 @@ def _test_environment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
     mp.setenv("GUILD_AGENT_CANDIDATES", "1")
     yield
     mp.undo()
+
+
+class Recorder(ReplayModel):
+    """Scripted answers that keep every conversation they were sent."""
+
+    def __init__(self, responses: list[str]) -> None:
+        super().__init__(responses)
+        self.prompts: list[list[Message]] = []
+
+    def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
+        self.prompts.append(list(messages))
+        return super().generate(messages, sampling)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import needs_go
+from conftest import Recorder, needs_go
 
 from agent.golang.fixes import FIX_NAMES
 from agent.golang.panics import explain
@@ -11,8 +11,6 @@ from agent.loop.config import LoopConfig
 from agent.loop.problem import problem_from_task
 from agent.loop.repair import RepairLoop
 from agent.loop.trajectory import Trajectory
-from agent.models.base import Generation, Message, Sampling
-from agent.models.replay import ReplayModel
 from agent.tasks.harness import check_task
 from agent.tasks.spec import TaskSpec
 from tools.diagnostics import Diagnostic, Kind
@@ -76,16 +74,6 @@ def test_anything_else_gets_no_explanation():
     assert explain([Diagnostic(message="panic: boom", kind=Kind.panic),
                     Diagnostic(message="index out of range [3] with length 2",
                                kind=Kind.test_failure)]) == []
-
-
-class Recorder(ReplayModel):
-    def __init__(self, responses: list[str]) -> None:
-        super().__init__(responses)
-        self.prompts: list[list[Message]] = []
-
-    def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
-        self.prompts.append(list(messages))
-        return super().generate(messages, sampling)
 
 
 def _loop(responses: list[str], off: tuple[str, ...] = ()):

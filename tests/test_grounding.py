@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 from click.testing import CliRunner
-from conftest import needs_go
+from conftest import Recorder, needs_go
 
 from agent.cli import main
 from agent.golang.fixes import FIX_NAMES
@@ -16,8 +16,6 @@ from agent.loop.config import LoopConfig
 from agent.loop.problem import problem_from_task
 from agent.loop.repair import RepairLoop
 from agent.loop.trajectory import Trajectory
-from agent.models.base import Generation, Message, Sampling
-from agent.models.replay import ReplayModel
 from agent.tasks.harness import check_task
 from agent.tasks.spec import TaskSpec
 from tools.go import find_toolchain
@@ -138,16 +136,6 @@ def test_a_hostile_import_path_gets_no_go_doc(grounder, tmp_path):
 
 
 # -- through the loop, with scripted answers ---------------------------------------------------
-
-class Recorder(ReplayModel):
-    def __init__(self, responses: list[str]) -> None:
-        super().__init__(responses)
-        self.prompts: list[list[Message]] = []
-
-    def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
-        self.prompts.append(list(messages))
-        return super().generate(messages, sampling)
-
 
 def _loop(responses: list[str], off: tuple[str, ...] = (), **cfg):
     model = Recorder(responses)

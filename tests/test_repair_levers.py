@@ -6,30 +6,18 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import needs_go
+from conftest import Recorder, needs_go
 
 from agent.golang.fixes import FIX_NAMES, apply_fixes
 from agent.loop.config import LoopConfig
 from agent.loop.problem import problem_from_task
 from agent.loop.repair import RepairLoop, failed_lines, progress
 from agent.loop.trajectory import Trajectory
-from agent.models.base import Generation, Message, Sampling
-from agent.models.replay import ReplayModel
 from agent.tasks.harness import check_task
 from agent.tasks.spec import TaskSpec
 from tools.diagnostics import CheckResult, Diagnostic, Kind
 
 pytestmark = needs_go
-
-
-class Recorder(ReplayModel):
-    def __init__(self, responses: list[str]) -> None:
-        super().__init__(responses)
-        self.prompts: list[list[Message]] = []
-
-    def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
-        self.prompts.append(list(messages))
-        return super().generate(messages, sampling)
 
 
 def _run(task: TaskSpec, responses: list[str], off: tuple[str, ...] = (), **cfg):
