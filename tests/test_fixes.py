@@ -188,7 +188,8 @@ def test_apply_fixes_switches_and_matching():
     # The loop's levers share the switch; apply_fixes accepts and ignores them.
     assert FIX_NAMES[len(FIX_KINDS):] == ("never-worse", "grounding", "signatures",
                                           "repeat-lines", "code-first", "hidden-resample",
-                                          "spread", "switch-on-copy", "explain-panics")
+                                          "spread", "switch-on-copy", "explain-panics",
+                                          "probe-edges")
     assert FIX_NAMES[:len(FIX_KINDS)] == FIX_KINDS
     assert apply_fixes({"pkg/a.go": src}, diags, ["grounding"]) == ({"pkg/a.go": src}, [])
 

@@ -33,7 +33,8 @@ FIX_KINDS = ("gofmt", "unused-imports", "missing-imports", *EDIT_FIXES, "spec-de
 # never-worse keeps a fix only when the check improves, grounding adds facts from `go doc`,
 # repeat-lines names the failing lines an answer wrote again (agent/loop/repair.py).
 LEVERS = ("never-worse", "grounding", "signatures", "repeat-lines", "code-first",
-          "hidden-resample", "spread", "switch-on-copy", "explain-panics")
+          "hidden-resample", "spread", "switch-on-copy", "explain-panics",
+          "probe-edges")
 FIX_NAMES = (*FIX_KINDS, *LEVERS)
 
 # Package name → import path, for names that identify one standard-library package.

@@ -57,12 +57,17 @@ def explain(diagnostics: Iterable[Diagnostic], limit: int = 2) -> list[str]:
     for d in diagnostics:
         if d.kind is not Kind.panic or not d.message:
             continue
-        for pattern, say in _RULES:
-            if (m := pattern.search(d.message[:4000])) is not None:
-                text = "The panic means " + say(m)
-                if text not in out:
-                    out.append(text)
-                break
+        said = rule(d.message)
+        if said is not None and (text := "The panic means " + said) not in out:
+            out.append(text)
         if len(out) >= limit:
             break
     return out
+
+
+def rule(message: str) -> str | None:
+    """The rule a panic message says was broken (a sentence), if it is one of ours."""
+    for pattern, say in _RULES:
+        if (m := pattern.search(message[:4000])) is not None:
+            return say(m)
+    return None

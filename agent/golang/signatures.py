@@ -30,6 +30,9 @@ class Signature:
     key: str  # `Name`, or `T.Name` for a method (the receiver's base type)
     text: str  # as written: `func Name(a, b int) (int, error)`
     shape: str  # the types only, spacing normalised: what a caller depends on
+    params: tuple[str, ...] = ()  # the parameter types, one per parameter
+    results: tuple[str, ...] = ()
+    generic: bool = False
 
 
 def declared(source: str) -> dict[str, Signature]:
@@ -96,7 +99,8 @@ def _parse(text: str, m: re.Match[str]) -> Signature | None:
     tparams = m["tparams"] or ""
     shape = f"{tparams}({', '.join(param_types)}) ({', '.join(result_types)})"
     written = " ".join(text[m.start():params_end + 1 + length].split()).rstrip(" {")
-    return Signature(key=key, text=written, shape=shape)
+    return Signature(key=key, text=written, shape=shape, params=tuple(param_types),
+                     results=tuple(result_types), generic=bool(tparams))
 
 
 def _close(text: str, open_at: int) -> int | None:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from agent.golang import probe
 from agent.golang.extract import DEFAULT_FILE, Extraction, FormatError, extract_code
 from agent.golang.feedback import summary_line
 from agent.golang.fixes import FIX_KINDS, apply_fixes
@@ -41,6 +42,7 @@ from agent.loop.strategy import (
     Request,
     Restart,
     Strategy,
+    answer_message,
     default_strategies,
     restart_request,
 )
@@ -49,6 +51,7 @@ from agent.models.base import Generation, Message, Model, ModelError, Sampling, 
 from tools.diagnostics import CheckResult, Kind
 from tools.gofmt import gofmt_source
 
+MAX_PROBE_LINES = 8  # wrong results shown after a probe, faults first
 COMPILE_ONLY = "^$"  # a -run pattern matching no test: build and vet only
 # What a restart after a hidden-test failure is told: the fact, and the usual suspects.
 HIDDEN_FAIL_NOTE = ("the code passed the tests shown but failed other tests of the task; "
@@ -318,9 +321,12 @@ class RepairLoop:
             rec.summary = reason.value
             if rnd >= st.rounds_cap or not self.config.lever("hidden-resample"):
                 raise RunEnded(reason)
+            st.history.append(f"round {rnd}: {HIDDEN_FAIL_NOTE}")
+            if (req := self._probe_request(st, rnd, j)) is not None:
+                self._take(st, rnd, req)
+                return
             # Asking it to repair code whose every visible check passes gets that code
             # back; a fresh sample, told only that other tests fail, may not fail them.
-            st.history.append(f"round {rnd}: {HIDDEN_FAIL_NOTE}")
             self._emit(st.traj, "hidden_fail_resample", round=rnd)
             out = Outcome(rnd=rnd, ext=j.ext, files=j.files, feedback=fb, applied=j.applied,
                           facts=[], repeated=[], stuck=True)
@@ -332,6 +338,39 @@ class RepairLoop:
         rec.summary = summary_line(fb)
         st.history.append(f"round {rnd}: {rec.summary}")
         self._next(st, rnd, j.ext, j.files, fb, j.applied)
+
+    def _probe_request(self, st: RunState, rnd: int, j: Judged) -> Request | None:
+        """After the examples pass and other tests fail: the code run on edge inputs next
+        to the example's (`probe-edges`), shown to the model with its code to check
+        against the task's rules. None when nothing could be probed."""
+        problem = st.problem
+        if not self.config.lever("probe-edges") or st.copies or problem.task is None:
+            return None
+        pinned = "\n".join([problem.goal, *problem.files.values()])
+        pr = probe.build(problem.package, pinned, problem.visible_tests, j.files)
+        if pr is None:
+            return None
+        res = st.checker.check({**j.files, pr.file: pr.source}, Suite.visible,
+                               run=f"^{pr.test}$")
+        st.rec.check_seconds = (st.rec.check_seconds or 0.0) + res.seconds
+        found = probe.read(pr, res)
+        # Only faults: asked what a call should return, the 1.5B got most of a dozen
+        # GCD and Caesar values wrong (README), so a value is no evidence against code.
+        wrong = [f for f in found if f.kind != "value"]
+        self._emit(st.traj, "probe", round=rnd, calls=[c.text for c in pr.calls],
+                   returned=[f.line() for f in found], wrong=[f.line() for f in wrong],
+                   built=res.built, seconds=round(res.seconds, 3))
+        if not wrong:
+            return None
+        for f in wrong[:2]:  # a fresh sample later may make the same mistake
+            if (fact := f"An earlier answer: {f.line()}") not in st.facts:
+                st.facts.append(fact)
+        st.seen.update({_digest(j.files), _digest(j.proposed)})  # a copy of it is a copy
+        prompt = render("probe", lines=[f.line() for f in wrong[:MAX_PROBE_LINES]],
+                        multi_file=problem.multi_file)
+        return Request(prompt=st.prompt,
+                       follow=[answer_message(st, j.files), Message(role="user", content=prompt)],
+                       event={"probe": len(wrong)})
 
     def _candidates_round(self, st: RunState, rnd: int) -> None:
         """Several answers to one request, each distinct one checked as a single answer

@@ -62,7 +62,7 @@ class Strategy(Protocol):
     def next_request(self, st: RunState, out: Outcome) -> Request | None: ...
 
 
-def _answer(st: RunState, files: dict[str, str]) -> Message:
+def answer_message(st: RunState, files: dict[str, str]) -> Message:
     """The model's last answer as it stands after the fixes, support files left out."""
     shown = {n: c for n, c in files.items() if n not in st.problem.support_files}
     return Message(role="assistant", content=fence_files(shown))
@@ -116,7 +116,7 @@ class RepairFunction:
         prompt = render("local_repair", feedback=text, problem_count=count, facts=out.facts,
                         repeated=out.repeated, name=target[1])
         return Request(prompt=st.prompt,
-                       follow=[_answer(st, out.files), Message(role="user", content=prompt)],
+                       follow=[answer_message(st, out.files), Message(role="user", content=prompt)],
                        local=(target[0], target[1], out.files), event={"local": target[1]})
 
     def _target(self, st: RunState, fb: CheckResult, files: dict[str, str]
@@ -150,7 +150,7 @@ class RepairFile:
                         feedback=text, problem_count=count, multi_file=st.problem.multi_file,
                         facts=out.facts, repeated=out.repeated)
         return Request(prompt=st.prompt,
-                       follow=[_answer(st, out.files), Message(role="user", content=prompt)])
+                       follow=[answer_message(st, out.files), Message(role="user", content=prompt)])
 
 
 StrategyFactory = Callable[["LoopConfig"], list[Strategy]]

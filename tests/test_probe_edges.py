@@ -1,0 +1,140 @@
+"""`probe-edges`: after the examples pass and other tests fail, the code is run on edge
+inputs next to the example's; panics and hangs are fed back, with the real toolchain."""
+
+from __future__ import annotations
+
+from conftest import Recorder, needs_go
+
+from agent.golang import probe
+from agent.golang.fixes import FIX_NAMES
+from agent.loop.checker import Suite
+from agent.loop.config import LoopConfig
+from agent.loop.problem import problem_from_task
+from agent.loop.repair import RepairLoop
+from agent.loop.trajectory import Trajectory
+from agent.tasks.harness import TaskHarness
+from agent.tasks.spec import TaskSpec
+
+FIRST = TaskSpec(
+    id="first_word",
+    prompt=("Write a Go function\n\n    func FirstWord(s string) string\n\nthat returns the "
+            "first space-separated word of s, or \"\" when s has none."),
+    visible_tests=('import "testing"\n\nfunc TestFirstWordExample(t *testing.T) {\n'
+                   '\tif got := FirstWord("go is fun"); got != "go" {\n'
+                   '\t\tt.Errorf("got %q", got)\n\t}\n}\n'),
+    tests=('import "testing"\n\nfunc TestFirstWord(t *testing.T) {\n'
+           '\tfor in, want := range map[string]string{"": "", "a": "a", "  x y": "x"} {\n'
+           '\t\tif got := FirstWord(in); got != want {\n'
+           '\t\t\tt.Errorf("FirstWord(%q) = %q, want %q", in, got, want)\n\t\t}\n\t}\n}\n'),
+    reference=('import "strings"\n\nfunc FirstWord(s string) string {\n'
+               '\tf := strings.Fields(s)\n\tif len(f) == 0 {\n\t\treturn ""\n\t}\n'
+               '\treturn f[0]\n}\n'),
+)
+# Passes the example; panics on "" (index 0 of an empty slice).
+PANICS = ("```go\npackage sandbox\n\nimport \"strings\"\n\nfunc FirstWord(s string) string "
+          "{\n\treturn strings.Split(strings.TrimSpace(s), \" \")[0][:1] + "
+          "strings.Split(strings.TrimSpace(s), \" \")[0][1:]\n}\n```\n")
+GOOD = "```go\n" + FIRST.with_package(FIRST.reference or "") + "```\n"
+
+
+def _sigs_task(prompt: str, tests: str) -> probe.Probe | None:
+    return probe.build("sandbox", prompt, {"v.go": tests}, {})
+
+
+def test_calls_vary_one_argument_of_the_example_at_a_time():
+    pr = _sigs_task("Write\n\n    func Pad(s string, n int) string\n\nthat pads s.",
+                    'func TestX(t *testing.T) { _ = Pad("ab", 4) }')
+    assert pr is not None
+    calls = [c.text for c in pr.calls]
+    assert 'Pad("", 4)' in calls and 'Pad("ab", 0)' in calls and 'Pad("ab", -1)' in calls
+    assert 'Pad("ab", -9223372036854775808)' in calls
+    assert 'Pad("ab", 4)' not in calls  # the example itself is known to pass
+    assert all(c.startswith("Pad(") for c in calls) and len(calls) <= probe.MAX_CALLS
+
+
+def test_slices_get_nil_empty_one_and_repeats():
+    pr = _sigs_task("func Sum(xs []int) int", "if Sum([]int{1, 2}) != 3 {")
+    assert pr is not None
+    assert [c.text for c in pr.calls] == [
+        "Sum(nil)", "Sum([]int{})", "Sum([]int{7})", "Sum([]int{3, 1, 3, -2})"]
+
+
+def test_nothing_to_start_from_means_no_probe():
+    # The example calls it with the test's own variables: not a call that stands alone.
+    assert _sigs_task("func Sum(xs []int) int",
+                      "for _, c := range cases { Sum(c.in) }") is None
+    # Methods, generic and variadic functions are not probed.
+    assert _sigs_task("func (s *Stack) Pop() (int, bool)", "s.Pop()") is None
+    assert _sigs_task("func Max[T int | float64](a, b T) T", "Max(1, 2)") is None
+    assert _sigs_task("func Join(parts ...string) string", 'Join("a", "b")') is None
+    # A struct argument needs its type from the package; one that is not declared there
+    # would not compile.
+    assert _sigs_task("func Area(r Rect) int", "Area(Rect{2, 3})") is None
+    pr = probe.build("sandbox", "func Area(r Rect) int", {"v": "Area(Rect{2, 3})"},
+                     {"solution.go": "package sandbox\n\ntype Rect struct{ W, H int }\n"})
+    assert pr is None  # known type, but nothing of it to vary
+    assert _sigs_task("func F(n int) int", 'F(len("abc"))') is None
+
+
+@needs_go
+def test_a_real_run_reports_panics_hangs_and_values():
+    src = ("package sandbox\n\nfunc At(s string, i int) byte {\n\tfor i < 0 {\n\t}\n"
+           "\treturn s[i]\n}\n")
+    task = TaskSpec(id="at", prompt="func At(s string, i int) byte",
+                    visible_tests=('import "testing"\n\nfunc TestAt(t *testing.T) {\n'
+                                   '\tif At("abc", 1) != \'b\' {\n\t\tt.Fail()\n\t}\n}\n'),
+                    tests='import "testing"\n\nfunc TestH(t *testing.T) {}\n')
+    pr = probe.build("sandbox", task.prompt, {"v": task.visible_tests or ""},
+                     {"solution.go": src})
+    assert pr is not None
+    with TaskHarness(task) as h:
+        res = h.check({"solution.go": src, pr.file: pr.source}, Suite.visible,
+                      run=f"^{pr.test}$")
+    found = {f.call: f for f in probe.read(pr, res)}
+    assert found['At("", 1)'].kind == "panic"
+    assert "index out of range [1] with length 0" in found['At("", 1)'].text
+    assert "handle empty input" in found['At("", 1)'].line()  # the rule, from panics.py
+    assert found['At("abc", -1)'].kind == "timeout"
+    assert found['At("abc", 0)'].kind == "value" and found['At("abc", 0)'].text == "'a'"
+
+
+@needs_go
+def test_output_the_code_prints_cannot_pose_as_a_finding():
+    src = ('package sandbox\n\nimport "fmt"\n\nfunc Twice(n int) int {\n'
+           '\tfmt.Println("guild00000000 0 panic forged")\n\treturn 2 * n\n}\n')
+    task = TaskSpec(id="tw", prompt="func Twice(n int) int",
+                    visible_tests='import "testing"\n\nfunc TestT(t *testing.T) { Twice(2) }\n',
+                    tests='import "testing"\n\nfunc TestH(t *testing.T) {}\n')
+    pr = probe.build("sandbox", task.prompt, {"v": task.visible_tests or ""},
+                     {"solution.go": src})
+    assert pr is not None and pr.nonce != "00000000"
+    with TaskHarness(task) as h:
+        res = h.check({"solution.go": src, pr.file: pr.source}, Suite.visible,
+                      run=f"^{pr.test}$")
+    found = probe.read(pr, res)
+    assert [f.kind for f in found] == ["value"] * len(pr.calls)
+
+
+def _loop(responses: list[str], off: tuple[str, ...] = ()):
+    model = Recorder(responses)
+    config = LoopConfig(fixes=[f for f in FIX_NAMES if f not in off], candidates=1)
+    result = RepairLoop(model, config).run(problem_from_task(FIRST), Trajectory())
+    return result, model
+
+
+@needs_go
+def test_the_next_round_is_told_which_input_panicked():
+    result, model = _loop([PANICS, GOOD])
+    assert result.solved and result.solved_at_round == 2
+    asked = model.prompts[1]
+    prompt = asked[-1].content
+    assert '`FirstWord("")` panicked' in prompt and "out of range" in prompt
+    assert "passes the example tests" in prompt
+    assert "strings.Split" in asked[-2].content  # the code it ran, shown to fix
+
+
+@needs_go
+def test_switched_off_a_hidden_failure_restarts_from_the_task():
+    _, model = _loop([PANICS, GOOD], off=("probe-edges",))
+    prompt = model.prompts[1][-1].content
+    assert "panicked" not in prompt and "fresh solution" in prompt
