@@ -16,7 +16,13 @@ from agent.golang.fixes import FIX_NAMES
 from agent.loop.config import COMMAND_CANDIDATES, default
 from agent.loop.trajectory import FeedbackMode
 from agent.models import BACKENDS
-from agent.models.base import DEFAULT_SPECULATION, Model, ModelError, ModelUnavailable
+from agent.models.base import (
+    DEFAULT_SPECULATION,
+    SPEC_MODES,
+    Model,
+    ModelError,
+    ModelUnavailable,
+)
 from agent.models.catalog import default_model
 
 
@@ -45,7 +51,7 @@ def model_options(f: Callable[..., Any]) -> Callable[..., Any]:
                           "replay."),
         click.option("--threads", type=click.IntRange(1, 256), default=None,
                      help="CPU threads for llama-cpp (default: all cores)."),
-        click.option("--spec", "speculation", type=click.Choice(["sampled", "ngram", "off"]),
+        click.option("--spec", "speculation", type=click.Choice(SPEC_MODES),
                      default=DEFAULT_SPECULATION, show_default=True,
                      help="Speculative decoding by prompt lookup (llama-cpp): the model "
                           "copies what it was shown faster (repair answers 1.4-1.5x). "

@@ -151,7 +151,8 @@ def _open_mlx(cls: Any, req: Request) -> Model:
 
 def speculation_settings(mode: str, draft_model: str | None) -> Any:
     """llama-cpp's Speculation for `--spec MODE` and `--draft-model NAME|FILE.gguf`."""
-    from agent.models.llama_cpp import SPEC_MODES, Speculation
+    from agent.models.base import SPEC_MODES
+    from agent.models.llama_cpp import Speculation
     from agent.models.weights import pull_gguf
 
     if mode not in SPEC_MODES:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -32,12 +32,10 @@ from agent.models.base import (
     ModelError,
     ModelUnavailable,
     Sampling,
+    SpecMode,
     chat_body,
     generation_from_response,
 )
-
-if TYPE_CHECKING:
-    pass
 
 DEFAULT_CONTEXT = 8192
 
@@ -49,7 +47,6 @@ DEFAULT_CONTEXT = 8192
 # engine; idle engines still use no CPU. libgomp reads these once, when xllamacpp loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "ACTIVE")
 os.environ.setdefault("GOMP_SPINCOUNT", "300000")
-SPEC_MODES = ("sampled", "ngram", "off")
 
 
 class Speculation(BaseModel):
@@ -65,7 +62,7 @@ class Speculation(BaseModel):
     repair answer's guesses (vs 62%). The n-gram size is llama.cpp's 12.
     """
 
-    mode: Literal["sampled", "ngram", "off"] = DEFAULT_SPECULATION
+    mode: SpecMode = DEFAULT_SPECULATION
     ngram: int = Field(default=12, ge=1, le=64)
     draft_max: int = Field(default=16, ge=1, le=256)
     draft_model: Path | None = None
