@@ -95,6 +95,7 @@ def test_a_real_run_reports_panics_hangs_and_values():
     assert "index out of range [1] with length 0" in found['At("", 1)'].text
     assert "handle empty input" in found['At("", 1)'].line()  # the rule, from panics.py
     assert found['At("abc", -1)'].kind == "timeout"
+    assert 'At("abc", -9223372036854775808)' not in found  # after a hang, no more waiting
     assert found['At("abc", 0)'].kind == "value" and found['At("abc", 0)'].text == "'a'"
 
 
