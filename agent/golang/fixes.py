@@ -34,7 +34,7 @@ FIX_KINDS = ("gofmt", "unused-imports", "missing-imports", *EDIT_FIXES, "spec-de
 # repeat-lines names the failing lines an answer wrote again (agent/loop/repair.py).
 LEVERS = ("never-worse", "grounding", "signatures", "repeat-lines", "code-first",
           "hidden-resample", "spread", "switch-on-copy", "explain-panics",
-          "probe-edges")
+          "probe-edges", "go-pitfalls")
 FIX_NAMES = (*FIX_KINDS, *LEVERS)
 
 # Package name → import path, for names that identify one standard-library package.

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from agent.golang import probe
+from agent.golang import pitfalls, probe
 from agent.golang.extract import DEFAULT_FILE, Extraction, FormatError, extract_code
 from agent.golang.feedback import summary_line
 from agent.golang.fixes import FIX_KINDS, apply_fixes
@@ -322,7 +322,7 @@ class RepairLoop:
             if rnd >= st.rounds_cap or not self.config.lever("hidden-resample"):
                 raise RunEnded(reason)
             st.history.append(f"round {rnd}: {HIDDEN_FAIL_NOTE}")
-            if (req := self._probe_request(st, rnd, j)) is not None:
+            if (req := self._hidden_fail_request(st, rnd, j)) is not None:
                 self._take(st, rnd, req)
                 return
             # Asking it to repair code whose every visible check passes gets that code
@@ -339,38 +339,53 @@ class RepairLoop:
         st.history.append(f"round {rnd}: {rec.summary}")
         self._next(st, rnd, j.ext, j.files, fb, j.applied)
 
-    def _probe_request(self, st: RunState, rnd: int, j: Judged) -> Request | None:
-        """After the examples pass and other tests fail: the code run on edge inputs next
-        to the example's (`probe-edges`), shown to the model with its code to check
-        against the task's rules. None when nothing could be probed."""
+    def _hidden_fail_request(self, st: RunState, rnd: int, j: Judged) -> Request | None:
+        """After the examples pass and other tests fail, what can be learned without the
+        hidden tests: calls on edge inputs that panic or hang (`probe-edges`) and lines
+        that break a Go rule such code often breaks (`go-pitfalls`). The next round
+        shows them with the code; later fresh samples get them as facts. None when
+        neither finds anything, or the model is known to copy: the task afresh."""
         problem = st.problem
-        if not self.config.lever("probe-edges") or st.copies or problem.task is None:
+        if problem.task is None:
             return None
+        faults = self._probe_faults(st, rnd, j) if self.config.lever("probe-edges") else []
+        found = pitfalls.find(j.files) if self.config.lever("go-pitfalls") else []
+        if found:
+            self._emit(st.traj, "pitfalls", round=rnd, lines=[p.text() for p in found])
+        facts = [f"An earlier answer: {f}" for f in faults[:2]] + [
+            f"Go rule: {p.why}" for p in found]
+        for fact in facts:  # a fresh sample later may make the same mistake
+            if fact in st.facts:
+                st.facts.remove(fact)
+            st.facts.append(fact)
+        if not facts or st.copies:
+            return None
+        st.seen.update({_digest(j.files), _digest(j.proposed)})  # a copy of it is a copy
+        prompt = render("hidden_fail", faults=faults[:MAX_PROBE_LINES],
+                        pitfalls=[p.text() for p in found], multi_file=problem.multi_file)
+        return Request(prompt=st.prompt,
+                       follow=[answer_message(st, j.files), Message(role="user", content=prompt)],
+                       event={"faults": len(faults), "pitfalls": len(found)})
+
+    def _probe_faults(self, st: RunState, rnd: int, j: Judged) -> list[str]:
+        """The task's functions called on edge inputs next to the example's: the calls
+        that panicked or hung."""
+        problem = st.problem
         pinned = "\n".join([problem.goal, *problem.files.values()])
         pr = probe.build(problem.package, pinned, problem.visible_tests, j.files)
         if pr is None:
-            return None
+            return []
         res = st.checker.check({**j.files, pr.file: pr.source}, Suite.visible,
                                run=f"^{pr.test}$")
         st.rec.check_seconds = (st.rec.check_seconds or 0.0) + res.seconds
         found = probe.read(pr, res)
         # Only faults: asked what a call should return, the 1.5B got most of a dozen
         # GCD and Caesar values wrong (README), so a value is no evidence against code.
-        wrong = [f for f in found if f.kind != "value"]
+        faults = [f.line() for f in found if f.kind != "value"]
         self._emit(st.traj, "probe", round=rnd, calls=[c.text for c in pr.calls],
-                   returned=[f.line() for f in found], wrong=[f.line() for f in wrong],
-                   built=res.built, seconds=round(res.seconds, 3))
-        if not wrong:
-            return None
-        for f in wrong[:2]:  # a fresh sample later may make the same mistake
-            if (fact := f"An earlier answer: {f.line()}") not in st.facts:
-                st.facts.append(fact)
-        st.seen.update({_digest(j.files), _digest(j.proposed)})  # a copy of it is a copy
-        prompt = render("probe", lines=[f.line() for f in wrong[:MAX_PROBE_LINES]],
-                        multi_file=problem.multi_file)
-        return Request(prompt=st.prompt,
-                       follow=[answer_message(st, j.files), Message(role="user", content=prompt)],
-                       event={"probe": len(wrong)})
+                   returned=[f.line() for f in found], faults=faults, built=res.built,
+                   seconds=round(res.seconds, 3))
+        return faults
 
     def _candidates_round(self, st: RunState, rnd: int) -> None:
         """Several answers to one request, each distinct one checked as a single answer

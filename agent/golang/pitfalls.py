@@ -1,0 +1,134 @@
+"""Go rules that code passing its examples often breaks on other inputs, found in the code.
+
+When the examples pass and other tests fail, the usual cause in a small model's Go is one
+of a handful of language rules that a typical example never exercises: `%` keeps the sign
+of its left operand, `len` and indexing of a string count bytes, `-n` overflows for the
+most negative integer, and a slice expression or `append` shares the input's array.
+Each rule here is the language's, never a task's; a finding names the line it was seen
+on, so the model can check that line against the rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent.golang.source import Decl, split_decls, strip_comments
+
+_STRING_LIT = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|\'(?:[^\'\\\n]|\\.)+\'')
+_PARAMS = re.compile(r"^func\s*(?:\([^)]*\)\s*)?\w+\s*(?:\[[^\]]*\])?\s*\((?P<params>[^)]*)\)")
+_MOD = re.compile(r"[\w)\]]\s*%=?\s*[\w(]")
+
+
+@dataclass(frozen=True)
+class Pitfall:
+    rule: str  # which rule (one finding per rule)
+    line: int
+    code: str  # the line, trimmed
+    why: str
+
+    def text(self) -> str:
+        return f"line {self.line}: `{self.code}`: {self.why}"
+
+
+def _names_of(params: str, typ: str) -> set[str]:
+    """Parameter names declared with exactly `typ` (`a, b int` gives a and b)."""
+    out: set[str] = set()
+    pending: list[str] = []
+    for part in (p.strip() for p in params.split(",")):
+        words = part.split()
+        if len(words) == 1:
+            pending.append(words[0])
+            continue
+        if len(words) >= 2:
+            if " ".join(words[1:]).replace(" ", "") == typ:
+                out.update([*pending, words[0]])
+            pending = []
+    return out
+
+
+_Check = Callable[[str, dict[str, set[str]]], str | None]
+
+
+def _modulo(code: str, names: dict[str, set[str]]) -> str | None:
+    if _MOD.search(code):
+        return ("in Go, a % b takes the sign of a (-7 % 26 is -7, not 19). Where a can be "
+                "negative and the result must lie in 0..b-1, write ((a % b) + b) % b.")
+    return None
+
+
+def _bytes(code: str, names: dict[str, set[str]]) -> str | None:
+    for s in names["string"]:
+        if re.search(rf"\blen\({s}\)", code):
+            return (f"len({s}) counts bytes, not characters ('é' is 2 bytes, '日' is 3). "
+                    f"To count characters use utf8.RuneCountInString({s}) or len([]rune({s})).")
+        if re.search(rf"(?<![\w.]){s}\[[^\]:]+\]", code):
+            return (f"{s}[i] is one byte, and a non-ASCII character spans several. Range "
+                    f"over the string (for i, r := range {s}) or index []rune({s}).")
+    return None
+
+
+def _negate(code: str, names: dict[str, set[str]]) -> str | None:
+    for n in names["int"] | names["int64"]:
+        if re.search(rf"(?<![\w)\]])-\s*{n}\b(?!\s*[\[(.])|\b{n}\s*\*=\s*-1\b", code):
+            return (f"-{n} overflows when {n} is the most negative value (math.MinInt64 "
+                    "stays negative). If that value is allowed, handle it, e.g. take digits "
+                    f"with {n} % 10 and negate each, or convert to uint64 first.")
+    return None
+
+
+def _aliasing(code: str, names: dict[str, set[str]]) -> str | None:
+    for xs in names["slice"]:
+        if re.search(rf"\bappend\(\s*{xs}\s*\[|\breturn\s+{xs}\s*(\[[^\]]*:[^\]]*\])?\s*$",
+                     code):
+            return (f"{xs}[a:b] and append({xs}[a:b], …) share {xs}'s array: writing to the "
+                    f"result changes {xs}. When the result must be a new slice, make one "
+                    f"(make([]T, len({xs}))) and copy into it.")
+    return None
+
+
+_CHECKS: list[tuple[str, _Check]] = [
+    ("modulo", _modulo), ("bytes", _bytes), ("negate", _negate), ("aliasing", _aliasing)]
+
+
+def find(files: dict[str, str], limit: int = 3) -> list[Pitfall]:
+    """At most one finding per rule (its first line), in the non-test files' functions."""
+    found: dict[str, Pitfall] = {}
+    for name, src in sorted(files.items()):
+        if name.endswith("_test.go"):
+            continue
+        lines = src.split("\n")
+        for decl_start, decl in _decl_starts(src):
+            if decl.kind != "func" or decl.is_test:
+                continue
+            m = _PARAMS.match(strip_comments(decl.text).lstrip())
+            params = m["params"] if m else ""
+            names = {t: _names_of(params, t) for t in ("string", "int", "int64")}
+            names["slice"] = set(re.findall(r"(\w+)\s+\[\]", params))
+            for i in range(decl_start, decl_start + decl.text.count("\n") + 1):
+                if i >= len(lines):
+                    break
+                code = _STRING_LIT.sub('""', lines[i].split("//", 1)[0]).strip()
+                if not code or code.startswith("func "):
+                    continue
+                for rule, check in _CHECKS:
+                    if rule in found:
+                        continue
+                    if (why := check(code, names)) is not None:
+                        found[rule] = Pitfall(rule=rule, line=i + 1, code=lines[i].strip(),
+                                              why=why)
+    return list(found.values())[:limit]
+
+
+def _decl_starts(src: str) -> list[tuple[int, Decl]]:
+    """Each top-level declaration with the 0-based line its text starts on."""
+    out = []
+    at = 0
+    for decl in split_decls(src):
+        idx = src.find(decl.text, at)
+        if idx < 0:
+            continue
+        out.append((src.count("\n", 0, idx), decl))
+        at = idx + len(decl.text)
+    return out

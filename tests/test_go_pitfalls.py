@@ -1,0 +1,132 @@
+"""`go-pitfalls`: lines that break a Go rule code passing its examples often breaks."""
+
+from __future__ import annotations
+
+from conftest import Recorder, needs_go
+
+from agent.golang.fixes import FIX_NAMES
+from agent.golang.pitfalls import find
+from agent.loop.config import LoopConfig
+from agent.loop.problem import problem_from_task
+from agent.loop.repair import RepairLoop
+from agent.loop.trajectory import Trajectory
+from agent.tasks.harness import check_task
+from agent.tasks.spec import TaskSpec
+
+CODE = '''package sandbox
+
+import "fmt"
+
+// Shift moves each letter; "100%" and '%' in literals are not operators.
+func Shift(s string, k int) string {
+	out := []byte{}
+	for i := 0; i < len(s); i++ {
+		out = append(out, 'a'+(s[i]-'a'+byte(k))%26) // wraps
+	}
+	return fmt.Sprintf("%s", out)
+}
+
+func Abs(n int) int {
+	if n < 0 {
+		n = -n
+	}
+	return n
+}
+
+func Rotate(xs []int, k int) []int {
+	return append(xs[k:], xs[:k]...)
+}
+'''
+
+
+def test_each_rule_names_its_first_line():
+    found = {p.rule: p for p in find({"solution.go": CODE}, limit=4)}
+    assert found["bytes"].line == 8 and "len(s) counts bytes" in found["bytes"].why
+    assert found["modulo"].line == 9 and "((a % b) + b) % b" in found["modulo"].why
+    assert found["negate"].code == "n = -n" and "math.MinInt64" in found["negate"].why
+    assert found["aliasing"].line == 22 and "share xs's array" in found["aliasing"].why
+    assert found["modulo"].text().startswith("line 9: `out = append(")
+
+
+def test_quiet_code_and_tests_give_nothing():
+    quiet = ('package sandbox\n\nfunc Pct(x int) string {\n\treturn fmt.Sprintf("%d%%", x)'
+             '\n}\n\n// n % 2 in a comment\nfunc Neg(f float64) float64 { return -f }\n')
+    assert find({"solution.go": quiet}) == []
+    assert find({"solution_test.go": CODE}) == []
+    assert len(find({"solution.go": CODE})) == 3  # capped
+
+
+@needs_go
+def test_the_rules_are_what_the_toolchain_does():
+    # The sentences the model is told, checked against the real compiler and runtime.
+    task = TaskSpec(id="rules", prompt="rules", tests='''import (
+	"math"
+	"testing"
+)
+
+func TestRules(t *testing.T) {
+	a, b := -7, 26
+	if a%b != -7 || ((a%b)+b)%b != 19 {
+		t.Error("modulo")
+	}
+	if len("é") != 2 || len("日") != 3 {
+		t.Error("bytes")
+	}
+	n := math.MinInt64
+	if -n >= 0 {
+		t.Error("negate")
+	}
+	xs := make([]int, 4, 8)
+	ys := append(xs[1:], 9)
+	ys[0] = 5
+	if xs[1] != 5 {
+		t.Error("aliasing")
+	}
+}
+''')
+    assert check_task(task, {"solution.go": "package sandbox\n"}).passed
+
+
+MOD = TaskSpec(
+    id="wrap",
+    prompt=("Write a Go function\n\n    func Wrap(i, n int) int\n\nthat returns i modulo n "
+            "in 0..n-1 for n > 0, also for negative i."),
+    visible_tests=('import "testing"\n\nfunc TestWrapExample(t *testing.T) {\n'
+                   '\tif Wrap(7, 5) != 2 {\n\t\tt.Fail()\n\t}\n}\n'),
+    tests=('import "testing"\n\nfunc TestWrap(t *testing.T) {\n'
+           '\tif Wrap(-1, 5) != 4 {\n\t\tt.Fail()\n\t}\n}\n'),
+    reference="func Wrap(i, n int) int {\n\treturn ((i % n) + n) % n\n}\n",
+)
+NAIVE = "```go\npackage sandbox\n\nfunc Wrap(i, n int) int {\n\treturn i % n\n}\n```\n"
+GOOD = "```go\n" + MOD.with_package(MOD.reference or "") + "```\n"
+
+
+def _loop(off: tuple[str, ...] = ()):
+    model = Recorder([NAIVE, GOOD])
+    config = LoopConfig(fixes=[f for f in FIX_NAMES if f not in off], candidates=1)
+    result = RepairLoop(model, config).run(problem_from_task(MOD), Trajectory())
+    return result, model
+
+
+@needs_go
+def test_after_a_hidden_failure_the_code_and_the_rule_it_breaks_are_shown():
+    result, model = _loop()
+    assert result.solved and result.solved_at_round == 2
+    asked = model.prompts[1]
+    assert "return i % n" in asked[-2].content  # its code, to fix
+    prompt = asked[-1].content
+    assert "line 4: `return i % n`: in Go, a % b takes the sign of a" in prompt
+    # The probe moves n to 0 too, outside what the task allows: the model is told the
+    # call panicked, and that a panic the task asks for is no bug.
+    assert "`Wrap(7, 0)` panicked: runtime error: integer divide by zero" in prompt
+    assert "Also check these lines against Go's rules" in prompt
+
+
+@needs_go
+def test_switched_off_only_the_probe_speaks_and_with_both_off_the_task_is_asked_afresh():
+    _, model = _loop(off=("go-pitfalls",))
+    prompt = model.prompts[1][-1].content
+    assert "takes the sign" not in prompt and "`Wrap(7, 0)` panicked" in prompt
+    _, model = _loop(off=("go-pitfalls", "probe-edges"))
+    prompt = model.prompts[1][-1].content
+    assert "takes the sign" not in prompt and "fresh solution" in prompt
