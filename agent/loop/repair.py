@@ -51,7 +51,7 @@ from agent.models.base import Generation, Message, Model, ModelError, Sampling, 
 from tools.diagnostics import CheckResult, Kind
 from tools.gofmt import gofmt_source
 
-MAX_PROBE_LINES = 8  # wrong results shown after a probe, faults first
+MAX_PROBE_LINES = 8  # calls that panicked or hung, shown after a probe
 COMPILE_ONLY = "^$"  # a -run pattern matching no test: build and vet only
 # What a restart after a hidden-test failure is told: the fact, and the usual suspects.
 HIDDEN_FAIL_NOTE = ("the code passed the tests shown but failed other tests of the task; "
@@ -377,10 +377,10 @@ class RepairLoop:
             return []
         res = st.checker.check({**j.files, pr.file: pr.source}, Suite.visible,
                                run=f"^{pr.test}$")
-        st.rec.check_seconds = (st.rec.check_seconds or 0.0) + res.seconds
+        st.rec.check_seconds += res.seconds
         found = probe.read(pr, res)
-        # Only faults: asked what a call should return, the 1.5B got most of a dozen
-        # GCD and Caesar values wrong (README), so a value is no evidence against code.
+        # Only faults: asked what the calls should return, the 1.5B got 9 of 20 GCD and
+        # Caesar values wrong (README), so a value is no evidence against the code.
         faults = [f.line() for f in found if f.kind != "value"]
         self._emit(st.traj, "probe", round=rnd, calls=[c.text for c in pr.calls],
                    returned=[f.line() for f in found], faults=faults, built=res.built,
