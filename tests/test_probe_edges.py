@@ -3,6 +3,9 @@ inputs next to the example's; panics and hangs are fed back, with the real toolc
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from conftest import Recorder, needs_go
 
 from agent.golang import probe
@@ -14,6 +17,7 @@ from agent.loop.repair import RepairLoop
 from agent.loop.trajectory import Trajectory
 from agent.tasks.harness import TaskHarness
 from agent.tasks.spec import TaskSpec
+from agent.tasks.suites import humaneval_x_task
 
 FIRST = TaskSpec(
     id="first_word",
@@ -139,3 +143,17 @@ def test_switched_off_a_hidden_failure_restarts_from_the_task():
     _, model = _loop([PANICS, GOOD], off=("probe-edges",))
     prompt = model.prompts[1][-1].content
     assert "panicked" not in prompt and "fresh solution" in prompt
+
+
+def test_humaneval_x_tasks_get_probes_from_their_testify_examples():
+    # Their declarations are Go code in the prompt and their examples testify calls
+    # (`assert.Equal(3, Add(1, 2))`): the same probe, nothing specific to the suite.
+    lines = (Path(__file__).parent / "data" / "humaneval_x_go_sample.jsonl").read_text()
+    for line in lines.splitlines():
+        task, _ = humaneval_x_task(json.loads(line), "sample")
+        p = problem_from_task(task)
+        pr = probe.build(p.package, "\n".join([p.goal, *p.files.values()]),
+                         p.visible_tests, task.reference_solution())
+        assert pr is not None, task.id
+        assert pr.source.startswith("package main\n")
+        assert all("(" in c.text and c.text.endswith(")") for c in pr.calls)
