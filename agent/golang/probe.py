@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from agent.golang.panics import rule as panic_rule
@@ -174,39 +175,29 @@ def _self_contained(expr: str, types: set[str]) -> bool:
     return all(w in _PREDECLARED or w in types for w in _IDENT.findall(bare))
 
 
-def _close_paren(text: str, at: int) -> int | None:
-    depth = 0
-    i = at
+def _scan(text: str, at: int = 0) -> Iterator[tuple[int, str, int]]:
+    """Each character outside string and rune literals, with the bracket depth after it."""
+    depth, i = 0, at
     while i < len(text):
         if (m := _LITERAL.match(text, i)) is not None:
             i = m.end()
             continue
         c = text[i]
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-            if depth == 0:
-                return i
+        depth += (c in "([{") - (c in ")]}")
+        yield i, c, depth
         i += 1
-    return None
+
+
+def _close_paren(text: str, at: int) -> int | None:
+    return next((i for i, c, depth in _scan(text, at) if c in ")]}" and depth == 0), None)
 
 
 def _split_args(text: str) -> list[str]:
-    out, depth, start, i = [], 0, 0, 0
-    while i < len(text):
-        if (m := _LITERAL.match(text, i)) is not None:
-            i = m.end()
-            continue
-        c = text[i]
-        if c in "([{":
-            depth += 1
-        elif c in ")]}":
-            depth -= 1
-        elif c == "," and depth == 0:
+    out, start = [], 0
+    for i, c, depth in _scan(text):
+        if c == "," and depth == 0:
             out.append(text[start:i].strip())
             start = i + 1
-        i += 1
     tail = text[start:].strip()
     if tail:
         out.append(tail)
