@@ -56,6 +56,17 @@ def test_quiet_code_and_tests_give_nothing():
     assert len(find({"solution.go": CODE})) == 3  # capped
 
 
+def test_a_task_that_counts_in_bytes_gets_no_bytes_rule():
+    # Told "len(s) counts bytes" on a task asking for byte offsets, the 1.5B swapped
+    # len(s) for len([]rune(s)) and broke its bracket checker.
+    in_bytes = "Return the byte index of the first unmatched bracket in s."
+    assert "bytes" not in {p.rule for p in find({"solution.go": CODE}, goal=in_bytes)}
+    assert "bytes" not in {p.rule for p in find({"solution.go": CODE},
+                                                goal="The length in bytes of s.")}
+    for in_runes in ("Lengths are counted in runes, not bytes.", "Pad to width runes.", ""):
+        assert "bytes" in {p.rule for p in find({"solution.go": CODE}, goal=in_runes)}
+
+
 @needs_go
 def test_the_rules_are_what_the_toolchain_does():
     # The sentences the model is told, checked against the real compiler and runtime.

@@ -19,6 +19,10 @@ from agent.golang.source import Decl, split_decls, strip_comments
 _STRING_LIT = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|\'(?:[^\'\\\n]|\\.)+\'')
 _PARAMS = re.compile(r"^func\s*(?:\([^)]*\)\s*)?\w+\s*(?:\[[^\]]*\])?\s*\((?P<params>[^)]*)\)")
 _MOD = re.compile(r"[\w)\]]\s*%=?\s*[\w(]")
+# A task that measures in bytes ("byte offsets", "length in bytes") makes len(s) and
+# s[i] right; "runes, not bytes" does not match.
+_BYTE_UNIT = re.compile(r"\bbyte[- ](?:index|indices|indexes|offsets?|positions?)\b|"
+                        r"(?<!not )\b(?:in|of) bytes\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,10 @@ _CHECKS: list[tuple[str, _Check]] = [
     ("modulo", _modulo), ("bytes", _bytes), ("negate", _negate), ("aliasing", _aliasing)]
 
 
-def find(files: dict[str, str], limit: int = 3) -> list[Pitfall]:
-    """At most one finding per rule (its first line), in the non-test files' functions."""
+def find(files: dict[str, str], limit: int = 3, goal: str = "") -> list[Pitfall]:
+    """At most one finding per rule (its first line), in the non-test files' functions.
+    `goal` is the task's text: where it counts in bytes, the bytes rule is no pitfall."""
+    checks = [(r, c) for r, c in _CHECKS if r != "bytes" or not _BYTE_UNIT.search(goal)]
     found: dict[str, Pitfall] = {}
     for name, src in sorted(files.items()):
         if name.endswith("_test.go"):
@@ -112,7 +118,7 @@ def find(files: dict[str, str], limit: int = 3) -> list[Pitfall]:
                 code = _STRING_LIT.sub('""', lines[i].split("//", 1)[0]).strip()
                 if not code or code.startswith("func "):
                     continue
-                for rule, check in _CHECKS:
+                for rule, check in checks:
                     if rule in found:
                         continue
                     if (why := check(code, names)) is not None:

@@ -349,7 +349,8 @@ class RepairLoop:
         if problem.task is None:
             return None
         faults = self._probe_faults(st, rnd, j) if self.config.lever("probe-edges") else []
-        found = pitfalls.find(j.files) if self.config.lever("go-pitfalls") else []
+        found = (pitfalls.find(j.files, goal=problem.goal) if self.config.lever("go-pitfalls")
+                 else [])
         if found:
             self._emit(st.traj, "pitfalls", round=rnd, lines=[p.text() for p in found])
         facts = [f"An earlier answer: {f}" for f in faults[:2]] + [
