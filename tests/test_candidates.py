@@ -67,9 +67,9 @@ class CountingChecker:
         self.inner = harness
         self.calls: list[Suite] = []
 
-    def check(self, solution, suite=Suite.all, *, run=None):
+    def check(self, solution, suite=Suite.all, *, run=None, cover=False):
         self.calls.append(suite)
-        return self.inner.check(solution, suite, run=run)
+        return self.inner.check(solution, suite, run=run, cover=cover)
 
     def close(self) -> None:
         self.inner.close()

@@ -150,10 +150,10 @@ class _BreaksOnMarker(TaskHarness):
     """The real harness, except that an answer holding BREAK raises: a stand-in for any
     bug no input reaches today (every answer that used to break is now a format error)."""
 
-    def check(self, solution, suite=Suite.all, *, run=None):
+    def check(self, solution, suite=Suite.all, *, run=None, cover=False):
         if any("BREAK" in c for c in solution.values()):
             raise RuntimeError("the harness broke on this answer")
-        return super().check(solution, suite, run=run)
+        return super().check(solution, suite, run=run, cover=cover)
 
 
 def test_repair_breaking_in_round_two_leaves_single_a_plain_failure(tmp_path):

@@ -58,7 +58,7 @@ class FakeChecker:
     closed: bool = False
 
     def check(self, solution: dict[str, str], suite: Suite = Suite.all, *,
-              run: str | None = None) -> CheckResult:
+              run: str | None = None, cover: bool = False) -> CheckResult:
         self.calls.append(suite)
         code = "".join(solution.values())
         if "return 42" in code:

@@ -59,6 +59,15 @@ class TestResult(BaseModel):
     seconds: float = 0.0
 
 
+class CoverBlock(BaseModel):
+    """One block of `go test -coverprofile`: its lines and how often it ran."""
+
+    file: str  # as the profile names it: import path / file name
+    start: int
+    end: int
+    count: int
+
+
 class CheckResult(BaseModel):
     passed: bool
     built: bool = True
@@ -68,6 +77,7 @@ class CheckResult(BaseModel):
     seconds: float = 0.0
     timed_out: bool = False
     exit_code: int | None = None
+    coverage: list[CoverBlock] = Field(default_factory=list)  # only when asked for
 
     @property
     def failed_tests(self) -> list[TestResult]:

@@ -10,7 +10,15 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from tools.diagnostics import CheckResult, Diagnostic, Kind, Outcome, TestResult, dedupe
+from tools.diagnostics import (
+    CheckResult,
+    CoverBlock,
+    Diagnostic,
+    Kind,
+    Outcome,
+    TestResult,
+    dedupe,
+)
 from tools.go import find_toolchain, go_env
 from tools.guard import GUARD_ENV, guard_binary
 from tools.sandbox import Limits, ProcResult, run_limited
@@ -26,6 +34,10 @@ _TEST_LOG_RE = re.compile(r"^\s+(?P<file>[\w./-]+\.go):(?P<line>\d+): (?P<msg>.*
 _STACK_RE = re.compile(r"^\s+(?P<path>/\S+?\.go):(?P<line>\d+)")
 _CRASH_PREFIXES = ("panic: ", "fatal error: ")
 _RECOVERED_RE = re.compile(r" \[recovered(?:, repanicked)?\]$")
+_COVER_RE = re.compile(
+    r"^(?P<file>\S+\.go):(?P<start>\d+)\.\d+,(?P<end>\d+)\.\d+ \d+ (?P<count>\d+)$")
+COVER_FILE = "guild-cover.out"
+COVER_CAP = 1 << 20  # the test binary writes the profile: it may write anything
 
 
 def test_names(source: str) -> list[str]:
@@ -45,6 +57,7 @@ class CheckOptions:
     env: tuple[tuple[str, str], ...] = ()
     readable: tuple[Path, ...] = ()
     hidden: tuple[Path, ...] = ()  # folders model code must not see (fix: the user's project)
+    cover: bool = False  # record which blocks ran (CheckResult.coverage)
 
 
 class GoRunner:
@@ -89,6 +102,9 @@ class GoRunner:
             args.append("-race")
         if opts.run:
             args.append(f"-run={opts.run}")
+        profile = ws.tmp / COVER_FILE
+        if opts.cover:
+            args += ["-covermode=count", f"-coverprofile={profile}"]
         args.append(pkg)
         limits = replace(opts.limits, wall_seconds=opts.test_timeout + opts.build_allowance)
         if opts.race:
@@ -104,6 +120,8 @@ class GoRunner:
         proc = run_limited(args, cwd=ws.src, env=env, limits=limits, writable=writable,
                            readable=readable, hidden=opts.hidden)
         result = parse_test_json(proc, ws.src, opts.test_timeout, expected_tests)
+        if opts.cover:  # read now: a later prepare() (vet) empties tmp/
+            result.coverage = read_profile(profile)
         limit_notes = [n for n in proc.notes if n.startswith("process limit")]
         if limit_notes and not result.passed:
             # A fork bomb can starve the go command itself: its crash is not a compile error.
@@ -127,6 +145,25 @@ class GoRunner:
                 result.passed = False
         result.seconds = time.monotonic() - start
         return result
+
+
+def read_profile(path: Path) -> list[CoverBlock]:
+    """The blocks of a `-coverprofile` file; nothing when it is missing, a link, or too
+    big. Model code ran in the binary that wrote it, so this steers feedback only."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return []
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(COVER_CAP + 1)
+    if len(data) > COVER_CAP:
+        return []
+    out = []
+    for line in data.decode(errors="replace").splitlines()[1:]:
+        if m := _COVER_RE.match(line.strip()):
+            out.append(CoverBlock(file=m["file"], start=int(m["start"]), end=int(m["end"]),
+                                  count=int(m["count"])))
+    return out
 
 
 _RACE_ACCESS_RE = re.compile(r"^(Read|Write|Previous read|Previous write) at \S+ by "

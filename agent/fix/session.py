@@ -371,7 +371,7 @@ class PackageChecker:
         return names
 
     def check(self, solution: dict[str, str], suite: Suite = Suite.all, *,
-              run: str | None = None) -> CheckResult:
+              run: str | None = None, cover: bool = False) -> CheckResult:
         for name, content in solution.items():
             if name in self.site.names:  # anything else stays as the user has it
                 self.ws.write(self.prefix + name, content)
@@ -379,7 +379,8 @@ class PackageChecker:
         if self.test_cmd:
             result = self._command(self.test_cmd, "--test-cmd", Kind.test_failure)
         else:
-            opts = CheckOptions(test_timeout=self.test_timeout, run=run, full_vet=True,
+            opts = CheckOptions(test_timeout=self.test_timeout, run=run, full_vet=not cover,
+                                cover=cover,
                                 race=self.race,
                                 limits=self.runner.options.limits,
                                 build_allowance=self.runner.options.build_allowance,

@@ -31,10 +31,11 @@ from tools.gofmt import gofmt_source
 FIX_KINDS = ("gofmt", "unused-imports", "missing-imports", *EDIT_FIXES, "spec-declarations")
 # The repair loop's levers share the `--no-fix NAME` switch with the fixes proper:
 # never-worse keeps a fix only when the check improves, grounding adds facts from `go doc`,
-# repeat-lines names the failing lines an answer wrote again (agent/loop/repair.py).
+# repeat-lines names the failing lines an answer wrote again, run-trace where a failing
+# test went in the code (agent/loop/repair.py).
 LEVERS = ("never-worse", "grounding", "signatures", "repeat-lines", "code-first",
           "hidden-resample", "spread", "switch-on-copy", "explain-panics",
-          "probe-edges", "go-pitfalls")
+          "probe-edges", "go-pitfalls", "run-trace")
 FIX_NAMES = (*FIX_KINDS, *LEVERS)
 
 # Package name → import path, for names that identify one standard-library package.

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from agent.golang import pitfalls, probe
+from agent.golang import pitfalls, probe, trace
 from agent.golang.extract import DEFAULT_FILE, Extraction, FormatError, extract_code
 from agent.golang.feedback import summary_line
 from agent.golang.fixes import FIX_KINDS, apply_fixes
@@ -537,13 +537,35 @@ class RepairLoop:
                 raise RunEnded(StopReason.stuck)
         if copied:
             self._copying(st, rnd)
+        ran = self._trace(st, rnd, files, fb) if cfg.lever("run-trace") and not stuck else []
         out = Outcome(rnd=rnd, ext=ext, files=files, feedback=fb, applied=applied,
-                      facts=facts, repeated=repeated, stuck=stuck)
+                      facts=facts, repeated=repeated, stuck=stuck, trace=ran)
         req: Request | None = next(
             (r for s in self.strategies if (r := s.next_request(st, out)) is not None), None)
         if req is None:  # every strategy passed: nothing more to ask
             raise RunEnded(StopReason.stuck)
         self._take(st, rnd, req)
+
+    def _trace(self, st: RunState, rnd: int, files: dict[str, str], fb: CheckResult
+               ) -> list[str]:
+        """The first failing test run again under `-coverprofile`: which returns of the
+        code it came back from, which lines never ran (`run-trace`)."""
+        if rnd >= st.rounds_cap or not fb.built or st.mode is FeedbackMode.compile or any(
+                d.kind in (Kind.compile, Kind.vet, Kind.timeout, Kind.limit)
+                for d in fb.diagnostics):
+            return []
+        test = next((t.name.split("/")[0] for t in fb.failed_tests), None)
+        if test is None:
+            return []
+        suite = Suite.all if st.mode is FeedbackMode.all else Suite.visible
+        res = st.checker.check(files, suite, run=f"^{re.escape(test)}$", cover=True)
+        st.rec.check_seconds += res.seconds
+        found = trace.describe({n: c for n, c in files.items()
+                                if n not in st.problem.support_files}, res.coverage, test)
+        lines = found.lines() if found else []
+        self._emit(st.traj, "trace", round=rnd, test=test, lines=lines,
+                   seconds=round(res.seconds, 3))
+        return lines
 
     def _take(self, st: RunState, rnd: int, req: Request) -> None:
         """The next round asks `req`."""

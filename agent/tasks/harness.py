@@ -37,7 +37,7 @@ class TaskHarness:
         return files
 
     def check(self, solution: dict[str, str], suite: Suite = Suite.all, *,
-              run: str | None = None) -> CheckResult:
+              run: str | None = None, cover: bool = False) -> CheckResult:
         """The task's files, the solution and the suite's tests, run once.
 
         The runner rebuilds the module the run sees from these files every time, so
@@ -57,6 +57,7 @@ class TaskHarness:
             self.ws.write(name, content)
             expected += test_names(content)
         opts = CheckOptions(test_timeout=self.task.test_timeout, race=self.task.race, run=run,
+                            cover=cover,
                             limits=self.runner.options.limits,
                             build_allowance=self.runner.options.build_allowance)
         if run is not None:
