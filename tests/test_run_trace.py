@@ -79,6 +79,14 @@ def test_describe_counts_repeated_returns_and_skips_what_the_test_never_called()
     assert trace is not None and trace.unrun == []
     assert trace.returned == ["line 5: `return n` (2 times), under line 4: `if n > 0 {`",
                               "line 7: `return 0`"]
+    branches = ("package p\n\nfunc G(n int) int {\n" + "\tif n == 0 {\n\t\tn++\n\t}\n" * 6
+                + "\treturn n\n}\n")
+    ran = [CoverBlock(file="p/g.go", start=n, end=n, count=1) for n in (3, 4, 7, 10, 13, 16, 19)]
+    dark = [CoverBlock(file="p/g.go", start=5 + 3 * k, end=6 + 3 * k, count=0) for k in range(6)]
+    ran.append(CoverBlock(file="p/g.go", start=22, end=23, count=1))
+    trace = describe({"g.go": branches}, ran + dark, "TestG")
+    assert trace is not None and trace.returned == ["line 22: `return n`"]
+    assert trace.unrun == ["in G, lines 5-6, 8-9, 11-12, 14-15, … never ran"]
     never = [CoverBlock(file="m/p/f.go", start=3, end=7, count=0)]
     assert describe({"f.go": src}, never, "TestF") is None
     assert describe({"f.go": src}, [], "TestF") is None

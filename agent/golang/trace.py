@@ -15,6 +15,7 @@ from agent.golang.source import split_decls, strip_comments
 from tools.diagnostics import CoverBlock
 
 MAX_RETURNS = 3
+MAX_SPANS = 4  # a long list of error branches that never ran is noise
 _RETURN = re.compile(r"^return\b")
 _BRANCH = re.compile(r"^(?:\}\s*else\b.*\{|if\b.*\{|for\b.*\{|case\b.*:|default\s*:|switch\b.*\{)$")
 
@@ -58,7 +59,8 @@ def _ranges(lines: list[int], code: list[str]) -> str:
         else:
             spans.append([n, n])
     spans = [s for s in spans if any(code[n - 1] not in ("", "}") for n in range(s[0], s[1] + 1))]
-    return ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans)
+    shown = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in spans[:MAX_SPANS])
+    return shown + (", …" if len(spans) > MAX_SPANS else "")
 
 
 def describe(files: dict[str, str], blocks: list[CoverBlock], test: str) -> Trace | None:
