@@ -120,6 +120,20 @@ def test_failing_test_fixed_after_feedback(tmp_path: Path) -> None:
     assert "TestAdd" in requests[1]["messages"][-1]["content"]
 
 
+def test_the_failing_test_is_traced_in_the_users_package(tmp_path: Path) -> None:
+    # run-trace in a package below the module root: the profile names the file by its
+    # import path, the model knows it by its name in the package.
+    target = make_module(tmp_path / "m", source=WRONG)
+    code, out, events = run_fix(tmp_path, [str(target), "--yes"],
+                                [fence(WRONG.replace("a - b", "a * b")), fence(FIXED)])
+    assert code == 0, out
+    traced = [e for e in events if e["event"] == "trace"]
+    assert traced and traced[0]["test"] == "TestAdd"
+    prompt = [e for e in events if e["event"] == "request"][1]["messages"][-1]["content"]
+    assert "What your code did when TestAdd ran" in prompt
+    assert "- line 6: `return a * b`" in prompt
+
+
 def test_tests_are_quoted_not_shown_whole_unless_asked(tmp_path: Path) -> None:
     # A second test the failure does not touch: its body must not reach the prompt.
     tests = TESTS + (
