@@ -103,6 +103,10 @@ def test_a_profile_that_is_a_link_or_too_big_is_ignored(tmp_path):
     big.write_text("mode: count\n" + "m/p/f.go:3.20,4.12 2 1\n" * (COVER_CAP // 20))
     assert read_profile(big) == []
     assert read_profile(tmp_path / "missing.out") == []
+    fifo = tmp_path / "fifo.out"  # model code could leave one: opening it must not block
+    os.mkfifo(fifo)
+    assert read_profile(fifo) == []
+    assert read_profile(tmp_path) == []
 
 
 def _loop(off: tuple[str, ...] = ()):

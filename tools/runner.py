@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shlex
+import stat
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -148,11 +149,15 @@ class GoRunner:
 
 
 def read_profile(path: Path) -> list[CoverBlock]:
-    """The blocks of a `-coverprofile` file; nothing when it is missing, a link, or too
-    big. Model code ran in the binary that wrote it, so this steers feedback only."""
+    """The blocks of a `-coverprofile` file; nothing when it is missing, a link, a FIFO or
+    anything but a regular file, or too big. Model code ran in the binary that wrote it,
+    so this steers feedback only."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except OSError:
+        return []
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         return []
     with os.fdopen(fd, "rb") as f:
         data = f.read(COVER_CAP + 1)
