@@ -551,8 +551,8 @@ class RepairLoop:
         """The first failing test run again under `-coverprofile`: which returns of the
         code it came back from, which lines never ran (`run-trace`)."""
         if rnd >= st.rounds_cap or not fb.built or st.mode is FeedbackMode.compile or any(
-                d.kind in (Kind.compile, Kind.vet, Kind.timeout, Kind.limit)
-                for d in fb.diagnostics):
+                d.kind in (Kind.compile, Kind.vet, Kind.timeout, Kind.limit, Kind.panic)
+                for d in fb.diagnostics):  # a binary that panics writes no profile
             return []
         test = next((t.name.split("/")[0] for t in fb.failed_tests), None)
         if test is None:
