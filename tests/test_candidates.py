@@ -208,6 +208,18 @@ def test_a_copied_repair_sends_the_rest_of_the_round_to_the_task_afresh():
     assert all(len(p) == 4 for p in model.prompts[3:]) and not events(traj, "ask_afresh")
 
 
+def test_a_copy_that_differs_only_where_the_fixes_act_is_a_copy():
+    # Round 1's answer loses its unused import to a fix; round 2's first candidate is the
+    # same code with another unused import: new text, the same code once fixed.
+    fmt = LOW_ONLY.replace("package sandbox\n", 'package sandbox\n\nimport "fmt"\n', 1)
+    strs = LOW_ONLY.replace("package sandbox\n", 'package sandbox\n\nimport "strings"\n', 1)
+    answers = [fmt, fmt, fmt, strs, OFF_BY_ONE, GOOD]
+    result, model, traj = run(answers, candidates=3, max_rounds=2)
+    assert result.solved_at_round == 2
+    assert [e["after"] for e in events(traj, "ask_afresh")] == [0]
+    assert [len(p) for p in model.prompts[3:]] == [4, 2, 2]
+
+
 def test_a_round_that_asked_afresh_already_is_not_switched_again():
     # Round 3 after a copy is a restart (no code shown): a candidate equal to earlier code
     # there is a fresh sample that happens to repeat, not a refused repair.

@@ -457,9 +457,12 @@ class RepairLoop:
         self._conclude(st, rnd, dataclasses.replace(best.judged, check_seconds=seconds))
 
     def _copied(self, st: RunState, rnd: int, c: Candidate) -> bool:
-        """A repair candidate that handed back code already written (`switch-on-copy`)."""
+        """A repair candidate that handed back code already written (`switch-on-copy`),
+        also when only what the fixes change differs: the 1.5B folded the fixes it was
+        told about into a copy, and every candidate of the round wrote that copy."""
         return (rnd > 1 and bool(st.follow) and self.config.lever("switch-on-copy")
-                and c.judged is not None and c.digest in st.seen)
+                and c.judged is not None
+                and (c.digest in st.seen or _digest(c.judged.files) in st.seen))
 
     def _ask_afresh(self, st: RunState, rnd: int, c: Candidate, samplings: list[Sampling]
                     ) -> tuple[list[Message], list[Sampling]]:
