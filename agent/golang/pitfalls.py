@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agent.golang.source import Decl, split_decls, strip_comments
+from agent.golang.source import decl_starts, strip_comments
 
 _STRING_LIT = re.compile(r'"(?:[^"\\\n]|\\.)*"|`[^`]*`|\'(?:[^\'\\\n]|\\.)+\'')
 _PARAMS = re.compile(r"^func\s*(?:\([^)]*\)\s*)?\w+\s*(?:\[[^\]]*\])?\s*\((?P<params>[^)]*)\)")
@@ -105,7 +105,7 @@ def find(files: dict[str, str], limit: int = 3, goal: str = "") -> list[Pitfall]
         if name.endswith("_test.go"):
             continue
         lines = src.split("\n")
-        for decl_start, decl in _decl_starts(src):
+        for decl_start, decl in decl_starts(src):
             if decl.kind != "func" or decl.is_test:
                 continue
             m = _PARAMS.match(strip_comments(decl.text).lstrip())
@@ -126,15 +126,3 @@ def find(files: dict[str, str], limit: int = 3, goal: str = "") -> list[Pitfall]
                                               why=why)
     return list(found.values())[:limit]
 
-
-def _decl_starts(src: str) -> list[tuple[int, Decl]]:
-    """Each top-level declaration with the 0-based line its text starts on."""
-    out = []
-    at = 0
-    for decl in split_decls(src):
-        idx = src.find(decl.text, at)
-        if idx < 0:
-            continue
-        out.append((src.count("\n", 0, idx), decl))
-        at = idx + len(decl.text)
-    return out

@@ -184,6 +184,19 @@ def assemble(package: str, imports: list[tuple[str | None, str]], decls: list[De
     return "\n".join(parts)
 
 
+def decl_starts(src: str) -> list[tuple[int, Decl]]:
+    """Each top-level declaration with the 0-based line its text starts on."""
+    out = []
+    at = 0
+    for decl in split_decls(src):
+        idx = src.find(decl.text, at)
+        if idx < 0:
+            continue
+        out.append((src.count("\n", 0, idx), decl))
+        at = idx + len(decl.text)
+    return out
+
+
 def enclosing_decl(src: str, line: int) -> Decl | None:
     """The top-level declaration that holds 1-based `line`."""
     at = 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from agent.golang.source import split_decls, strip_comments
+from agent.golang.source import decl_starts, strip_comments
 from tools.diagnostics import CoverBlock
 
 MAX_RETURNS = 3
@@ -37,17 +37,8 @@ def _owner(blocks: list[CoverBlock], name: str) -> list[CoverBlock]:
 
 def _functions(src: str) -> list[tuple[str, int, int]]:
     """(name, first line, last line), 1-based, of each function declaration."""
-    out = []
-    at = 0
-    for decl in split_decls(src):
-        idx = src.find(decl.text, at)
-        if idx < 0:
-            continue
-        at = idx + len(decl.text)
-        if decl.kind == "func" and decl.name and not decl.is_test:
-            first = src.count("\n", 0, idx) + 1
-            out.append((decl.name, first, first + decl.text.rstrip("\n").count("\n")))
-    return out
+    return [(d.name, start + 1, start + 1 + d.text.rstrip("\n").count("\n"))
+            for start, d in decl_starts(src) if d.kind == "func" and d.name and not d.is_test]
 
 
 def _ranges(lines: list[int], code: list[str]) -> str:
