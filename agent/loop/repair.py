@@ -540,7 +540,7 @@ class RepairLoop:
                 raise RunEnded(StopReason.stuck)
         if copied:
             self._copying(st, rnd)
-        ran = self._trace(st, rnd, files, fb) if cfg.lever("run-trace") and not stuck else []
+        ran = self._trace(st, rnd, files, fb) if cfg.lever("run-trace") and not stuck else None
         out = Outcome(rnd=rnd, ext=ext, files=files, feedback=fb, applied=applied,
                       facts=facts, repeated=repeated, stuck=stuck, trace=ran)
         req: Request | None = next(
@@ -550,25 +550,24 @@ class RepairLoop:
         self._take(st, rnd, req)
 
     def _trace(self, st: RunState, rnd: int, files: dict[str, str], fb: CheckResult
-               ) -> list[str]:
+               ) -> trace.Trace | None:
         """The first failing test run again under `-coverprofile`: which returns of the
         code it came back from, which lines never ran (`run-trace`)."""
         if rnd >= st.rounds_cap or not fb.built or st.mode is FeedbackMode.compile or any(
                 d.kind in (Kind.compile, Kind.vet, Kind.timeout, Kind.limit, Kind.panic)
                 for d in fb.diagnostics):  # a binary that panics writes no profile
-            return []
+            return None
         test = next((t.name.split("/")[0] for t in fb.failed_tests), None)
         if test is None:
-            return []
+            return None
         suite = Suite.all if st.mode is FeedbackMode.all else Suite.visible
         res = st.checker.check(files, suite, run=f"^{re.escape(test)}$", cover=True)
         st.rec.check_seconds += res.seconds
         found = trace.describe({n: c for n, c in files.items()
                                 if n not in st.problem.support_files}, res.coverage, test)
-        lines = found.lines() if found else []
-        self._emit(st.traj, "trace", round=rnd, test=test, lines=lines,
-                   seconds=round(res.seconds, 3))
-        return lines
+        self._emit(st.traj, "trace", round=rnd, test=test,
+                   lines=found.lines() if found else [], seconds=round(res.seconds, 3))
+        return found
 
     def _take(self, st: RunState, rnd: int, req: Request) -> None:
         """The next round asks `req`."""

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Protocol
 from agent.golang.extract import Extraction, fence_files
 from agent.golang.feedback import render_feedback
 from agent.golang.source import enclosing_decl
+from agent.golang.trace import Trace
 from agent.loop.prompts import render
 from agent.loop.trajectory import FeedbackMode
 from agent.models.base import Message
@@ -46,7 +47,7 @@ class Outcome:
     facts: list[str]  # grounding: what the standard library really has
     repeated: list[FailedLine]  # lines that failed before and came back
     stuck: bool  # the same failure again, or code seen before
-    trace: list[str] = field(default_factory=list)  # where the failing test went (run-trace)
+    trace: Trace | None = None  # where the failing test went (run-trace)
 
 
 @dataclass
@@ -149,14 +150,10 @@ class RepairFile:
         prompt = render("repair", history=st.history[-self.config.history - 1:-1],
                         moved_aside=out.ext.dropped, applied_fixes=out.applied,
                         feedback=text, problem_count=count, multi_file=st.problem.multi_file,
-                        facts=out.facts, repeated=out.repeated, trace=out.trace,
-                        test=_first_failing(out))
+                        facts=out.facts, repeated=out.repeated, trace=out.trace)
         return Request(prompt=st.prompt,
                        follow=[answer_message(st, out.files), Message(role="user", content=prompt)])
 
-
-def _first_failing(out: Outcome) -> str:
-    return next((t.name.split("/")[0] for t in out.feedback.failed_tests), "")
 
 
 StrategyFactory = Callable[["LoopConfig"], list[Strategy]]
