@@ -189,7 +189,8 @@ def test_apply_fixes_switches_and_matching():
     assert FIX_NAMES[len(FIX_KINDS):] == ("never-worse", "grounding", "signatures",
                                           "repeat-lines", "code-first", "hidden-resample",
                                           "spread", "switch-on-copy", "explain-panics",
-                                          "probe-edges", "go-pitfalls", "run-trace")
+                                          "probe-edges", "go-pitfalls", "run-trace",
+                                          "type-facts")
     assert FIX_NAMES[:len(FIX_KINDS)] == FIX_KINDS
     assert apply_fixes({"pkg/a.go": src}, diags, ["grounding"]) == ({"pkg/a.go": src}, [])
 

@@ -33,7 +33,15 @@ _PRINTF_RE = re.compile(r"^[\w.]+ format (?P<verb>%[-+# 0]*\d*(?:\.\d*)?[a-zA-Z]
                         r"(?P<arg>.+) of wrong type (?P<type>\S+)$")
 _CANNOT_USE_RE = re.compile(
     r"^cannot use (?P<expr>.+) \((?:variable|value) of type (?P<call>func\(\) )?"
-    r"(?P<have>[\w.]+)\) as (?P<want>[\w.]+) value in ")
+    r"(?P<have>(?:\[\])?[\w.]+)\) as (?P<want>(?:\[\])?[\w.]+) value in ")
+# The conversions between text and its characters that Go spells out and that keep the
+# value: a rune or byte as a one-character string, a string as its bytes or runes.
+_TEXT_CONVERSIONS = {("rune", "string"): "string", ("byte", "string"): "string",
+                     ("[]rune", "string"): "string", ("[]byte", "string"): "string",
+                     ("string", "[]byte"): "[]byte", ("string", "[]rune"): "[]rune"}
+_UNTYPED_STRING_RE = re.compile(r"^cannot use (?P<expr>\"[^\"\\\x27]\") \(untyped string "
+                                r"constant\) as (?P<want>rune|byte|int32|uint8) value in ")
+_ONE_CHAR_STRING_RE = re.compile(r"^\"(?:[^\"\\\x27]|\\[nt\\])\"$")
 
 
 # After these a newline ends a statement (the spec's automatic semicolon rule).
@@ -353,6 +361,7 @@ def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
     mismatched: list[tuple[int, int, str, str, str]] = []
     retyped: list[Edit] = []
     verbs: list[Edit] = []
+    chars: list[Edit] = []
     for d in diagnostics:
         first = d.message.splitlines()[0].strip() if d.message else ""
         if not (d.line and d.column):
@@ -364,10 +373,15 @@ def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
         elif (m := _MISMATCH_RE.match(first)) and {m["left"], m["right"]} <= _NUMERIC and (
                 "…" not in m["expr"]):
             mismatched.append((d.line, d.column, m["expr"], m["left"], m["right"]))
+        elif m := (_CHAR_MISMATCH_RE.match(first) or _UNTYPED_STRING_RE.match(first)):
+            if "…" not in m["expr"]:
+                chars.extend(_char_literals(src, d.line, d.column, m["expr"]))
         elif (m := _CANNOT_USE_RE.match(first)) and "…" not in m["expr"]:
             expr, have, want = m["expr"], m["have"], m["want"]
             if m["call"] and have == want:
                 replace.append((d.line, d.column, expr, f"{expr}()"))
+            elif not m["call"] and (to := _TEXT_CONVERSIONS.get((have, want))):
+                replace.append((d.line, d.column, expr, f"{to}({expr})"))
             elif not m["call"] and have != want and {have, want} <= _NUMERIC:
                 if (have.startswith("float") and not want.startswith("float")
                         and first.endswith(" in assignment")
@@ -381,10 +395,38 @@ def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
         gone = {e.detail.split()[0] for e in edits}
         edits += _unused_var_edits(src, [u for u in unused if u[2] not in gone])
     if "conversions" in on:
-        edits += _conversion_edits(src, replace) + _mismatch_edits(src, mismatched) + retyped
+        edits += (_conversion_edits(src, replace) + _mismatch_edits(src, mismatched) + retyped
+                  + chars)
     if "printf" in on:
         edits += verbs
     return edits
+
+
+_CHAR_MISMATCH_RE = re.compile(r"^invalid operation: (?P<expr>.+) \(mismatched types "
+                               r"(?:(?:rune|byte) and untyped string|untyped string and "
+                               r"(?:rune|byte))\)$")
+
+
+def _char_literals(src: str, line: int, col: int, expr: str) -> list[Edit]:
+    """`r == "a"` with r a rune or byte: the one-character string literal in `expr` (at
+    line, byte column, or just before it) becomes the rune literal `'a'`. Only when the
+    expression holds exactly one such literal, so which side meant a character is clear."""
+    off = _offset(src, line, col)
+    want = [t.text for t in tokenize(expr)]
+    if off is None or not want:
+        return []
+    toks = tokenize(src)
+    k = next((i for i, t in enumerate(toks) if t.start >= off), None)
+    if k is None:
+        return []
+    span = next((toks[i:i + len(want)] for i in range(k, max(k - len(want), -1), -1)
+                 if [t.text for t in toks[i:i + len(want)]] == want), None)
+    lits = [t for t in span or [] if t.kind == "string" and _ONE_CHAR_STRING_RE.match(t.text)]
+    if len(lits) != 1:
+        return []
+    t = lits[0]
+    char = f"'{t.text[1:-1]}'"
+    return [Edit(t.start, t.end, char, "conversions", f"{t.text} → {char} (a rune literal)")]
 
 
 def _verb_edit(src: str, line: int, col: int, m: re.Match[str]) -> Edit | None:

@@ -23,6 +23,7 @@ from agent.golang.grounding import Grounder
 from agent.golang.panics import explain as explain_panics
 from agent.golang.signatures import mismatches
 from agent.golang.source import splice_decls, split_decls
+from agent.golang.typefacts import type_facts
 from agent.loop.candidates import (
     Candidate,
     Held,
@@ -674,8 +675,8 @@ class RepairLoop:
 
     def _facts(self, problem: Problem, fb: CheckResult, files: dict[str, str]) -> list[str]:
         """Grounding: what the standard library really has, for the names it lacks, and
-        the task's own signatures where the code declares others; what a runtime
-        panic means."""
+        the task's own signatures where the code declares others; the Go idiom a type
+        error calls for; what a runtime panic means."""
         if fb.built and not any(d.kind is Kind.compile for d in fb.diagnostics):
             return explain_panics(fb.diagnostics) if self.config.lever("explain-panics") else []
         out: list[str] = []
@@ -689,6 +690,8 @@ class RepairLoop:
             if self.grounder is None:
                 self.grounder = Grounder()
             out += self.grounder.facts(fb.diagnostics, files)
+        if self.config.lever("type-facts"):
+            out += type_facts(fb.diagnostics, files)
         return out
 
 
