@@ -58,7 +58,8 @@ CASES = {
     "float used as a string": (
         "func F(x float64) string { return x }",
         ["strconv.FormatFloat(x, 'f', -1, 64)"],
-        'import "strconv"\nfunc F(x float64) string { return strconv.FormatFloat(x, \'f\', -1, 64) }'),
+        'import "strconv"\nfunc F(x float64) string {\n'
+        "\treturn strconv.FormatFloat(x, 'f', -1, 64)\n}"),
     "string used as an int": (
         "func F(s string) int { return s }",
         ["`n, err := strconv.Atoi(s)`"],
@@ -149,7 +150,8 @@ def test_errors_with_no_idiom_to_give_get_no_fact():
 
 def test_a_long_expression_is_described_not_quoted_and_facts_are_capped():
     long = "strconv.Atoi(strings.Repeat(s, 3) + strings.ToUpper(s) + strings.TrimSpace(s))"
-    facts = _facts(f'import (\n"strconv"\n"strings"\n)\nfunc F(s string) int {{ return {long} + 1 }}')
+    facts = _facts('import (\n"strconv"\n"strings"\n)\n'
+                   f"func F(s string) int {{ return {long} + 1 }}")
     assert facts and facts[0].startswith("that call returns 2 values")
     assert "`v, err := …`" in facts[0]
     many = _facts("func F(s string, n int, a, b []int) (int, error) {\n"
@@ -227,7 +229,8 @@ PARSE = TaskSpec(
 BAD = ('```go\npackage sandbox\n\nimport "strconv"\n\n'
        "func Next(s string) int {\n\treturn strconv.Atoi(s) + 1\n}\n```\n")
 GOOD = ('```go\npackage sandbox\n\nimport "strconv"\n\nfunc Next(s string) int {\n'
-        "\tn, err := strconv.Atoi(s)\n\tif err != nil {\n\t\treturn 0\n\t}\n\treturn n + 1\n}\n```\n")
+        "\tn, err := strconv.Atoi(s)\n\tif err != nil {\n\t\treturn 0\n\t}\n"
+        "\treturn n + 1\n}\n```\n")
 
 
 def _loop(responses: list[str], off: tuple[str, ...] = ()):

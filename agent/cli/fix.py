@@ -23,8 +23,10 @@ from rich.syntax import Syntax
 from agent.cli import EXIT_FAIL, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE, fail, main
 from agent.cli.options import (
     candidates_option,
+    enabled_fixes,
     max_rounds_option,
     model_options,
+    no_fix_option,
     open_model,
     seed_option,
     temperature_option,
@@ -235,6 +237,7 @@ class FixCommand:
 @temperature_option
 @seed_option
 @candidates_option
+@no_fix_option
 @click.option("--test-timeout", type=click.FloatRange(1, 3600), default=60.0,
               show_default=True, help="Seconds for the package's tests per check.")
 @click.option("--race", is_flag=True, help="Run the tests with -race (needs a C compiler).")
@@ -261,7 +264,7 @@ class FixCommand:
 def fix(files: tuple[str, ...], instruction: str | None, run_re: str | None,
         max_rounds: int, yes: bool, apply_failing: bool, dry_run: bool, do_undo: bool,
         force: bool, block_lines: int, temperature: float, seed: int, candidates: int,
-        test_timeout: float,
+        no_fix: tuple[str, ...], test_timeout: float,
         race: bool, out_dir: Path | None, tags: str | None, test_cmd: str | None,
         lint_cmd: str | None, show_tests: bool, allow_dirty: bool, do_commit: bool,
         as_json: bool,
@@ -319,7 +322,7 @@ def fix(files: tuple[str, ...], instruction: str | None, run_re: str | None,
                 test_timeout=test_timeout, race=race, test_cmd=test_cmd, lint_cmd=lint_cmd,
                 show_tests=show_tests, goenv=goenv), LoopConfig(
                     max_rounds=max_rounds, temperature=temperature, seed=seed,
-                    candidates=candidates),
+                    candidates=candidates, fixes=enabled_fixes(no_fix)),
                 yes=yes, apply_failing=apply_failing, dry_run=dry_run, out=out_dir,
                 verbose=verbose, do_commit=do_commit, entry=entry)
             entry["exit_code"] = one
@@ -487,7 +490,9 @@ def _fix(console: Console, site: FixSite, model: Model, request: FixRequest, con
             shown, tests = session.context_files()
             context = {**tests, **shown, **session.original}
             feedback = "" if first.passed else render_feedback(first, context)[0]
-            config = config.model_copy(update={"fixes": session.loop_fixes()})
+            allowed = session.loop_fixes()  # what the user switched off stays off
+            config = config.model_copy(update={"fixes": [f for f in config.fixes
+                                                         if f in allowed]})
             cmd = FixCommand(session, model, config, console, traj, verbose)
             cmd.first = first
             cmd.do_commit = do_commit

@@ -536,8 +536,12 @@ class FixSession:
                    len(blocks) < len(files) else ".")) if blocks else None
         # As hidden tests the loop quotes them in its feedback without showing them whole.
         tests = {} if self.request.show_tests else tests
+        brief = self.request.instruction or (
+            "Fix this Go package so that it builds, passes `go vet` and passes its tests.")
+        if note:
+            brief += f"\n\nNote from the user: {note.strip()}"
         return Problem(id=f"fix-{Path(self.site.names[0]).stem}", package=package,
-                       messages=messages, goal=goal, files=dict(files),
+                       messages=messages, goal=goal, brief=brief, files=dict(files),
                        support_files=support, hidden_tests=tests, multi_file=multi,
                        format_hint=hint,
                        answer_chars=len(goal) + sum(len(v) for v in files.values()))

@@ -31,7 +31,7 @@ from agent.golang.extract import (
     normalise_answer,
     unfenced_code,
 )
-from agent.golang.source import Decl, split_decls
+from agent.golang.source import Decl, keep_doc, split_decls
 
 BLOCKS_OVER_LINES = 150  # longer files are edited with blocks: rewriting them costs too much
 
@@ -221,7 +221,10 @@ def _merge_snippet(original: str, snippet: str) -> str:
     for d in split_decls(original):
         key = (d.kind, d.name)
         if d.name and key in by_key:
-            out.append(by_key[key].text.rstrip("\n") + "\n\n")
+            # The blank lines before the old declaration stay; so does its doc comment
+            # when the snippet brings none.
+            lead = d.text[:len(d.text) - len(d.text.lstrip("\n"))]
+            out.append(lead + keep_doc(d.text, by_key[key].text).strip("\n") + "\n")
             used.add(key)
         else:
             out.append(d.text)

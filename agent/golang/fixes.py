@@ -32,11 +32,12 @@ FIX_KINDS = ("gofmt", "unused-imports", "missing-imports", *EDIT_FIXES, "spec-de
 # The repair loop's levers share the `--no-fix NAME` switch with the fixes proper:
 # never-worse keeps a fix only when the check improves, grounding adds facts from `go doc`,
 # repeat-lines names the failing lines an answer wrote again, run-trace where a failing
-# test went in the code, type-facts the Go idiom a type error calls for
-# (agent/loop/repair.py).
+# test went in the code, type-facts the Go idiom a type error calls for, rewrite-body
+# asks anew for a given function the model hands back unchanged (agent/loop/).
 LEVERS = ("never-worse", "grounding", "signatures", "repeat-lines", "code-first",
           "hidden-resample", "spread", "switch-on-copy", "explain-panics",
-          "probe-edges", "go-pitfalls", "run-trace", "type-facts")
+          "probe-edges", "go-pitfalls", "run-trace", "type-facts",
+          "rewrite-body")
 FIX_NAMES = (*FIX_KINDS, *LEVERS)
 
 # Package name → import path, for names that identify one standard-library package.

@@ -128,7 +128,12 @@ def _complete(chunk: list[str]) -> bool:
 def _closed(chunk: list[str]) -> bool:
     """Whether a declaration chunk looks complete (so following comments belong to the next)."""
     last = "".join(chunk).rstrip()
+    if _PACKAGE_CLAUSE.match(last.rsplit("\n", 1)[-1]):
+        return True  # one line, also under the package's doc comment
     return last.endswith(("}", ")", '"', "`")) or (not last.startswith("func") and "\n" not in last)
+
+
+_PACKAGE_CLAUSE = re.compile(r"^package\s+\w+\s*(?://.*)?$")
 
 
 def _make(kind: str, chunk: list[str]) -> Decl:
@@ -208,6 +213,23 @@ def enclosing_decl(src: str, line: int) -> Decl | None:
     return None
 
 
+def keep_doc(old: str, new: str) -> str:
+    """A replacement declaration's text `new`, given the `//` doc comment of the one it
+    replaces (`old`) when it brings none of its own: a rewritten function keeps its
+    documentation."""
+    body = new.lstrip("\n")
+    if body.lstrip().startswith(("//", "/*")):
+        return new
+    doc = []
+    for line in old.strip("\n").split("\n"):
+        if not line.startswith("//"):
+            break
+        doc.append(line)
+    if not doc:
+        return new
+    return new[:len(new) - len(body)] + "\n".join(doc) + "\n" + body
+
+
 def splice_decls(src: str, answer: str, name: str) -> str | None:
     """`src` with its declaration `name` replaced by the answer's, and declarations the
     answer adds (helpers) appended; the answer's imports joined to the file's. None when
@@ -225,13 +247,16 @@ def splice_decls(src: str, answer: str, name: str) -> str | None:
     out: list[Decl] = []
     for d in have:
         if d.name == name and d.kind == new[name].kind:
-            out.append(Decl(d.kind, "\n" + new[name].text.strip("\n") + "\n", d.name))
+            text = keep_doc(d.text, new[name].text)
+            out.append(Decl(d.kind, "\n" + text.strip("\n") + "\n", d.name))
         else:
             out.append(d)
     out += [Decl(d.kind, "\n" + d.text.strip("\n") + "\n", d.name) for n, d in new.items()
             if n != name and n not in names and not d.is_test]
     pkg = next((d.name for d in have if d.kind == "package"), "")
     imports = imports_of(have) + imports_of(got)
+    if pkg and set(imports) == set(imports_of(have)):
+        return "".join(d.text for d in out)  # the file's own header, comments and all
     if pkg:
         return assemble(pkg, imports, out)
     text = "".join(d.text for d in out)
@@ -251,3 +276,31 @@ def package_of(source: str) -> str | None:
     """The name in a Go file's package clause (comments ignored), or None."""
     m = _PACKAGE_RE.search(strip_comments(source))
     return m.group(1) if m else None
+
+
+def without_body(decl: Decl, note: str) -> str | None:
+    """A function declaration's text with its body replaced by the comment `note`: the
+    signature and doc comment kept. None when the body cannot be found."""
+    if decl.kind != "func":
+        return None
+    depth = 0
+    start = None
+    i = decl.text.find("func")
+    while 0 <= i < len(decl.text):
+        ch = decl.text[i]
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "{" and depth == 0:
+            # `interface{}` or `struct{…}` in a result type opens no body.
+            if not re.search(r"(?:interface|struct)\s*$", decl.text[:i]):
+                start = i
+                break
+            close = decl.text.find("}", i)
+            i = close if close > 0 else len(decl.text)
+        i += 1
+    end = decl.text.rstrip().rfind("}")
+    if start is None or end <= start:
+        return None
+    return decl.text[:start + 1] + f"\n\t// {note}\n" + decl.text[end:]

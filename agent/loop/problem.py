@@ -23,6 +23,9 @@ class Problem(BaseModel):
     package: str
     messages: list[Message]  # system and task: the conversation every round starts from
     goal: str  # the goal in words (the fix that declares a spec's names reads it)
+    # The request alone, without code, feedback or how to answer (fix: the user's
+    # instruction); None: the goal is that already.
+    brief: str | None = None
     files: dict[str, str]  # the files the model may change, as they stand
     support_files: dict[str, str] = Field(default_factory=dict)  # shown, never changed
     visible_tests: dict[str, str] = Field(default_factory=dict)  # shown and fed back

@@ -1,0 +1,102 @@
+"""`rewrite-body`: a function the failing tests call, handed back exactly as the model was
+given it, is asked for anew with its body left out, so that it cannot be copied again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import Recorder, needs_go
+from test_fix import FIXED, WRONG, fence, make_module, run_fix
+
+from agent.golang.fixes import FIX_NAMES
+from agent.golang.source import split_decls, without_body
+from agent.loop.config import LoopConfig
+from agent.loop.problem import problem_from_task
+from agent.loop.repair import RepairLoop
+from agent.loop.strategy import LEFT_OUT
+from agent.loop.trajectory import Trajectory
+from agent.tasks.spec import TaskSpec
+
+pytestmark = needs_go
+
+ADD_ONLY = "```go\nfunc Add(a, b int) int {\n\treturn a + b\n}\n```\n"
+
+
+def _requests(events: list[dict]) -> list[str]:
+    return [e["messages"][-1]["content"] for e in events if e["event"] == "request"
+            and "messages" in e]
+
+
+def test_fix_asks_for_the_copied_function_with_its_body_left_out(tmp_path: Path) -> None:
+    target = make_module(tmp_path / "m", source=WRONG)
+    # Round 1 hands the user's file back unchanged; round 2 may only write Add anew.
+    code, out, events = run_fix(tmp_path, [str(target), "--yes"], [fence(WRONG), ADD_ONLY])
+    assert code == 0, out
+    first, second = _requests(events)[:2]
+    assert "return a - b" in first
+    assert "return a - b" not in second  # the failing body is nowhere in the request
+    assert "The body of `Add` is left out of calc.go" in second
+    assert LEFT_OUT in second and "// Add returns a plus b." in second
+    assert "Add(2, 3) = -1, want 5" in second  # what failed is still said
+    assert [e["rewrite"] for e in events if e["event"] == "feedback"] == ["Add"]
+    # The function-only answer is put back in place; its doc comment stays.
+    assert target.read_text() == FIXED
+
+
+def test_switched_off_the_copied_body_is_shown_again(tmp_path: Path) -> None:
+    target = make_module(tmp_path / "m", source=WRONG)
+    code, out, events = run_fix(tmp_path, [str(target), "--yes", "--no-fix", "rewrite-body"],
+                                [fence(WRONG), fence(FIXED)])
+    assert code == 0, out
+    second = _requests(events)[1]
+    assert "left out" not in second and "return a - b" in second
+    assert not any("rewrite" in e for e in events if e["event"] == "feedback")
+
+
+# -- the same in `solve`, for a task's starting files ------------------------------------
+
+STUB = "// Double returns twice x.\nfunc Double(x int) int {\n\treturn 0\n}\n\nfunc Unused() {}\n"
+TASK = TaskSpec(
+    id="double", prompt="Complete Double.", files={"solution.go": STUB},
+    tests=('import "testing"\n\nfunc TestDouble(t *testing.T) {\n'
+           '\tif got := Double(4); got != 8 {\n\t\tt.Fatalf("Double(4) = %d, want 8", got)\n'
+           "\t}\n}\n"))
+GIVEN = "```go\npackage sandbox\n\n" + STUB + "```\n"
+CHANGED = GIVEN.replace("return 0", "return x")
+DOUBLE = "```go\nfunc Double(x int) int {\n\treturn 2 * x\n}\n```\n"
+
+
+def _loop(responses: list[str]):
+    model = Recorder(responses)
+    traj = Trajectory()
+    result = RepairLoop(model, LoopConfig(fixes=list(FIX_NAMES))).run(
+        problem_from_task(TASK), traj)
+    return result, model
+
+
+def test_a_starting_function_left_as_given_is_asked_for_anew():
+    result, model = _loop([GIVEN, DOUBLE])
+    assert result.solved
+    second = model.prompts[1]
+    assert len(second) == 2  # system and the rewrite request: no earlier answer to copy
+    text = second[-1].content
+    assert "The body of `Double` is left out of solution.go" in text
+    assert "return 0" not in text and LEFT_OUT in text
+    assert "func Unused() {}" in text  # the rest of the file stays in view
+
+
+def test_a_function_the_model_changed_gets_the_usual_repair():
+    result, model = _loop([CHANGED, DOUBLE.replace("```go\n", "```go\npackage sandbox\n\n")])
+    assert result.solved
+    assert "left out" not in model.prompts[1][-1].content
+    assert "return x" in model.prompts[1][-2].content  # its answer, shown for repair
+
+
+def test_without_body_keeps_the_signature_and_doc():
+    src = ("package p\n\n// F maps.\nfunc F(m map[string]struct{}) (interface{}, error) {\n"
+           "\treturn nil, nil\n}\n")
+    decl = next(d for d in split_decls(src) if d.kind == "func")
+    blank = without_body(decl, "gone")
+    assert blank is not None
+    assert "// F maps.\nfunc F(m map[string]struct{}) (interface{}, error) {\n\t// gone\n}" in blank
+    assert "return nil, nil" not in blank
