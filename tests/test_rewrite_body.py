@@ -100,3 +100,27 @@ def test_without_body_keeps_the_signature_and_doc():
     assert blank is not None
     assert "// F maps.\nfunc F(m map[string]struct{}) (interface{}, error) {\n\t// gone\n}" in blank
     assert "return nil, nil" not in blank
+
+
+STACK = ("type Stack struct{ xs []int }\n\n// NewStack returns an empty stack.\n"
+         "func NewStack() *Stack { return &Stack{} }\n\n"
+         "func (s *Stack) Push(x int) { s.xs = append(s.xs, x) }\n\n"
+         "// Pop removes and returns the top element.\nfunc (s *Stack) Pop() int {\n"
+         "\treturn s.xs[0]\n}\n")
+STACK_TASK = TaskSpec(
+    id="stack", prompt="Fix Pop.", files={"solution.go": STACK},
+    tests=('import "testing"\n\nfunc TestPop(t *testing.T) {\n\ts := NewStack()\n'
+           "\ts.Push(1)\n\ts.Push(2)\n"
+           '\tif got := s.Pop(); got != 2 {\n\t\tt.Fatalf("Pop() = %d, want 2", got)\n\t}\n}\n'))
+
+
+def test_the_function_the_failure_names_is_chosen_over_the_first_one_called():
+    model = Recorder(["```go\npackage sandbox\n\n" + STACK + "```\n",
+                      "```go\nfunc (s *Stack) Pop() int {\n\tx := s.xs[len(s.xs)-1]\n"
+                      "\ts.xs = s.xs[:len(s.xs)-1]\n\treturn x\n}\n```\n"])
+    result = RepairLoop(model, LoopConfig(fixes=list(FIX_NAMES))).run(
+        problem_from_task(STACK_TASK), Trajectory())
+    assert result.solved
+    text = model.prompts[1][-1].content
+    assert "The body of `Pop` is left out" in text
+    assert "return s.xs[0]" not in text and "return &Stack{}" in text

@@ -145,15 +145,10 @@ class RewriteFunction:
 
 
 def _unchanged_callee(st: RunState, out: Outcome) -> tuple[str, Decl] | None:
-    """The first function the failing tests call (in the order they call them) whose
-    declaration is still the one the model was given."""
-    tests = dict(st.problem.visible_tests)
-    if st.mode is FeedbackMode.all:
-        tests.update(st.problem.hidden_tests)
-    failing = {t.name.split("/")[0] for t in out.feedback.failed_tests}
-    bodies = [d.text for src in tests.values() for d in split_decls(src)
-              if d.kind == "func" and d.name in failing]
-    called = list(dict.fromkeys(m[1] for b in bodies for m in _CALL_RE.finditer(b)))
+    """The function to ask for anew, among those still exactly as the model was given
+    them: the one a failure points into (a panic's line), else one the failing tests'
+    output names (`Pop() = 0, false`), else the first the failing tests call (a
+    constructor called first is passed over when the output names another)."""
     given: dict[str, tuple[str, Decl]] = {}
     for file, src in out.files.items():
         if file in st.problem.support_files or file not in st.problem.files:
@@ -162,7 +157,24 @@ def _unchanged_callee(st: RunState, out: Outcome) -> tuple[str, Decl] | None:
         for d in split_decls(src):
             if d.kind == "func" and d.name and before.get(d.name) == d.text:
                 given.setdefault(d.name.split(".")[-1], (file, d))
-    return next((given[n] for n in called if n in given), None)
+    if not given:
+        return None
+    for d in out.feedback.diagnostics:
+        if d.file not in out.files or not d.line:
+            continue
+        at = enclosing_decl(out.files[d.file], d.line)
+        hit = given.get(at.name.split(".")[-1]) if at is not None and at.name else None
+        if hit is not None and at is not None and hit[1].text == at.text:
+            return hit
+    failing = out.feedback.failed_tests
+    said = [m[1] for t in failing for m in _CALL_RE.finditer(t.output)]
+    tests = dict(st.problem.visible_tests)
+    if st.mode is FeedbackMode.all:
+        tests.update(st.problem.hidden_tests)
+    names = {t.name.split("/")[0] for t in failing}
+    called = [m[1] for src in tests.values() for d in split_decls(src)
+              if d.kind == "func" and d.name in names for m in _CALL_RE.finditer(d.text)]
+    return next((given[n] for n in [*said, *called] if n in given), None)
 
 
 _CALL_RE = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
