@@ -16,7 +16,7 @@ from agent.loop.trajectory import Trajectory
 from agent.tasks.harness import TaskHarness
 from agent.tasks.spec import TaskSpec
 from tools.diagnostics import CoverBlock
-from tools.runner import COVER_CAP, read_profile
+from tools.runner import COVER_CAP, COVER_FILE, read_profile
 
 TASK = TaskSpec(
     id="parse_sign",
@@ -136,3 +136,45 @@ def test_switched_off_the_request_has_no_trace():
     assert result.solved and result.solved_at_round == 2
     assert "What your code did" not in model.prompts[1][-1].content
     assert not [e for e in traj.events if e["event"] == "trace"]
+
+
+# Model code that swaps the profile for a link to a file outside its workspace, before
+# the test binary writes it at exit: neither that write nor the host's read may follow it.
+PLANTER = WRONG.replace('import "errors"', 'import (\n\t"errors"\n\t"os"\n\t"strings"\n)') + """
+func init() {
+	// The binary is handed a scratch profile; the go command writes the one the host
+	// reads into the run's temp folder, which the code can name.
+	for _, p := range []string{os.TempDir() + "/guild-cover.out", coverArg()} {
+		if p != "" {
+			os.Remove(p)
+			os.Symlink(VICTIM, p)
+		}
+	}
+}
+
+func coverArg() string {
+	for _, a := range os.Args {
+		if p, ok := strings.CutPrefix(a, "-test.coverprofile="); ok {
+			return p
+		}
+	}
+	return ""
+}
+"""
+
+
+@needs_go
+def test_a_profile_swapped_for_a_link_by_model_code_is_neither_written_nor_read(tmp_path):
+    victim = tmp_path / "victim.out"
+    # A valid profile: if the host followed the link, it would become a trace.
+    before = "mode: count\nsandbox/solution.go:9.4,9.40 1 7\n"
+    victim.write_text(before)
+    src = PLANTER.replace("VICTIM", f'"{victim}"')
+    with TaskHarness(TASK) as h:
+        res = h.check({"solution.go": src}, Suite.visible, run="^TestSignExample$",
+                      cover=True)
+        planted = h.ws.tmp / COVER_FILE
+        assert planted.is_symlink() and os.readlink(planted) == str(victim)  # it happened
+    assert not res.passed
+    assert res.coverage == []
+    assert victim.read_text() == before
