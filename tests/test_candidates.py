@@ -178,8 +178,10 @@ def test_repair_candidates_sample_on_a_ladder_up_to_the_resampling_temperature()
     assert [s.temperature for s in model.samplings] == [0.0, 0.7, 0.7, 0.3, 0.5, 0.7]
     assert len({s.seed for s in model.samplings[3:]}) == 3
     # With the lever off, every repair candidate samples at the repair temperature (a
-    # copy would send the rest to the task afresh, hotter: that lever is off here too).
-    off = [f for f in LoopConfig().fixes if f not in ("spread", "switch-on-copy")]
+    # copy would send the rest to the task afresh, hotter: that lever is off here too;
+    # so is switch-on-same, for round 2's new code that fails as round 1's did).
+    off = [f for f in LoopConfig().fixes
+           if f not in ("spread", "switch-on-copy", "switch-on-same")]
     result, model, _ = run(answers, candidates=3, max_rounds=2, fixes=off)
     assert [s.temperature for s in model.samplings] == [0.0, 0.7, 0.7, 0.3, 0.3, 0.3]
 
@@ -218,6 +220,22 @@ def test_a_copy_that_differs_only_where_the_fixes_act_is_a_copy():
     assert result.solved_at_round == 2
     assert [e["after"] for e in events(traj, "ask_afresh")] == [0]
     assert [len(p) for p in model.prompts[3:]] == [4, 2, 2]
+
+
+def test_a_repair_that_fails_as_the_last_round_did_sends_the_rest_afresh():
+    # Round 2's first candidate is new code with round 1's failure, message for message.
+    same = LOW_ONLY.replace("\tif x < lo {\n\t\treturn lo\n\t}\n",
+                            "\tif lo > x {\n\t\tx = lo\n\t}\n")
+    answers = [LOW_ONLY, LOW_ONLY, LOW_ONLY, same, OFF_BY_ONE, GOOD]
+    result, model, traj = run(answers, candidates=3, max_rounds=2)
+    assert result.solved_at_round == 2
+    assert [len(p) for p in model.prompts[3:]] == [4, 2, 2]
+    (ask,) = events(traj, "ask_afresh")
+    assert ask["after"] == 0 and "failed as the last round did" in ask["note"]
+    assert not events(traj, "copies")  # not a copy: later rounds may repair again
+    off = [f for f in LoopConfig().fixes if f != "switch-on-same"]
+    result, model, traj = run(answers, candidates=3, max_rounds=2, fixes=off)
+    assert [len(p) for p in model.prompts[3:]] == [4, 4, 4] and not events(traj, "ask_afresh")
 
 
 def test_a_round_that_asked_afresh_already_is_not_switched_again():

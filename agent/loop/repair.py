@@ -437,8 +437,9 @@ class RepairLoop:
                     self._candidate(st, rnd, c, checked)
                     if c.judged is not None and c.judged.verdict.passed:
                         cut = "passed"
-                    elif fresh is None and len(tried) < len(samplings) and self._copied(st, rnd, c):
-                        fresh, samplings = self._ask_afresh(st, rnd, c, samplings)
+                    elif fresh is None and len(tried) < len(samplings) and (
+                            (copied := self._copied(st, rnd, c)) or self._same_failure(st, rnd, c)):
+                        fresh, samplings = self._ask_afresh(st, rnd, c, samplings, copied)
             if cut == "passed":
                 break
         best = max(tried, key=Candidate.rank)
@@ -461,21 +462,32 @@ class RepairLoop:
         """A repair candidate that handed back code already written (`switch-on-copy`),
         also when only what the fixes change differs: the 1.5B folded the fixes it was
         told about into a copy, and every candidate of the round wrote that copy."""
-        return (rnd > 1 and bool(st.follow) and self.config.lever("switch-on-copy")
-                and c.judged is not None
-                and (c.digest in st.seen or _digest(c.judged.files) in st.seen))
+        return self.config.lever("switch-on-copy") and _is_copy(st, rnd, c)
 
-    def _ask_afresh(self, st: RunState, rnd: int, c: Candidate, samplings: list[Sampling]
-                    ) -> tuple[list[Message], list[Sampling]]:
+    def _same_failure(self, st: RunState, rnd: int, c: Candidate) -> bool:
+        """A repair candidate that fails exactly as the last round did, the same tests
+        with the same messages (`switch-on-same`): in the 1.5B's logic runs, 17 of 20
+        rounds after a trace copied or failed that way, while its wins came from fresh
+        samples. A copy is `switch-on-copy`'s, so that each lever can be measured alone."""
+        return (rnd > 1 and bool(st.follow) and self.config.lever("switch-on-same")
+                and c.judged is not None and not c.judged.verdict.passed
+                and st.last_sig is not None and c.judged.fb.signature() == st.last_sig
+                and not _is_copy(st, rnd, c))
+
+    def _ask_afresh(self, st: RunState, rnd: int, c: Candidate, samplings: list[Sampling],
+                    copied: bool = True) -> tuple[list[Message], list[Sampling]]:
         """The rest of the round's candidates sample from the task, told what failed (the
         restart request), instead of asking again for a repair: measured on the 0.5B, a
         repair request answered with a copy was answered with the same copy by every
-        candidate, at T=0.3, 0.5 and 0.7 alike. Later rounds resample as after any copy."""
+        candidate, at T=0.3, 0.5 and 0.7 alike. After a copy, later rounds resample too."""
         cfg = self.config
-        self._copying(st, rnd)
+        if copied:
+            self._copying(st, rnd)
         req = restart_request(st, cfg)
         self._emit(st.traj, "ask_afresh", round=rnd, after=c.index,
-                   note="a candidate copied earlier code: the rest sample from the task")
+                   note=("a candidate copied earlier code" if copied else
+                         "a candidate failed as the last round did")
+                   + ": the rest sample from the task")
         left = [s.model_copy(update={
             "temperature": max(s.temperature, cfg.resample_temperature), "top_p": cfg.top_p})
             for s in samplings[c.index + 1:]]
@@ -850,6 +862,13 @@ def failed_lines(result: CheckResult, files: dict[str, str]) -> list[FailedLine]
         if d.line <= len(lines) and (text := lines[d.line - 1].strip()) and len(text) > 3:
             out.append(FailedLine(d.line, text[:160], d.message.splitlines()[0][:200]))
     return out
+
+
+def _is_copy(st: RunState, rnd: int, c: Candidate) -> bool:
+    """A repair candidate that hands back code already written, also when only what the
+    deterministic fixes change differs."""
+    return (rnd > 1 and bool(st.follow) and c.judged is not None
+            and (c.digest in st.seen or _digest(c.judged.files) in st.seen))
 
 
 def _digest(files: dict[str, str]) -> str:
