@@ -125,6 +125,23 @@ CASES = {
         "func F(s string) string { s[0] = 'a'; return s }",
         ["cannot be changed in place", "`b := []byte(s)`", "`s = string(b)`"],
         "func F(s string) string { b := []byte(s); b[0] = 'a'; s = string(b); return s }"),
+    "a method with a pointer receiver": (
+        "type S interface{ Area() float64 }\ntype R struct{}\n"
+        "func (r *R) Area() float64 { return 0 }\nfunc F() S { return R{} }",
+        ["method Area has a pointer receiver", "`func (x R) Area…`", "&R{…}"],
+        "type S interface{ Area() float64 }\ntype R struct{}\n"
+        "func (r R) Area() float64 { return 0 }\nfunc F() S { return R{} }"),
+    "a missing method": (
+        "type S interface{ Area() float64 }\ntype R struct{}\nfunc F() S { return R{} }",
+        ["R has no method Area", "`func (x R) Area…`"],
+        "type S interface{ Area() float64 }\ntype R struct{}\n"
+        "func (x R) Area() float64 { return 0 }\nfunc F() S { return R{} }"),
+    "a method of the wrong type": (
+        "type S interface{ Area() float64 }\ntype R struct{}\n"
+        "func (r R) Area() int { return 0 }\nfunc F() S { return R{} }",
+        ["`Area() float64`, not `Area() int`"],
+        "type S interface{ Area() float64 }\ntype R struct{}\n"
+        "func (r R) Area() float64 { return 0 }\nfunc F() S { return R{} }"),
     "a slice expression assigned to": (
         "func F(a, b []int) { a[1:] = b }",
         ["`copy(dst[i:], src)`"],

@@ -197,6 +197,30 @@ def _assign(m: re.Match[str], src: str) -> str | None:
     return None
 
 
+_IMPLEMENT = re.compile(r"(?P<type>[\w.]+) does not implement (?P<iface>[\w.]+) \((?:method "
+                        r"(?P<ptr>\w+) has pointer receiver|missing method (?P<missing>\w+)|"
+                        r"wrong type for method (?P<wrong>\w+))\)(?:\s+have (?P<have>.+?)"
+                        r"\s+want (?P<want>.+))?$", re.S)
+
+
+def _implement(m: re.Match[str]) -> str:
+    t, iface = m["type"], m["iface"]
+    if name := m["ptr"]:
+        return (f"{t} values are not {iface} values: method {name} has a pointer receiver "
+                f"(`func (x *{t}) {name}…`), so only *{t} has it. Declare it with a value "
+                f"receiver, `func (x {t}) {name}…`, and both {t} and *{t} implement {iface} "
+                f"(or use &{t}{{…}} where a {iface} is needed).")
+    if name := m["missing"]:
+        return (f"{t} has no method {name}, and {iface} requires it: declare "
+                f"`func (x {t}) {name}…` with exactly the parameters and results {iface} "
+                f"gives it.")
+    want = " ".join((m["want"] or "").split())
+    have = " ".join((m["have"] or "").split())
+    return (f"{t}'s method {m['wrong']} must have exactly the signature {iface} gives it: "
+            f"`{want}`, not `{have}`." if want and have else
+            f"{t}'s method {m['wrong']} must have exactly the signature {iface} gives it.")
+
+
 _Rule = Callable[[re.Match[str]], str | None]
 _RULES: list[tuple[re.Pattern[str], _Rule]] = [
     (_CANNOT_USE, _cannot_use), (_UNTYPED_STRING, _untyped_string), (_CONVERT, _convert),
@@ -213,9 +237,11 @@ def fact_for(message: str, src: str = "") -> str | None:
         return _rune_literal(None)
     if m := _ASSIGN.match(text.splitlines()[0] if text else ""):
         return _assign(m, src)
+    if m := _IMPLEMENT.search(text):
+        return _implement(m)
     for pattern, rule in _RULES:
-        if m := pattern.match(text):
-            return rule(m)
+        if (m := pattern.match(text)) and (fact := rule(m)):
+            return fact
     return None
 
 
