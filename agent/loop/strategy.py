@@ -113,7 +113,7 @@ class RewriteFunction:
     """A function a failing test calls, still exactly as it was given (fix's files, a
     task's starting files) after a round: ask for it anew with its body left out, so that
     it cannot be handed back. Measured on the 0.5B in `fix`: every candidate of a round,
-    at T=0.3 and 0.7 alike, answered with the user's file unchanged, and the restart
+    greedy and at T=0.7 alike, answered with the user's file unchanged, and the restart
     request shows that same file again (`rewrite-body`)."""
 
     config: LoopConfig
