@@ -124,3 +124,36 @@ def test_the_function_the_failure_names_is_chosen_over_the_first_one_called():
     text = model.prompts[1][-1].content
     assert "The body of `Pop` is left out" in text
     assert "return s.xs[0]" not in text and "return &Stack{}" in text
+
+
+def test_a_function_is_asked_for_anew_once():
+    # The model writes the given body again without seeing it: next it gets the usual
+    # repair, its code and the failure in view, not the same blank again.
+    model = Recorder([GIVEN, GIVEN, DOUBLE.replace("```go\n", "```go\npackage sandbox\n\n")])
+    result = RepairLoop(model, LoopConfig(fixes=list(FIX_NAMES), max_rounds=3)).run(
+        problem_from_task(TASK), Trajectory())
+    assert result.solved and result.solved_at_round == 3
+    assert "left out" in model.prompts[1][-1].content
+    assert "left out" not in model.prompts[2][-1].content
+
+
+COUNTER = ("type Counter struct{ n int }\n\nfunc (c *Counter) Inc() { c.n++ }\n")
+COUNTER_TASK = TaskSpec(
+    id="counter", prompt="Add `Reset() int` to Counter: it sets the count to zero and "
+    "returns the count it had.", files={"solution.go": COUNTER},
+    tests=('import "testing"\n\nfunc TestReset(t *testing.T) {\n\tvar c Counter\n\tc.Inc()\n'
+           '\tc.Inc()\n\tif got := c.Reset(); got != 2 {\n'
+           '\t\tt.Fatalf("Reset = %d, want 2", got)\n\t}\n}\n'))
+
+
+def test_an_answer_that_changed_the_file_keeps_its_given_functions_out_of_suspicion():
+    # The answer adds the asked-for method, wrongly; Inc, given and correct, is called
+    # first but named nowhere in the failure: it is not asked for anew.
+    wrong = ("```go\npackage sandbox\n\n" + COUNTER
+             + "\nfunc (c *Counter) Reset() int {\n\tc.n = 0\n\treturn c.n\n}\n```\n")
+    right = wrong.replace("\tc.n = 0\n\treturn c.n\n", "\tn := c.n\n\tc.n = 0\n\treturn n\n")
+    model = Recorder([wrong, right])
+    result = RepairLoop(model, LoopConfig(fixes=list(FIX_NAMES))).run(
+        problem_from_task(COUNTER_TASK), Trajectory())
+    assert result.solved
+    assert "left out" not in model.prompts[1][-1].content

@@ -769,6 +769,7 @@ class RunState:
     seen: set[str] = field(default_factory=set)
     last_sig: str | None = None
     copies: bool = False  # the model answered a repair prompt with code it wrote before
+    rewritten: set[str] = field(default_factory=set)  # functions asked for anew (rewrite-body)
     failed: dict[str, FailedLine] = field(default_factory=dict)  # line text → why it failed
     local: tuple[str, str, dict[str, str]] | None = None  # (file, name, files) asked for
     facts: list[str] = field(default_factory=list)  # grounding facts so far, oldest first

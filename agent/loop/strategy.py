@@ -130,6 +130,9 @@ class RewriteFunction:
         blank = without_body(decl, LEFT_OUT)
         if blank is None:
             return None
+        # Once: a model that writes the given body again without seeing it gets the usual
+        # repair next, with its code and the failure in view.
+        st.rewritten.add(decl.name)
         files = {n: c for n, c in out.files.items() if n not in st.problem.support_files}
         files[file] = files[file].replace(decl.text, blank, 1)
         text, _ = _feedback_text(st, out)
@@ -146,16 +149,18 @@ class RewriteFunction:
 
 def _unchanged_callee(st: RunState, out: Outcome) -> tuple[str, Decl] | None:
     """The function to ask for anew, among those still exactly as the model was given
-    them: the one a failure points into (a panic's line), else one the failing tests'
-    output names (`Pop() = 0, false`), else the first the failing tests call (a
-    constructor called first is passed over when the output names another)."""
+    them and not asked for before: the one a failure points into (a panic's line), else
+    one the failing tests' output names (`Pop() = 0, false`), else, when the answer
+    changed nothing at all, the first the failing tests call (when it changed something,
+    such as adding the method a task asks for, an unnamed given function is no suspect)."""
     given: dict[str, tuple[str, Decl]] = {}
     for file, src in out.files.items():
         if file in st.problem.support_files or file not in st.problem.files:
             continue
         before = {d.name: d.text for d in split_decls(st.problem.files[file])}
         for d in split_decls(src):
-            if d.kind == "func" and d.name and before.get(d.name) == d.text:
+            if (d.kind == "func" and d.name and before.get(d.name) == d.text
+                    and d.name not in st.rewritten):
                 given.setdefault(d.name.split(".")[-1], (file, d))
     if not given:
         return None
@@ -168,13 +173,18 @@ def _unchanged_callee(st: RunState, out: Outcome) -> tuple[str, Decl] | None:
             return hit
     failing = out.feedback.failed_tests
     said = [m[1] for t in failing for m in _CALL_RE.finditer(t.output)]
+    if (hit := next((given[n] for n in said if n in given), None)) is not None:
+        return hit
+    editable = {n: c for n, c in out.files.items() if n not in st.problem.support_files}
+    if any(st.problem.files.get(n) != c for n, c in editable.items()):
+        return None
     tests = dict(st.problem.visible_tests)
     if st.mode is FeedbackMode.all:
         tests.update(st.problem.hidden_tests)
     names = {t.name.split("/")[0] for t in failing}
     called = [m[1] for src in tests.values() for d in split_decls(src)
               if d.kind == "func" and d.name in names for m in _CALL_RE.finditer(d.text)]
-    return next((given[n] for n in [*said, *called] if n in given), None)
+    return next((given[n] for n in called if n in given), None)
 
 
 _CALL_RE = re.compile(r"\b([A-Za-z_]\w*)\s*\(")
