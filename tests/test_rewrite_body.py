@@ -100,6 +100,11 @@ def test_without_body_keeps_the_signature_and_doc():
     assert blank is not None
     assert "// F maps.\nfunc F(m map[string]struct{}) (interface{}, error) {\n\t// gone\n}" in blank
     assert "return nil, nil" not in blank
+    # A doc comment that says "func" and opens a brace does not move the body's start.
+    doc = "package p\n\n// G is a func {like this one}.\nfunc G() int {\n\treturn 1\n}\n"
+    g = next(d for d in split_decls(doc) if d.kind == "func")
+    assert without_body(g, "gone") == (
+        "\n// G is a func {like this one}.\nfunc G() int {\n\t// gone\n}\n")
 
 
 STACK = ("type Stack struct{ xs []int }\n\n// NewStack returns an empty stack.\n"

@@ -285,7 +285,9 @@ def without_body(decl: Decl, note: str) -> str | None:
         return None
     depth = 0
     start = None
-    i = decl.text.find("func")
+    # From the `func` line: a doc comment may say "func" or hold brackets of its own.
+    head = re.search(r"^func\b", decl.text, re.M)
+    i = head.start() if head else -1
     while 0 <= i < len(decl.text):
         ch = decl.text[i]
         if ch in "([":
