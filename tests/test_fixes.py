@@ -190,7 +190,8 @@ def test_apply_fixes_switches_and_matching():
                                           "repeat-lines", "code-first", "hidden-resample",
                                           "spread", "switch-on-copy", "explain-panics",
                                           "probe-edges", "go-pitfalls", "run-trace",
-                                          "type-facts", "rewrite-body", "switch-on-same")
+                                          "type-facts", "rewrite-body", "switch-on-same",
+                                          "run-values")
     assert FIX_NAMES[:len(FIX_KINDS)] == FIX_KINDS
     assert apply_fixes({"pkg/a.go": src}, diags, ["grounding"]) == ({"pkg/a.go": src}, [])
 

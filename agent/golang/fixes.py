@@ -37,7 +37,7 @@ FIX_KINDS = ("gofmt", "unused-imports", "missing-imports", *EDIT_FIXES, "spec-de
 LEVERS = ("never-worse", "grounding", "signatures", "repeat-lines", "code-first",
           "hidden-resample", "spread", "switch-on-copy", "explain-panics",
           "probe-edges", "go-pitfalls", "run-trace", "type-facts",
-          "rewrite-body", "switch-on-same")
+          "rewrite-body", "switch-on-same", "run-values")
 FIX_NAMES = (*FIX_KINDS, *LEVERS)
 
 # Package name → import path, for names that identify one standard-library package.

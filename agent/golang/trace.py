@@ -9,7 +9,7 @@ never ran. Those are the places to look, stated as lines of the model's own code
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agent.golang.source import decl_starts, strip_comments
 from tools.diagnostics import CoverBlock
@@ -25,6 +25,7 @@ class Trace:
     test: str
     returned: list[str]  # "line 14: `return "", err` (2 times), under line 13: `if …`"
     unrun: list[str]  # "in ConvertBase, lines 16-40 never ran"
+    values: list[str] = field(default_factory=list)  # "line 12: `n := a % 60` → n = 15"
 
     def lines(self) -> list[str]:
         return [*self.returned, *self.unrun]

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from agent.golang import pitfalls, probe, trace
+from agent.golang import pitfalls, probe, trace, values
 from agent.golang.extract import DEFAULT_FILE, Extraction, FormatError, extract_code
 from agent.golang.feedback import summary_line
 from agent.golang.fixes import FIX_KINDS, apply_fixes
@@ -553,7 +553,8 @@ class RepairLoop:
                 raise RunEnded(StopReason.stuck)
         if copied:
             self._copying(st, rnd)
-        ran = self._trace(st, rnd, files, fb) if cfg.lever("run-trace") and not stuck else None
+        ran = (self._trace(st, rnd, files, fb) if not stuck and (
+            cfg.lever("run-trace") or cfg.lever("run-values")) else None)
         out = Outcome(rnd=rnd, ext=ext, files=files, feedback=fb, applied=applied,
                       facts=facts, repeated=repeated, stuck=stuck, trace=ran)
         req: Request | None = next(
@@ -565,7 +566,8 @@ class RepairLoop:
     def _trace(self, st: RunState, rnd: int, files: dict[str, str], fb: CheckResult
                ) -> trace.Trace | None:
         """The first failing test run again under `-coverprofile`: which returns of the
-        code it came back from, which lines never ran (`run-trace`)."""
+        code it came back from, which lines never ran (`run-trace`); with `run-values`,
+        in a copy that prints what each assignment set, the values before the failure."""
         if rnd >= st.rounds_cap or not fb.built or st.mode is FeedbackMode.compile or any(
                 d.kind in (Kind.compile, Kind.vet, Kind.timeout, Kind.limit, Kind.panic)
                 for d in fb.diagnostics):  # a binary that panics writes no profile
@@ -574,12 +576,32 @@ class RepairLoop:
         if test is None:
             return None
         suite = Suite.all if st.mode is FeedbackMode.all else Suite.visible
-        res = st.checker.check(files, suite, run=f"^{re.escape(test)}$", cover=True)
-        st.rec.check_seconds += res.seconds
-        found = trace.describe({n: c for n, c in files.items()
-                                if n not in st.problem.support_files}, res.coverage, test)
-        self._emit(st.traj, "trace", round=rnd, test=test,
-                   lines=found.lines() if found else [], seconds=round(res.seconds, 3))
+        run = f"^{re.escape(test)}$"
+        own = {n: c for n, c in files.items() if n not in st.problem.support_files}
+        shown: list[str] = []
+        res = None
+        if self.config.lever("run-values"):
+            marked, placed = values.instrument(own)
+            if placed:
+                res = st.checker.check({**files, **marked}, suite, run=run, cover=True)
+                st.rec.check_seconds += res.seconds
+                if res.built:
+                    shown = values.describe(own, values.read(res.log, test))
+                else:  # our prints broke the build: trace the code as it is
+                    res = None
+        if res is None:
+            res = st.checker.check(files, suite, run=run, cover=True)
+            st.rec.check_seconds += res.seconds
+        found = None
+        if self.config.lever("run-trace"):
+            found = trace.describe(own, res.coverage, test)
+            self._emit(st.traj, "trace", round=rnd, test=test,
+                       lines=found.lines() if found else [], seconds=round(res.seconds, 3))
+        if self.config.lever("run-values"):
+            self._emit(st.traj, "values", round=rnd, test=test, lines=shown)
+        if shown:
+            found = dataclasses.replace(found or trace.Trace(test=test, returned=[], unrun=[]),
+                                        values=shown)
         return found
 
     def _take(self, st: RunState, rnd: int, req: Request) -> None:
