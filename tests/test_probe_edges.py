@@ -60,7 +60,14 @@ def test_slices_get_nil_empty_one_and_repeats():
     pr = _sigs_task("func Sum(xs []int) int", "if Sum([]int{1, 2}) != 3 {")
     assert pr is not None
     assert [c.text for c in pr.calls] == [
-        "Sum(nil)", "Sum([]int{})", "Sum([]int{7})", "Sum([]int{3, 1, 3, -2})"]
+        "Sum(nil)", "Sum([]int{})", "Sum([]int{7})", "Sum([]int{3, 1, 3, -2})",
+        "Sum([]int{1, 2})"]  # the example last: it is checked for changing its input
+    assert [c.kept for c in pr.calls] == [(), (0,), (0,), (0,), (0,)]
+    # A task that asks for work in place gets neither the check nor the example call.
+    pr = _sigs_task("func Sort(xs []int) int\n\nsorts xs in place; returns len(xs).",
+                    "Sort([]int{1, 2})")
+    assert pr is not None and all(not c.kept for c in pr.calls)
+    assert "Sort([]int{1, 2})" not in [c.text for c in pr.calls]
 
 
 def test_nothing_to_start_from_means_no_probe():
@@ -157,3 +164,51 @@ def test_humaneval_x_tasks_get_probes_from_their_testify_examples():
         assert pr is not None, task.id
         assert pr.source.startswith("package main\n")
         assert all("(" in c.text and c.text.endswith(")") for c in pr.calls)
+
+
+MERGE = TaskSpec(
+    id="merge_runs",
+    prompt=("Write a Go type and function\n\n    type Run struct{ From, To int }\n\n"
+            "    func Merge(in []Run) []Run\n\nthat returns the runs of in sorted by From, "
+            "with overlapping runs merged."),
+    visible_tests=('import "testing"\n\nfunc TestMergeExample(t *testing.T) {\n'
+                   '\tif got := Merge([]Run{{5, 6}, {1, 2}}); len(got) != 2 {\n'
+                   '\t\tt.Errorf("got %v", got)\n\t}\n}\n'),
+    tests=('import "testing"\n\nfunc TestMergeKeepsInput(t *testing.T) {\n'
+           '\tin := []Run{{5, 6}, {1, 2}}\n\tMerge(in)\n\tif in[0].From != 5 {\n'
+           '\t\tt.Errorf("Merge changed its input to %v", in)\n\t}\n}\n'),
+    reference=('import "sort"\n\ntype Run struct{ From, To int }\n\n'
+               'func Merge(in []Run) []Run {\n\tout := append([]Run(nil), in...)\n'
+               '\tsort.Slice(out, func(i, j int) bool { return out[i].From < out[j].From })\n'
+               '\tvar m []Run\n\tfor _, r := range out {\n'
+               '\t\tif n := len(m); n > 0 && r.From <= m[n-1].To {\n'
+               '\t\t\tm[n-1].To = max(m[n-1].To, r.To)\n\t\t} else {\n'
+               '\t\t\tm = append(m, r)\n\t\t}\n\t}\n\treturn m\n}\n'),
+)
+SORTS_INPUT = MERGE.with_package((MERGE.reference or "").replace(
+    "out := append([]Run(nil), in...)", "out := in"))
+
+
+@needs_go
+def test_a_call_that_changes_its_input_is_a_fault_the_next_round_is_told():
+    pr = probe.build("sandbox", MERGE.prompt, {"v": MERGE.visible_tests or ""},
+                     {"solution.go": SORTS_INPUT})
+    assert pr is not None
+    with TaskHarness(MERGE) as h:
+        res = h.check({"solution.go": SORTS_INPUT, pr.file: pr.source}, Suite.visible,
+                      run=f"^{pr.test}$")
+        good = h.check({"solution.go": MERGE.with_package(MERGE.reference or ""),
+                        pr.file: pr.source}, Suite.visible, run=f"^{pr.test}$")
+    found = {f.call: f for f in probe.read(pr, res)}
+    example = found["Merge([]Run{{5, 6}, {1, 2}})"]
+    assert example.kind == "changed" and example.text == "0 [{1 2} {5 6}]"
+    assert "changed the caller's argument: after the call it holds [{1 2} {5 6}]" in (
+        example.line())
+    assert all(f.kind == "value" for f in probe.read(pr, good))  # a copy changes nothing
+    model = Recorder(["```go\n" + SORTS_INPUT + "```\n",
+                      "```go\n" + MERGE.with_package(MERGE.reference or "") + "```\n"])
+    config = LoopConfig(fixes=list(FIX_NAMES), candidates=1)
+    result = RepairLoop(model, config).run(problem_from_task(MERGE), Trajectory())
+    assert result.solved and result.solved_at_round == 2
+    assert "`Merge([]Run{{5, 6}, {1, 2}})` changed the caller's argument" in (
+        model.prompts[1][-1].content)

@@ -68,6 +68,8 @@ def edges(typ: str) -> list[str]:
 class Call:
     text: str  # `Name(a, b)`, as the model is shown it
     results: tuple[str, ...]
+    args: tuple[str, ...] = ()
+    kept: tuple[int, ...] = ()  # arguments (slices, maps) the call must leave as they were
 
 
 @dataclass(frozen=True)
@@ -82,12 +84,17 @@ class Probe:
 @dataclass(frozen=True)
 class Finding:
     call: str
-    kind: str  # value, panic, timeout
-    text: str  # the value, or the panic's message
+    kind: str  # value, panic, timeout, changed
+    text: str  # the value, the panic's message, or `i after`: an argument and its value
 
     def line(self) -> str:
         if self.kind == "value":
             return f"`{self.call}` returned {self.text}"
+        if self.kind == "changed":
+            _, _, after = self.text.partition(" ")
+            return (f"`{self.call}` changed the caller's argument: after the call it holds "
+                    f"{after}. A function that returns its result must leave its input as "
+                    "it was: work on a copy (`slices.Clone`, `maps.Clone`)")
         if self.kind == "timeout":
             return f"`{self.call}` did not return within {CALL_SECONDS} s (an endless loop?)"
         why = panic_rule(self.text)
@@ -104,22 +111,34 @@ def build(package: str, task_text: str, tests: dict[str, str], files: dict[str, 
             and not re.match(r"(main|init|Test|Benchmark|Example|Fuzz)", k)]
     types = _declared_types(files)
     test_src = "\n".join(tests.values())
+    # A function that returns its result leaves its input alone, unless told otherwise.
+    in_place = re.search(r"\bin[- ]place\b", task_text, re.I) is not None
     calls: list[Call] = []
+    examples: list[Call] = []
     for sig in sigs:
         base = _example_args(sig, test_src, types)
         if base is None:
             continue
+        kept = () if in_place else tuple(
+            i for i, t in enumerate(sig.params) if t.startswith(("[]", "map[")))
+
+        def call_of(args: list[str], sig: Signature = sig, kept: tuple[int, ...] = kept
+                    ) -> Call:
+            return Call(text=f"{sig.key}({', '.join(args)})", results=sig.results,
+                        args=tuple(args), kept=tuple(i for i in kept if args[i] != "nil"))
+
         for i, typ in enumerate(sig.params):
             for edge in edges(typ):
                 if edge == base[i]:
                     continue
-                args = [*base[:i], edge, *base[i + 1:]]
-                call = Call(text=f"{sig.key}({', '.join(args)})", results=sig.results)
+                call = call_of([*base[:i], edge, *base[i + 1:]])
                 if call not in calls:
                     calls.append(call)
-    if not calls:
+        if kept:  # the example's own input, the one most like the hidden tests' inputs
+            examples.append(call_of(base))
+    if not calls and not examples:
         return None
-    calls = _spread(calls, MAX_CALLS)
+    calls = _spread(calls, MAX_CALLS) + examples[:2]
     nonce = secrets.token_hex(4)
     test = f"TestGuildProbe{nonce}"
     return Probe(test=test, file=f"zz_guild_probe_{nonce}_test.go",
@@ -130,8 +149,8 @@ def read(probe: Probe, result: CheckResult) -> list[Finding]:
     """What each call did, from the probe run's output (calls with no line left out)."""
     text = "\n".join(d.message for d in result.diagnostics if d.message)
     found: dict[int, Finding] = {}
-    for m in re.finditer(rf"^\s*guild{probe.nonce} (\d+) (value|panic|timeout) ?(.*)$", text,
-                         re.M):
+    for m in re.finditer(rf"^\s*guild{probe.nonce} (\d+) (value|panic|timeout|changed) ?(.*)$",
+                         text, re.M):
         i = int(m[1])
         if i < len(probe.calls) and i not in found:
             found[i] = Finding(call=probe.calls[i].text, kind=m[2],
@@ -218,15 +237,25 @@ def _source(package: str, test: str, nonce: str, calls: list[Call]) -> str:
     for i, c in enumerate(calls):
         names = [f"r{j}" for j in range(len(c.results))]
         shown = ' + ", " + '.join(_show(n, t) for n, t in zip(names, c.results, strict=True))
-        body.append(f"\ttry({i}, func() string {{ {', '.join(names)} := {c.text}; "
-                    f"return {shown} }})")
+        # A composite literal written twice is two values: one to pass, one to compare.
+        setup = "".join(f"a{k} := {c.args[k]}; b{k} := {c.args[k]}; " for k in c.kept)
+        args = ", ".join(f"a{k}" if k in c.kept else a for k, a in enumerate(c.args)) \
+            if c.args else c.text[c.text.index("(") + 1:-1]
+        checks = "".join(f'if !reflect.DeepEqual(a{k}, b{k}) {{ return fmt.Sprintf('
+                         f'"changed {k} %v", a{k}) }}; ' for k in c.kept)
+        body.append(f"\ttry({i}, func() string {{ {setup}{', '.join(names)} := "
+                    f"{c.text[:c.text.index('(')]}({args}); {checks}"
+                    f'return "value " + {shown} }})')
     return f"""package {package}
 
 import (
 \t"fmt"
+\t"reflect"
 \t"testing"
 \t"time"
 )
+
+var _ = reflect.DeepEqual
 
 func {test}(t *testing.T) {{
 \tvar out []string
@@ -242,7 +271,7 @@ func {test}(t *testing.T) {{
 \t\t\t\t\tdone <- fmt.Sprintf("panic %v", r)
 \t\t\t\t}}
 \t\t\t}}()
-\t\t\tdone <- "value " + call()
+\t\t\tdone <- call()
 \t\t}}()
 \t\tselect {{
 \t\tcase s := <-done:
