@@ -158,3 +158,34 @@ def test_code_our_prints_cannot_build_with_is_traced_as_it_is():
     prompt = model.prompts[1][-1].content
     assert "The values your code computed" not in prompt
     assert "What your code did when TestAddSecondsExample ran" in prompt
+
+
+@needs_go
+def test_literals_and_comments_that_look_like_code_are_left_as_they_are():
+    src = '''/*
+package decoy
+x = 1
+*/
+package sandbox // the package
+
+func AddSeconds(mmss string, delta int) string {
+	u := "http://x" // a comment
+	w := `//` + mmss
+	v := u /* note */ + w
+	return v
+}
+'''
+    marked, placed = values.instrument({"solution.go": src})
+    assert placed == 3
+    lines = marked["solution.go"].split("\n")
+    assert lines[1:4] == ["package decoy", "x = 1", "*/"]
+    assert lines[4].startswith("package sandbox; import (") and lines[4].endswith(
+        " // the package")
+    assert lines[7] == '\tu := "http://x"; guildValue("solution.go", 8, "u", u) // a comment'
+    assert lines[8] == '\tw := `//` + mmss; guildValue("solution.go", 9, "w", w)'
+    with TaskHarness(TASK) as h:
+        res = h.check(marked, Suite.visible, run="^TestAddSecondsExample$")
+    assert res.built
+    got = values.read(res.log, "TestAddSecondsExample")
+    assert [(v.line, v.value) for v in got] == [
+        (8, '"http://x"'), (9, '"//59:50"'), (10, '"http://x//59:50"')]

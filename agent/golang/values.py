@@ -32,7 +32,6 @@ _ASSIGN = re.compile(rf"^\s*(?P<lhs>{_TARGET}(?:\s*,\s*{_TARGET})*)\s*"
                      r"(?::=|=|\+=|-=|\*=|/=|%=|&=|\|=|\^=|<<=|>>=|&\^=)(?!=)")
 _INCDEC = re.compile(rf"^\s*(?P<lhs>{_TARGET})\s*(?:\+\+|--)\s*$")
 _VAR = re.compile(rf"^\s*var\s+(?P<lhs>{_IDENT}(?:\s*,\s*{_IDENT})*)\b")
-_PACKAGE = re.compile(r"^(\s*package\s+\w+)")
 _KEYWORDS = frozenset({
     "break", "case", "chan", "const", "continue", "default", "defer", "else", "fallthrough",
     "for", "func", "go", "goto", "if", "import", "interface", "map", "package", "range",
@@ -105,6 +104,11 @@ def _targets(code: str) -> list[str]:
 def points(src: str) -> dict[int, list[str]]:
     """Line (1-based) → the names set there, for every one-line assignment statement
     inside a function body: the lines a call can follow without changing the code."""
+    return {n: names for n, (names, _) in _points(src).items()}
+
+
+def _points(src: str) -> dict[int, tuple[list[str], int]]:
+    """As `points`, with the column where the statement's code ends (before a comment)."""
     lines = src.split("\n")
     toks = _line_tokens(src)
     bodies = [(start + 1, start + d.text.rstrip("\n").count("\n"))
@@ -112,7 +116,7 @@ def points(src: str) -> dict[int, list[str]]:
     offsets = [0]
     for ln in lines:
         offsets.append(offsets[-1] + len(ln) + 1)
-    out: dict[int, list[str]] = {}
+    out: dict[int, tuple[list[str], int]] = {}
     depth = 0  # () and [] nesting at the start of each line
     fresh = True  # the line begins a statement
     for i, line_toks in enumerate(toks):
@@ -132,8 +136,9 @@ def points(src: str) -> dict[int, list[str]]:
             complete = not crosses and depth == 0 and start_depth == 0 and starts_stmt and (
                 _ends_statement(kind, text))
             inside = any(first < i + 1 <= last for first, last in bodies)
-            if complete and inside and (names := _targets(strip_comments(lines[i]))):
-                out[i + 1] = names
+            code = src[offsets[i]:end]  # through the last token: a comment stays after
+            if complete and inside and (names := _targets(code)):
+                out[i + 1] = (names, end - offsets[i])
     return out
 
 
@@ -150,21 +155,21 @@ def instrument(files: dict[str, str]) -> tuple[dict[str, str], int]:
         if home is not None and folder != home:
             continue
         src = files[name]
-        found = points(src)
+        found = _points(src)
         if not found:
             continue
         lines = src.split("\n")
-        for n, names in found.items():
-            code = strip_comments(lines[n - 1]).rstrip()
+        for n, (names, col) in found.items():
             calls = "".join(f"; guildValue({json.dumps(name)}, {n}, {json.dumps(v)}, {v})"
                             for v in names)
-            lines[n - 1] = code + calls + lines[n - 1][len(code):]
+            lines[n - 1] = lines[n - 1][:col] + calls + lines[n - 1][col:]
         if home is None:
-            pkg = next((i for i, ln in enumerate(lines) if _PACKAGE.match(strip_comments(ln))),
-                       None)
-            if pkg is None:
+            toks = tokenize(src)[:2]
+            if len(toks) < 2 or toks[0].text != "package" or toks[1].kind != "ident":
                 continue
-            lines[pkg] = _PACKAGE.sub(lambda m: m.group(1) + _IMPORTS, lines[pkg], count=1)
+            at = src.count("\n", 0, toks[1].end)  # the clause's line; our imports follow it
+            col = toks[1].end - (src.rfind("\n", 0, toks[1].end) + 1)
+            lines[at] = lines[at][:col] + _IMPORTS + lines[at][col:]
             lines.append(_LOGGER.replace("{max_events}", str(MAX_EVENTS))
                          .replace("{chars}", str(VALUE_CHARS)).replace("{mark}", MARK))
             home = folder
