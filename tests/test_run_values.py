@@ -75,8 +75,10 @@ def test_instrumented_code_keeps_every_line_number_and_comment():
     assert new[9] == ('\tm, _ := strconv.Atoi(mmss[:2]); guildValue("solution.go", 10, "m", m)'
                       ' // minutes')
     assert new[19] == "x = 1`"  # inside a raw string: untouched
+    # The body's opening line marks a call from outside, appended after its `{`.
+    assert new[8] == old[8] + " guildEnter(); defer guildLeave();"
     for i, line in enumerate(old):
-        if i + 1 not in values.points(WRONG) and i != 0:
+        if i + 1 not in values.points(WRONG) and i not in (0, 8):
             assert new[i] == line
 
 
@@ -189,3 +191,23 @@ func AddSeconds(mmss string, delta int) string {
     got = values.read(res.log, "TestAddSecondsExample")
     assert [(v.line, v.value) for v in got] == [
         (8, '"http://x"'), (9, '"//59:50"'), (10, '"http://x//59:50"')]
+
+
+@needs_go
+def test_in_a_table_of_cases_the_values_are_those_of_the_failing_call():
+    table = TASK.model_copy(update={"visible_tests": (
+        'import "testing"\n\nfunc TestAddSecondsTable(t *testing.T) {\n'
+        '\tfor _, c := range []struct{ in, want string }{{"00:10", "00:25"}, '
+        '{"59:50", "00:05"}, {"00:00", "00:15"}} {\n'
+        '\t\tif got := AddSeconds(c.in, 15); got != c.want {\n'
+        '\t\t\tt.Errorf("AddSeconds(%q, 15) = %q, want %q", c.in, got, c.want)\n\t\t}\n'
+        '\t}\n}\n')})
+    marked, _ = values.instrument({"solution.go": WRONG})
+    assert "func AddSeconds(mmss string, delta int) string { guildEnter(); defer guildLeave();" \
+        in marked["solution.go"]
+    with TaskHarness(table) as h:
+        res = h.check(marked, Suite.visible, run="^TestAddSecondsTable$")
+    assert res.built and not res.passed
+    got = values.read(res.log, "TestAddSecondsTable")
+    assert [(v.line, v.value) for v in got][:4] == [
+        (10, "59"), (11, "50"), (12, "5"), (13, "59")]  # the second case's, not the first's

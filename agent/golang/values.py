@@ -21,7 +21,8 @@ from agent.golang.source import decl_starts, strip_comments
 from agent.golang.tokens import tokenize
 
 MARK = "@@guild-value "
-MAX_EVENTS = 120  # printed by the instrumented binary; later ones are dropped there
+MAX_EVENTS = 300  # printed by the instrumented binary; later ones are dropped there
+MAX_CALL_EVENTS = 40  # in one call from outside the code (a test's call)
 MAX_LINES = 12  # source lines shown
 MAX_HITS = 4  # values shown per line; the count and the last one stand for the rest
 VALUE_CHARS = 48
@@ -42,10 +43,21 @@ _ENDING_WORDS = frozenset({"break", "continue", "fallthrough", "return"})
 
 _LOGGER = """
 
-var guildValueCount guildAtomic.Int64
+var guildValueCount, guildCallCount, guildDepth guildAtomic.Int64
+
+func guildEnter() {
+	if guildDepth.Add(1) == 1 && guildValueCount.Load() < {max_events} {
+		guildCallCount.Store(0)
+		guildFmt.Printf("\\n{mark}call\\n")
+	}
+}
+
+func guildLeave() {
+	guildDepth.Add(-1)
+}
 
 func guildValue(file string, line int, name string, v interface{}) {
-	if guildValueCount.Add(1) > {max_events} {
+	if guildCallCount.Add(1) > {max_call} || guildValueCount.Add(1) > {max_events} {
 		return
 	}
 	var s string
@@ -67,6 +79,7 @@ func guildValue(file string, line int, name string, v interface{}) {
 }
 """
 _IMPORTS = '; import (guildFmt "fmt"; guildAtomic "sync/atomic")'
+_ENTER = " guildEnter(); defer guildLeave();"
 
 
 def _line_tokens(src: str) -> list[list[tuple[str, str, int]]]:
@@ -104,11 +117,13 @@ def _targets(code: str) -> list[str]:
 def points(src: str) -> dict[int, list[str]]:
     """Line (1-based) → the names set there, for every one-line assignment statement
     inside a function body: the lines a call can follow without changing the code."""
-    return {n: names for n, (names, _) in _points(src).items()}
+    return {n: names for n, (names, _) in _layout(src)[0].items()}
 
 
-def _points(src: str) -> dict[int, tuple[list[str], int]]:
-    """As `points`, with the column where the statement's code ends (before a comment)."""
+def _layout(src: str) -> tuple[dict[int, tuple[list[str], int]], dict[int, int]]:
+    """As `points`, with the column where each statement's code ends (before a comment);
+    and line → column just after the `{` that opens each function body, when the
+    signature's last line ends with it (gofmt's layout)."""
     lines = src.split("\n")
     toks = _line_tokens(src)
     bodies = [(start + 1, start + d.text.rstrip("\n").count("\n"))
@@ -117,6 +132,7 @@ def _points(src: str) -> dict[int, tuple[list[str], int]]:
     for ln in lines:
         offsets.append(offsets[-1] + len(ln) + 1)
     out: dict[int, tuple[list[str], int]] = {}
+    opened: dict[int, int] = {}
     depth = 0  # () and [] nesting at the start of each line
     fresh = True  # the line begins a statement
     for i, line_toks in enumerate(toks):
@@ -139,7 +155,15 @@ def _points(src: str) -> dict[int, tuple[list[str], int]]:
             code = src[offsets[i]:end]  # through the last token: a comment stays after
             if complete and inside and (names := _targets(code)):
                 out[i + 1] = (names, end - offsets[i])
-    return out
+            if text == "{" and depth == 0 and not crosses:
+                # A declaration's signature ending its line with `{` (on its own line, or
+                # the last of its parameter lines) opens the body.
+                for first, last in bodies:
+                    if first <= i + 1 <= last and (
+                            line_toks[0][1] == "func" or start_depth > 0) and not any(
+                            first <= n < i + 1 for n in opened):
+                        opened[i + 1] = end - offsets[i]
+    return out, opened
 
 
 def instrument(files: dict[str, str]) -> tuple[dict[str, str], int]:
@@ -155,10 +179,12 @@ def instrument(files: dict[str, str]) -> tuple[dict[str, str], int]:
         if home is not None and folder != home:
             continue
         src = files[name]
-        found = _points(src)
+        found, opened = _layout(src)
         if not found:
             continue
         lines = src.split("\n")
+        for n, col in opened.items():  # a call from outside the package starts a segment
+            lines[n - 1] = lines[n - 1][:col] + _ENTER + lines[n - 1][col:]
         for n, (names, col) in found.items():
             calls = "".join(f"; guildValue({json.dumps(name)}, {n}, {json.dumps(v)}, {v})"
                             for v in names)
@@ -171,7 +197,8 @@ def instrument(files: dict[str, str]) -> tuple[dict[str, str], int]:
             col = toks[1].end - (src.rfind("\n", 0, toks[1].end) + 1)
             lines[at] = lines[at][:col] + _IMPORTS + lines[at][col:]
             lines.append(_LOGGER.replace("{max_events}", str(MAX_EVENTS))
-                         .replace("{chars}", str(VALUE_CHARS)).replace("{mark}", MARK))
+                         .replace("{chars}", str(VALUE_CHARS)).replace("{mark}", MARK)
+                         .replace("{max_call}", str(MAX_CALL_EVENTS)))
             home = folder
         out[name] = "\n".join(lines)
         placed += len(found)
@@ -191,7 +218,8 @@ _FAILURE = re.compile(r"^\s+[\w.-]+\.go:\d+: ")
 
 def read(log: str, test: str) -> list[Value]:
     """The values printed in `test` (or its subtests) before its first failure message,
-    from `go test -json` output."""
+    in the last call the test made into the code before it, from `go test -json` output:
+    in a table of cases, the case that failed."""
     out: list[Value] = []
     for raw in log.splitlines():
         if not raw.startswith("{"):
@@ -208,7 +236,9 @@ def read(log: str, test: str) -> list[Value]:
             continue
         if _FAILURE.match(text):
             break
-        if text.startswith(MARK):
+        if text == MARK + "call\n":  # a call from the test: what came before is another's
+            out = []
+        elif text.startswith(MARK):
             parts = text[len(MARK):].rstrip("\n").split(" ", 3)
             if len(parts) == 4 and parts[1].isdigit():
                 out.append(Value(file=parts[0], line=int(parts[1]), name=parts[2],
