@@ -211,3 +211,19 @@ def test_in_a_table_of_cases_the_values_are_those_of_the_failing_call():
     got = values.read(res.log, "TestAddSecondsTable")
     assert [(v.line, v.value) for v in got][:4] == [
         (10, "59"), (11, "50"), (12, "5"), (13, "59")]  # the second case's, not the first's
+
+
+def test_the_round_view_says_what_was_traced(tmp_path):
+    from rich.console import Console
+
+    from agent.cli.solve import RoundPrinter
+
+    console = Console(record=True, width=200)
+    show = RoundPrinter(console, verbose=True)
+    show({"event": "values", "round": 1, "test": "TestX",
+          "lines": ["line 12: `s = (s + delta) % 60` → s = 5"]})
+    show({"event": "values", "round": 2, "test": "TestX", "lines": []})
+    out = console.export_text()
+    assert "values TestX: values before the failure, 1 line(s)" in out
+    assert "line 12: `s = (s + delta) % 60` → s = 5" in out
+    assert out.count("TestX") == 1  # nothing found: nothing said

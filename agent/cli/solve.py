@@ -137,6 +137,12 @@ class RoundPrinter:
               "the task afresh")
         elif kind == "error":
             p(f"  [red]model error[/]: {escape(ev['message'])}")
+        elif kind in ("trace", "values") and ev["lines"]:
+            what = "where the code went" if kind == "trace" else "values before the failure"
+            p(f"  [blue]{kind}[/] {escape(ev['test'])}: {what}, {len(ev['lines'])} line(s)")
+            if self.verbose:
+                for line in ev["lines"]:
+                    p(f"    {escape(line)}", style="dim")
 
 
 def candidates_line(ev: dict[str, Any]) -> str:
