@@ -501,3 +501,44 @@ def test_the_loop_fixes_printf_verbs_one_vet_report_at_a_time():
     assert result.rounds_detail[0].fixes == [
         "printf solution.go: %s → %c for fill (rune)",
         "printf solution.go: %s → %c for fill (rune)"]
+
+
+POINTER_SRC = """package sandbox
+
+type Shape interface{ Area() float64 }
+
+type Rect struct{ W, H float64 }
+
+func (r *Rect) Area() float64 { return r.W * r.H }
+
+func make2() Rect { return Rect{W: 1, H: 1} }
+
+func Shapes() []Shape {
+	r := Rect{W: 1, H: 2}
+	var s Shape = r
+	return []Shape{Rect{W: 2, H: 3}, s}
+}
+
+func Made() Shape { return make2() }
+"""
+
+
+@needs_go
+def test_a_value_whose_method_has_a_pointer_receiver_is_given_by_address():
+    task = TaskSpec(id="t", prompt="p", tests=(
+        'import "testing"\n\nfunc TestShapes(t *testing.T) {\n'
+        '\tif got := Shapes()[0].Area(); got != 6 {\n\t\tt.Fatal(got)\n\t}\n}\n'))
+    before = check_task(task, {"solution.go": POINTER_SRC})
+    fixed, fixes = apply_fixes({"solution.go": POINTER_SRC}, before.diagnostics)
+    assert sorted(f.detail for f in fixes if f.name == "conversions") == [
+        "Rect{…} → &Rect{…} (Area has a pointer receiver)",
+        "r → &r (Area has a pointer receiver)"]
+    src = fixed["solution.go"]
+    assert "var s Shape = &r" in src and "return []Shape{&Rect{W: 2, H: 3}, s}" in src
+    after = check_task(task, fixed)
+    # A call's result has no address: that one is left for the model.
+    assert [d.message.split(":")[0] for d in after.diagnostics] == [
+        "cannot use make2() (value of struct type Rect) as Shape value in return statement"]
+    _, off = apply_fixes({"solution.go": POINTER_SRC}, before.diagnostics,
+                         [f for f in FIX_KINDS if f != "conversions"])
+    assert not [f for f in off if "pointer receiver" in f.detail]

@@ -42,6 +42,11 @@ _TEXT_CONVERSIONS = {("rune", "string"): "string", ("byte", "string"): "string",
 _UNTYPED_STRING_RE = re.compile(r"^cannot use (?P<expr>\"[^\"\\\x27]\") \(untyped string "
                                 r"constant\) as (?P<want>rune|byte|int32|uint8) value in ")
 _ONE_CHAR_STRING_RE = re.compile(r"^\"(?:[^\"\\\x27]|\\[nt\\])\"$")
+# A value whose type has the method only on its pointer: its address has it.
+_POINTER_RECEIVER_RE = re.compile(
+    r"^cannot use (?P<expr>[A-Za-z_][\w.]*(?:\{…\})?) \((?:variable|value) of (?:struct )?"
+    r"type [\w.]+\) as \S+ value in .+ does not implement .+ \(method (?P<method>\w+) has "
+    r"pointer receiver\)$")
 
 
 # After these a newline ends a statement (the spec's automatic semicolon rule).
@@ -376,6 +381,9 @@ def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
         elif m := (_CHAR_MISMATCH_RE.match(first) or _UNTYPED_STRING_RE.match(first)):
             if "…" not in m["expr"]:
                 chars.extend(_char_literals(src, d.line, d.column, m["expr"]))
+        elif m := _POINTER_RECEIVER_RE.match(first):
+            if (e := _address_edit(src, d.line, d.column, m["expr"], m["method"])) is not None:
+                retyped.append(e)
         elif (m := _CANNOT_USE_RE.match(first)) and "…" not in m["expr"]:
             expr, have, want = m["expr"], m["have"], m["want"]
             if m["call"] and have == want:
@@ -456,3 +464,20 @@ def _retype_target(src: str, line: int, new_type: str) -> Edit | None:
         return None
     at = sum(len(x) + 1 for x in lines[:line - 1]) + m.start("name")
     return retype_declaration(src, m["name"], at, new_type)
+
+
+def _address_edit(src: str, line: int, col: int, expr: str, method: str) -> Edit | None:
+    """`Rect{…}` or a variable `r` used where an interface is wanted, when the type has
+    `method` only on its pointer: its address (`&Rect{…}`, `&r`), which has the method.
+    Only a composite literal or a variable: anything else has no address to take."""
+    at = _offset(src, line, col)
+    if at is None:
+        return None
+    want = [t.text for t in tokenize(expr.removesuffix("{…}"))]
+    toks = tokenize(src[at:at + 200])[:len(want) + 1]
+    if [t.text for t in toks[:len(want)]] != want or toks[0].start != 0:
+        return None
+    if expr.endswith("{…}") != (len(toks) > len(want) and toks[len(want)].text == "{"):
+        return None
+    return Edit(at, at, "&", "conversions",
+                f"{expr} → &{expr} ({method} has a pointer receiver)")
