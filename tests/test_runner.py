@@ -345,3 +345,21 @@ def test_data_race_names_both_accesses():
     assert d.message.startswith("data race")
     assert (d.file, d.line) == ("solution.go", 5)
     assert "(*C).Inc" in d.message
+
+
+def test_a_race_checked_run_records_coverage_too():
+    # The race detector refuses count mode; the profile must still come back (run-trace).
+    from agent.loop.checker import Suite
+    from agent.tasks.harness import TaskHarness
+    from agent.tasks.spec import TaskSpec
+
+    task = TaskSpec(
+        id="racefree", race=True, prompt="x",
+        tests=('import "testing"\n\nfunc TestInc(t *testing.T) {\n\tc := &C{}\n\tc.Inc()\n'
+               '\tif c.n != 2 {\n\t\tt.Fatal(c.n)\n\t}\n}\n'),
+        reference="type C struct{ n int }\n\nfunc (c *C) Inc() { c.n++ }\n")
+    with TaskHarness(task) as h:
+        res = h.check({"solution.go": task.with_package(task.reference or "")}, Suite.all,
+                      run="^TestInc$", cover=True)
+    assert [d.message for d in res.diagnostics] == ["1"]
+    assert [(b.start, b.count) for b in res.coverage] == [(5, 1)]

@@ -105,7 +105,9 @@ class GoRunner:
             args.append(f"-run={opts.run}")
         profile = ws.tmp / COVER_FILE
         if opts.cover:
-            args += ["-covermode=count", f"-coverprofile={profile}"]
+            # The race detector takes only atomic counters (a count run fails at once).
+            args += [f"-covermode={'atomic' if opts.race else 'count'}",
+                     f"-coverprofile={profile}"]
         args.append(pkg)
         limits = replace(opts.limits, wall_seconds=opts.test_timeout + opts.build_allowance)
         if opts.race:
