@@ -134,6 +134,23 @@ def test_the_failing_test_is_traced_in_the_users_package(tmp_path: Path) -> None
     assert "- line 6: `return a * b`" in prompt
 
 
+def test_the_users_code_shows_its_values_and_is_written_without_our_prints(tmp_path: Path
+                                                                          ) -> None:
+    # run-values in a user's package: the request shows what each line computed; the
+    # prints live only in the sandbox's copy, never in the user's file.
+    halved = BROKEN.replace("return a + b +", "s := (a + b) / 2\n\treturn s")
+    target = make_module(tmp_path / "m", source=halved)
+    answer = halved.replace("(a + b) / 2", "a*b + 1")
+    code, out, events = run_fix(tmp_path, [str(target), "--yes"],
+                                [fence(answer), fence(FIXED)])
+    assert code == 0, out
+    assert target.read_text() == FIXED
+    prompt = [e for e in events if e["event"] == "request"][1]["messages"][-1]["content"]
+    assert "- line 6: `s := a*b + 1` → s = 7" in prompt
+    assert not [p for p in (tmp_path / "m").rglob("*") if p.is_file()
+                and b"guildValue" in p.read_bytes()]
+
+
 def test_tests_are_quoted_not_shown_whole_unless_asked(tmp_path: Path) -> None:
     # A second test the failure does not touch: its body must not reach the prompt.
     tests = TESTS + (
