@@ -227,3 +227,32 @@ def test_the_round_view_says_what_was_traced(tmp_path):
     assert "values TestX: values before the failure, 1 line(s)" in out
     assert "line 12: `s = (s + delta) % 60` → s = 5" in out
     assert out.count("TestX") == 1  # nothing found: nothing said
+
+
+LAST = TaskSpec(
+    id="last_item",
+    prompt="Write a Go function\n\n    func Last(xs []int) int\n\nthat returns the last element.",
+    visible_tests=('import "testing"\n\nfunc TestLastExample(t *testing.T) {\n'
+                   '\tif got := Last([]int{4, 5, 6}); got != 6 {\n'
+                   '\t\tt.Errorf("Last = %d, want 6", got)\n\t}\n}\n'),
+    tests='import "testing"\n\nfunc TestLast(t *testing.T) {\n\tif Last([]int{1}) != 1 {\n'
+          '\t\tt.Fail()\n\t}\n}\n',
+    reference="func Last(xs []int) int { return xs[len(xs)-1] }\n",
+)
+
+
+@needs_go
+def test_a_panic_is_shown_with_the_values_that_led_to_it():
+    wrong = "package sandbox\n\nfunc Last(xs []int) int {\n\ti := len(xs)\n\treturn xs[i]\n}\n"
+    good = "```go\n" + LAST.with_package(LAST.reference or "") + "```\n"
+    for off, shown in (((), True), (("run-values",), False)):
+        model = Recorder(["```go\n" + wrong + "```\n", good])
+        config = LoopConfig(fixes=[f for f in FIX_NAMES if f not in off], candidates=1)
+        traj = Trajectory()
+        result = RepairLoop(model, config).run(problem_from_task(LAST), traj)
+        assert result.solved and result.solved_at_round == 2
+        prompt = model.prompts[1][-1].content
+        assert "index out of range [3] with length 3" in prompt
+        assert ("- line 4: `i := len(xs)` → i = 3" in prompt) is shown
+        # No profile after a panic: the trace says nothing rather than something wrong.
+        assert "What your code did" not in prompt

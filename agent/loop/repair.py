@@ -567,10 +567,14 @@ class RepairLoop:
                ) -> trace.Trace | None:
         """The first failing test run again under `-coverprofile`: which returns of the
         code it came back from, which lines never ran (`run-trace`); with `run-values`,
-        in a copy that prints what each assignment set, the values before the failure."""
+        in a copy that prints what each assignment set, the values before the failure
+        (or the panic: a binary that panics writes no profile, but its prints are out)."""
         if rnd >= st.rounds_cap or not fb.built or st.mode is FeedbackMode.compile or any(
-                d.kind in (Kind.compile, Kind.vet, Kind.timeout, Kind.limit, Kind.panic)
-                for d in fb.diagnostics):  # a binary that panics writes no profile
+                d.kind in (Kind.compile, Kind.vet, Kind.timeout, Kind.limit)
+                for d in fb.diagnostics):
+            return None
+        panicked = any(d.kind is Kind.panic for d in fb.diagnostics)
+        if panicked and not self.config.lever("run-values"):
             return None
         test = next((t.name.split("/")[0] for t in fb.failed_tests), None)
         if test is None:
@@ -589,11 +593,13 @@ class RepairLoop:
                     shown = values.describe(own, values.read(res.log, test))
                 else:  # our prints broke the build: trace the code as it is
                     res = None
+        if res is None and panicked:
+            return None
         if res is None:
             res = st.checker.check(files, suite, run=run, cover=True)
             st.rec.check_seconds += res.seconds
         found = None
-        if self.config.lever("run-trace"):
+        if self.config.lever("run-trace") and not panicked:
             found = trace.describe(own, res.coverage, test)
             self._emit(st.traj, "trace", round=rnd, test=test,
                        lines=found.lines() if found else [], seconds=round(res.seconds, 3))
