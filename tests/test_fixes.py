@@ -509,7 +509,10 @@ type Shape interface{ Area() float64 }
 
 type Rect struct{ W, H float64 }
 
-func (r *Rect) Area() float64 { return r.W * r.H }
+func (r *Rect) Area() float64 {
+	r.W *= 1
+	return r.W * r.H
+}
 
 func make2() Rect { return Rect{W: 1, H: 1} }
 
@@ -521,13 +524,17 @@ func Shapes() []Shape {
 
 func Made() Shape { return make2() }
 """
+SHAPES_TEST = (
+    'import "testing"\n\nfunc TestShapes(t *testing.T) {\n'
+    '\tif got := Shapes()[0].Area(); got != 6 {\n\t\tt.Fatal(got)\n\t}\n'
+    '\tvar s Shape = Rect{W: 1, H: 1}\n\t_ = s\n}\n')
 
 
 @needs_go
 def test_a_value_whose_method_has_a_pointer_receiver_is_given_by_address():
-    task = TaskSpec(id="t", prompt="p", tests=(
-        'import "testing"\n\nfunc TestShapes(t *testing.T) {\n'
-        '\tif got := Shapes()[0].Area(); got != 6 {\n\t\tt.Fatal(got)\n\t}\n}\n'))
+    # Area writes through its receiver: it keeps the pointer, and each use in our file
+    # gets `&`; a call's result has no address, and the test file is not ours to edit.
+    task = TaskSpec(id="t", prompt="p", tests=SHAPES_TEST)
     before = check_task(task, {"solution.go": POINTER_SRC})
     fixed, fixes = apply_fixes({"solution.go": POINTER_SRC}, before.diagnostics)
     assert sorted(f.detail for f in fixes if f.name == "conversions") == [
@@ -536,9 +543,44 @@ def test_a_value_whose_method_has_a_pointer_receiver_is_given_by_address():
     src = fixed["solution.go"]
     assert "var s Shape = &r" in src and "return []Shape{&Rect{W: 2, H: 3}, s}" in src
     after = check_task(task, fixed)
-    # A call's result has no address: that one is left for the model.
-    assert [d.message.split(":")[0] for d in after.diagnostics] == [
+    assert sorted(d.message.split(":")[0] for d in after.diagnostics) == [
+        "cannot use Rect{…} (value of struct type Rect) as Shape value in variable declaration",
         "cannot use make2() (value of struct type Rect) as Shape value in return statement"]
     _, off = apply_fixes({"solution.go": POINTER_SRC}, before.diagnostics,
                          [f for f in FIX_KINDS if f != "conversions"])
     assert not [f for f in off if "pointer receiver" in f.detail]
+
+
+@needs_go
+def test_a_method_that_changes_nothing_through_its_pointer_is_declared_on_the_value():
+    # Read-only Area: declared on Rect, every use compiles, the test file's own included.
+    reader = POINTER_SRC.replace("\tr.W *= 1\n", "")
+    task = TaskSpec(id="t", prompt="p", tests=SHAPES_TEST)
+    before = check_task(task, {"solution.go": reader})
+    assert any("_test.go" in (d.file or "") for d in before.diagnostics)
+    fixed, fixes = apply_fixes({"solution.go": reader}, before.diagnostics)
+    assert [f.detail for f in fixes if f.name == "conversions"] == [
+        "func (r *Rect) Area → func (r Rect) Area (it changes nothing through r)"]
+    assert "func (r Rect) Area() float64 {" in fixed["solution.go"]
+    assert check_task(task, fixed).passed
+
+
+def test_a_receiver_is_kept_when_the_method_may_write_through_it():
+    from agent.golang.typefixes import receiver_edits
+    from tools.diagnostics import Diagnostic, Kind
+
+    def edits(body: str, lock: bool = False) -> list[str]:
+        typ = "type T struct{ n int" + ("; mu sync.Mutex" if lock else "") + " }\n\n"
+        msg = ("cannot use T{} (value of struct type T) as I value in return statement: "
+               "T does not implement I (method M has pointer receiver)")
+        d = Diagnostic(file="x_test.go", line=1, column=1, message=msg, kind=Kind.compile)
+        return [e.detail for e in receiver_edits(
+            f"package p\n\n{typ}func (t *T) M() int {{ {body} }}\n", [d])]
+
+    assert edits("return t.n * 2")  # read only; * is multiplication here
+    assert edits('return len(fmt.Sprint(t.n, t.n))')  # commas inside a call
+    for writes in ("t.n = 1; return 0", "t.n++; return 0", "t.n += 2; return 0",
+                   "t.n, t.n = 1, 2; return 0", "return *t", "p := &t.n; return *p",
+                   "return t.other()", "return use(t)"):
+        assert edits(writes) == [], writes
+    assert edits("return t.n", lock=True) == []  # a copied lock is no lock

@@ -23,7 +23,13 @@ from pydantic import BaseModel
 
 from agent.golang.source import balanced
 from agent.golang.tokens import Token, tokenize
-from agent.golang.typefixes import EDIT_FIXES, apply_checked, compiler_edits
+from agent.golang.typefixes import (
+    EDIT_FIXES,
+    apply_checked,
+    compiler_edits,
+    pointer_needed,
+    receiver_edits,
+)
 from tools.diagnostics import Diagnostic
 from tools.go import ToolchainError
 from tools.gofmt import gofmt_source
@@ -417,6 +423,7 @@ def apply_fixes(
     if unknown:
         raise ValueError(f"unknown fix {sorted(unknown)[0]!r}; known: {', '.join(FIX_NAMES)}")
     out = dict(files)
+    diagnostics = list(diagnostics)
     fixes: list[AppliedFix] = []
     unused: dict[str, list[tuple[str, str | None]]] = {}
     undefined: dict[str, list[str]] = {}
@@ -433,9 +440,20 @@ def apply_fixes(
         else:
             located.setdefault(name, []).append(d)
 
+    # A method that needs no pointer receiver is declared on the value: that fixes every
+    # use at once, in files no fix may touch (the tests) too; `&` at each use is not needed.
+    on_value = {e.receiver for name in out if "conversions" in on
+                and not name.endswith("_test.go") for e in receiver_edits(out[name], diagnostics)}
+    located = {name: [d for d in diags if pointer_needed(d.message) not in on_value]
+               for name, diags in located.items()}
     # Position-based edits first, together, while the positions are still the compiler's.
     for name, diags in located.items():
         src, done = apply_checked(out[name], compiler_edits(out[name], diags, on))
+        if done:
+            out[name] = src
+            fixes += [AppliedFix(name=e.fix, file=name, detail=e.detail) for e in done]
+    for name in [n for n in out if on_value and not n.endswith("_test.go")]:
+        src, done = apply_checked(out[name], receiver_edits(out[name], diagnostics))
         if done:
             out[name] = src
             fixes += [AppliedFix(name=e.fix, file=name, detail=e.detail) for e in done]

@@ -332,6 +332,7 @@ class Edit:
     text: str
     fix: str  # one of EDIT_FIXES
     detail: str
+    receiver: tuple[str, str] | None = None  # (type, method) a receiver edit is for
 
 
 def apply_checked(src: str, edits: list[Edit]) -> tuple[str, list[Edit]]:
@@ -481,3 +482,109 @@ def _address_edit(src: str, line: int, col: int, expr: str, method: str) -> Edit
         return None
     return Edit(at, at, "&", "conversions",
                 f"{expr} → &{expr} ({method} has a pointer receiver)")
+
+
+_NEEDS_POINTER_RE = re.compile(r"\b(?P<type>[A-Za-z_]\w*) does not implement [\w.]+ \(method "
+                               r"(?P<method>\w+) has pointer receiver\)")
+_WRITE_OPS = frozenset({"=", "++", "--"})
+
+
+def pointer_needed(message: str) -> tuple[str, str] | None:
+    """(type, method) of a `… (method M has pointer receiver)` message."""
+    m = _NEEDS_POINTER_RE.search(message or "")
+    return (m["type"], m["method"]) if m else None
+
+
+def receiver_edits(src: str, diagnostics: Iterable[Diagnostic]) -> list[Edit]:
+    """`T does not implement I (method M has pointer receiver)`, wherever the compiler says
+    it (a test file the fix may not touch, too): when M is declared here on `*T` and
+    changes nothing through its receiver, declare it on `T`, and every T has M. A method
+    that writes through the receiver, calls a method on it, takes its address, or whose
+    type holds a lock keeps its pointer: for those, `&` at the use (conversions) is right."""
+    wanted = {p for d in diagnostics if (p := pointer_needed(d.message)) is not None}
+    edits = []
+    for typ, method in sorted(wanted):
+        head = re.search(rf"func\s*\(\s*(?P<recv>[A-Za-z_]\w*)\s+(?P<star>\*)\s*{typ}\s*\)\s*"
+                         rf"{method}\s*\(", src)
+        if head is None or _holds_lock(src, typ):
+            continue
+        body = _body_tokens(src, head.end())
+        if body is None or _writes_through(body, head["recv"]):
+            continue
+        edits.append(Edit(head.start("star"), head.end("star"), "", "conversions",
+                          f"func ({head['recv']} *{typ}) {method} → func ({head['recv']} {typ}) "
+                          f"{method} (it changes nothing through {head['recv']})",
+                          receiver=(typ, method)))
+    return edits
+
+
+def _body_tokens(src: str, at: int) -> list[Token] | None:
+    """The tokens of the function body that follows `at` (its parameters' open paren)."""
+    toks = tokenize(src[at:])
+    depth, start = 1, None
+    for i, t in enumerate(toks):
+        if t.text in "([" and start is None:
+            depth += 1
+        elif t.text in ")]" and start is None:
+            depth -= 1
+        elif t.text == "{" and depth == 0 and start is None:
+            start, depth = i, 1
+            continue
+        if start is not None:
+            depth += (t.text == "{") - (t.text == "}")
+            if depth == 0:
+                return toks[start + 1:i]
+    return None
+
+
+def _writes_through(body: list[Token], recv: str) -> bool:
+    """The body may change what `recv` points to: an assignment or increment of it or of
+    something reached through it, its address taken, a dereference, a method called on
+    it. Deliberately wary: a false alarm only keeps the pointer receiver."""
+    depth = 0  # parentheses: inside a call's arguments a comma is no assignment
+    for i, t in enumerate(body):
+        depth += (t.text == "(") - (t.text == ")")
+        if t.text != recv or (i and body[i - 1].text == "."):
+            continue
+        if i and body[i - 1].text in ("&", "*") and not _operand(body[i - 2] if i > 1 else None):
+            return True  # &recv or *recv: its address taken, or the pointer itself used
+        j = i + 1
+        while j + 1 < len(body) and body[j].text in (".", "["):
+            if body[j].text == "[":
+                level = 0
+                while j < len(body):
+                    level += (body[j].text == "[") - (body[j].text == "]")
+                    j += 1
+                    if level == 0:
+                        break
+            else:
+                j += 2
+        if j == i + 1:
+            return True  # the pointer itself passed on or returned
+        nxt = body[j].text if j < len(body) else ""
+        after = body[j + 1].text if j + 1 < len(body) else ""
+        if nxt == "(":
+            return True  # a method called on it (or on a field): it may write
+        if (nxt == "=" and after != "=") or (nxt == ":" and after == "=") or (
+                nxt in "+-*/%&|^" and nxt and after in ("=", nxt)):
+            return True  # assigned, incremented, or an operator-assignment
+        if nxt == "," and depth == 0:
+            return True  # one of several assigned at once
+    return False
+
+
+def _operand(t: Token | None) -> bool:
+    """A token after which `*` or `&` is multiplication or a bitwise and, not unary."""
+    if t is None:
+        return False
+    return (t.kind in ("ident", "number", "string") and t.text not in ("return", "case")) or (
+        t.text in (")", "]"))
+
+
+def _holds_lock(src: str, typ: str) -> bool:
+    """The struct declares a field from package sync (copied with a value receiver)."""
+    m = re.search(rf"\btype\s+{typ}\s+struct\s*\{{", src)
+    if m is None:
+        return False
+    end = src.find("}", m.end())
+    return "sync." in src[m.end():end if end >= 0 else len(src)]
