@@ -66,6 +66,10 @@ def test_points_are_the_one_line_assignments_inside_function_bodies():
     assert found == {10: ["m"], 11: ["s"], 12: ["s"], 13: ["m"], 22: ["s"], 24: ["s"]}
     # Not a package-level var, a multi-line literal, a raw string's inside, a loop clause.
     assert values.points("package p\n\nvar x = 1\n") == {}
+    # A local var with a value, not one left at its zero value.
+    assert values.points("package p\n\nfunc F() {\n\tvar a, b = 1, 2\n\tvar c int\n"
+                         "\tvar d []int = nil\n\t_, _, _, _ = a, b, c, d\n}\n") == {
+        4: ["a", "b"], 6: ["d"]}
 
 
 def test_instrumented_code_keeps_every_line_number_and_comment():

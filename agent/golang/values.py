@@ -32,7 +32,8 @@ _TARGET = rf"{_IDENT}(?:\.{_IDENT})*(?:\[[^\[\]()]+\])*"
 _ASSIGN = re.compile(rf"^\s*(?P<lhs>{_TARGET}(?:\s*,\s*{_TARGET})*)\s*"
                      r"(?::=|=|\+=|-=|\*=|/=|%=|&=|\|=|\^=|<<=|>>=|&\^=)(?!=)")
 _INCDEC = re.compile(rf"^\s*(?P<lhs>{_TARGET})\s*(?:\+\+|--)\s*$")
-_VAR = re.compile(rf"^\s*var\s+(?P<lhs>{_IDENT}(?:\s*,\s*{_IDENT})*)\b")
+# A var with a value; without one it holds its type's zero value, which tells nothing.
+_VAR = re.compile(rf"^\s*var\s+(?P<lhs>{_IDENT}(?:\s*,\s*{_IDENT})*)\b[^=]*=[^=]")
 _KEYWORDS = frozenset({
     "break", "case", "chan", "const", "continue", "default", "defer", "else", "fallthrough",
     "for", "func", "go", "goto", "if", "import", "interface", "map", "package", "range",
