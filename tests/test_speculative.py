@@ -212,6 +212,24 @@ def test_sampled_mode_decodes_greedy_requests_plainly_and_speculates_on_sampled_
     assert g.accepted_tokens > g.completion_tokens // 2  # a repair copies the file shown
 
 
+@pytest.mark.model
+def test_a_greedy_answer_does_not_depend_on_what_the_slot_held_before(engines):
+    from agent.models.llama_cpp import LlamaCppModel
+
+    _, used, _ = engines  # it has answered other prompts in the tests above
+    fresh = LlamaCppModel(used.path, speculation=Speculation(mode="off"))
+    greedy = Sampling(max_tokens=120, stop=["\n```\n"], repetition_penalty=1.05)
+    used.generate(PROMPTS["explain"], Sampling(max_tokens=40, temperature=0.7, seed=3))
+    a, b = used.generate(PROMPTS["fresh"], greedy), fresh.generate(PROMPTS["fresh"], greedy)
+    assert a.text == b.text
+    assert a.cached_tokens == 0 and b.cached_tokens == 0  # prefilled whole, both times
+    # A sampled request still reuses the prefix the slot holds.
+    repair = Sampling(max_tokens=20, temperature=0.3, seed=5)
+    used.generate(PROMPTS["repair"], repair)
+    again = used.generate(PROMPTS["repair"], repair)
+    assert again.cached_tokens > 0
+
+
 def test_a_bench_sums_them_per_mode_and_reports_the_acceptance(tmp_path):
     cfg = BenchConfig(suite="s", tasks=["double"], tasks_digest="d", modes=[Mode.repair],
                       backend="replay", max_rounds=2, fixes=[])

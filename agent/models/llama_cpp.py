@@ -1,9 +1,10 @@
 """GGUF models in-process on CPU through xllamacpp (llama.cpp's own server engine).
 
 We call the engine's OpenAI-style chat handler directly (no HTTP hop), with one slot and
-`cache_prompt` on: llama.cpp keeps the slot's KV cache and reuses the longest common
-prefix of the next prompt, so a repair round prefills only the new tail. The engine
-reports how many prompt tokens it served from that cache; we pass the number on.
+`cache_prompt` on for sampled requests: llama.cpp keeps the slot's KV cache and reuses
+the longest common prefix of the next prompt, so a repair round prefills only the new
+tail. The engine reports how many prompt tokens it served from that cache; we pass the
+number on. A greedy request is prefilled whole, so it always gets the same answer.
 
 Speculation (prompt lookup): a repair answer mostly copies the file the model was just
 shown, so the engine looks up the last few generated tokens earlier in the conversation
@@ -186,11 +187,17 @@ class LlamaCppModel:
         return self._speculating
 
     def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
+        # A greedy answer is prefilled from scratch: what the slot's cache held before
+        # changes how a reused prefix was computed, and that alone can tip a near-tie, so
+        # the same greedy prompt gave a different answer as single shot and as round 1 of
+        # a repair run (insert_interval, 1.5B: passed as the one, failed as the other).
+        # It costs one prompt's prefill; sampled (repair) requests keep the cache.
+        cache = self.cache_prompt and bool(sampling.temperature)
         with self._lock:
             engine = self._engine(sampling)  # raises ModelError as it is, unwrapped
             try:
                 data = engine.handle_chat_completions(
-                    chat_request(messages, sampling, cache_prompt=self.cache_prompt))
+                    chat_request(messages, sampling, cache_prompt=cache))
             except (ValueError, RuntimeError) as exc:
                 raise ModelError(f"llama.cpp rejected the request: {exc}") from None
         return generation_from_response(data, where=f"llama.cpp ({self.name})")

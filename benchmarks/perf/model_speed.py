@@ -217,7 +217,8 @@ def prefill(model: LlamaCppModel | MLXModel, tokens: int) -> None:
         answer = model.generate(first, sampling)
         round2 = [*first, Message(role="assistant", content=answer.text),
                   Message(role="user", content=ERROR)]
-        g = model.generate(round2, Sampling(max_tokens=1))
+        # Sampled, as the loop's repair rounds are: a greedy request is prefilled whole.
+        g = model.generate(round2, Sampling(max_tokens=1, temperature=0.3, seed=0))
         prefilled = g.prompt_tokens - g.cached_tokens
         label = "with cache reuse   " if cache else "without cache reuse"
         print(f"  {label} {prefilled:5d} of {g.prompt_tokens} prefilled "
