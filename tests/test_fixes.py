@@ -584,3 +584,12 @@ def test_a_receiver_is_kept_when_the_method_may_write_through_it():
                    "return t.other()", "return use(t)"):
         assert edits(writes) == [], writes
     assert edits("return t.n", lock=True) == []  # a copied lock is no lock
+    # A result type's braces are not the body: the write after them still counts.
+    typ = "type T struct{ n int }\n\n"
+    msg = ("cannot use T{} (value of struct type T) as I value in return statement: "
+           "T does not implement I (method M has pointer receiver)")
+    d = Diagnostic(file="x_test.go", line=1, column=1, message=msg, kind=Kind.compile)
+    assert receiver_edits(f"package p\n\n{typ}func (t *T) M() interface{{}} "
+                          "{ t.n = 1; return nil }\n", [d]) == []
+    assert receiver_edits(f"package p\n\n{typ}func (t *T) M() interface{{}} "
+                          "{ return t.n }\n", [d])

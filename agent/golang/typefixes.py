@@ -523,12 +523,16 @@ def _body_tokens(src: str, at: int) -> list[Token] | None:
     toks = tokenize(src[at:])
     depth, start = 1, None
     for i, t in enumerate(toks):
-        if t.text in "([" and start is None:
-            depth += 1
-        elif t.text in ")]" and start is None:
-            depth -= 1
-        elif t.text == "{" and depth == 0 and start is None:
-            start, depth = i, 1
+        if start is None:
+            # Before the body: parameters, results, and the braces of a result type
+            # (`interface{}`, `struct{…}`), which are no body.
+            if t.text in "([" or (t.text == "{" and i and toks[i - 1].text in (
+                    "interface", "struct")):
+                depth += 1
+            elif t.text in ")]}":
+                depth -= 1
+            elif t.text == "{" and depth == 0:
+                start, depth = i, 1
             continue
         if start is not None:
             depth += (t.text == "{") - (t.text == "}")
