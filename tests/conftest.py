@@ -6,8 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from agent.golang.fixes import FIX_NAMES
+from agent.loop.config import LoopConfig
+from agent.loop.problem import problem_from_task
+from agent.loop.repair import RepairLoop
+from agent.loop.trajectory import Trajectory
 from agent.models.base import Generation, Message, Sampling
 from agent.models.replay import ReplayModel
+from agent.tasks.spec import TaskSpec
 from tools.go import ToolchainError, find_toolchain
 
 try:
@@ -42,3 +48,17 @@ class Recorder(ReplayModel):
     def generate(self, messages: list[Message], sampling: Sampling) -> Generation:
         self.prompts.append(list(messages))
         return super().generate(messages, sampling)
+
+
+def wrong_then_reference(task: TaskSpec, wrong: str, off: tuple[str, ...] = ()):
+    """One repair loop on `task`: round 1 answers `wrong`, round 2 the reference.
+
+    Every fix is on except those named in `off`, with one candidate a round, so the
+    second prompt is the repair request built from the first answer.
+    """
+    good = "```go\n" + task.with_package(task.reference or "") + "```\n"
+    model = Recorder(["```go\n" + wrong + "```\n", good])
+    config = LoopConfig(fixes=[f for f in FIX_NAMES if f not in off], candidates=1)
+    traj = Trajectory()
+    result = RepairLoop(model, config).run(problem_from_task(task), traj)
+    return result, model, traj

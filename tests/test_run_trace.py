@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import os
 
-from conftest import Recorder, needs_go
+from conftest import needs_go, wrong_then_reference
 
-from agent.golang.fixes import FIX_NAMES
 from agent.golang.trace import describe
 from agent.loop.checker import Suite
-from agent.loop.config import LoopConfig
-from agent.loop.problem import problem_from_task
-from agent.loop.repair import RepairLoop
-from agent.loop.trajectory import Trajectory
 from agent.tasks.harness import TaskHarness
 from agent.tasks.spec import TaskSpec
 from tools.diagnostics import CoverBlock
@@ -109,18 +104,9 @@ def test_a_profile_that_is_a_link_or_too_big_is_ignored(tmp_path):
     assert read_profile(tmp_path) == []
 
 
-def _loop(off: tuple[str, ...] = ()):
-    good = "```go\n" + TASK.with_package(TASK.reference or "") + "```\n"
-    model = Recorder(["```go\n" + WRONG + "```\n", good])
-    config = LoopConfig(fixes=[f for f in FIX_NAMES if f not in off], candidates=1)
-    traj = Trajectory()
-    result = RepairLoop(model, config).run(problem_from_task(TASK), traj)
-    return result, model, traj
-
-
 @needs_go
 def test_the_repair_request_says_where_the_failing_test_went():
-    result, model, traj = _loop()
+    result, model, traj = wrong_then_reference(TASK, WRONG)
     assert result.solved and result.solved_at_round == 2
     prompt = model.prompts[1][-1].content
     assert "What your code did when TestSignExample ran" in prompt
@@ -132,7 +118,7 @@ def test_the_repair_request_says_where_the_failing_test_went():
 
 @needs_go
 def test_switched_off_the_request_has_no_trace():
-    result, model, traj = _loop(off=("run-trace",))
+    result, model, traj = wrong_then_reference(TASK, WRONG, off=("run-trace",))
     assert result.solved and result.solved_at_round == 2
     assert "What your code did" not in model.prompts[1][-1].content
     assert not [e for e in traj.events if e["event"] == "trace"]

@@ -3,7 +3,7 @@ repair request shows what each line computed before the failure."""
 
 from __future__ import annotations
 
-from conftest import Recorder, needs_go
+from conftest import Recorder, needs_go, wrong_then_reference
 
 from agent.golang import values
 from agent.golang.fixes import FIX_NAMES
@@ -116,18 +116,9 @@ def test_a_forged_print_names_no_line_of_the_code():
         "line 12: `s = (s + delta) % 60` → s = 99"]
 
 
-def _loop(off: tuple[str, ...] = ()):
-    good = "```go\n" + TASK.with_package(TASK.reference or "") + "```\n"
-    model = Recorder(["```go\n" + WRONG + "```\n", good])
-    config = LoopConfig(fixes=[f for f in FIX_NAMES if f not in off], candidates=1)
-    traj = Trajectory()
-    result = RepairLoop(model, config).run(problem_from_task(TASK), traj)
-    return result, model, traj
-
-
 @needs_go
 def test_the_repair_request_shows_the_values_before_the_failure():
-    result, model, traj = _loop()
+    result, model, traj = wrong_then_reference(TASK, WRONG)
     assert result.solved and result.solved_at_round == 2
     prompt = model.prompts[1][-1].content
     assert "The values your code computed in TestAddSecondsExample before it failed:" in prompt
@@ -140,7 +131,7 @@ def test_the_repair_request_shows_the_values_before_the_failure():
 
 @needs_go
 def test_switched_off_the_request_has_no_values_and_keeps_the_trace():
-    result, model, _ = _loop(off=("run-values",))
+    result, model, _ = wrong_then_reference(TASK, WRONG, off=("run-values",))
     assert result.solved
     prompt = model.prompts[1][-1].content
     assert "The values your code computed" not in prompt

@@ -442,8 +442,10 @@ def apply_fixes(
 
     # A method that needs no pointer receiver is declared on the value: that fixes every
     # use at once, in files no fix may touch (the tests) too; `&` at each use is not needed.
-    on_value = {e.receiver for name in out if "conversions" in on
-                and not name.endswith("_test.go") for e in receiver_edits(out[name], diagnostics)}
+    found = {name: edits for name in out
+             if "conversions" in on and not name.endswith("_test.go")
+             and (edits := receiver_edits(out[name], diagnostics))}
+    on_value = {e.receiver for edits in found.values() for e in edits}
     located = {name: [d for d in diags if pointer_needed(d.message) not in on_value]
                for name, diags in located.items()}
     # Position-based edits first, together, while the positions are still the compiler's.
@@ -452,7 +454,8 @@ def apply_fixes(
         if done:
             out[name] = src
             fixes += [AppliedFix(name=e.fix, file=name, detail=e.detail) for e in done]
-    for name in [n for n in out if on_value and not n.endswith("_test.go")]:
+    for name in found:
+        # Found again: the position edits above may have moved the method.
         src, done = apply_checked(out[name], receiver_edits(out[name], diagnostics))
         if done:
             out[name] = src

@@ -262,10 +262,10 @@ def describe(files: dict[str, str], values: list[Value]) -> list[str]:
     """`line 12: \\`n := a % 60\\` → n = 15`, one per line that printed, in the order the
     lines first ran; a line that ran many times shows its first values and its last.
     Only lines that are assignments of `files` count: a forged print names no such line."""
+    lines = {name: points(src) for name, src in files.items() if name.endswith(".go")}
     by_line: dict[tuple[str, int], list[Value]] = {}
     for v in values:
-        src = files.get(v.file)
-        if src is not None and v.line in points(src):
+        if v.line in lines.get(v.file, {}):
             by_line.setdefault((v.file, v.line), []).append(v)
     several = len({f for f, _ in by_line}) > 1
     out = []
