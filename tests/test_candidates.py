@@ -29,7 +29,7 @@ from agent.models.openai import OpenAIModel
 from agent.tasks.harness import TaskHarness
 from tests.conftest import needs_go
 from tests.test_bench_run import make_suite
-from tests.test_loop import GOOD, HALF, LOW_ONLY, OFF_BY_ONE, TASK, TYPE_ERROR, UNUSED_IMPORT
+from tests.test_loop import GOOD, HALF, LOW_ONLY, NEGATED_HI, TASK, TYPE_ERROR, UNUSED_IMPORT
 from tests.test_loop import Recorder as _Recorder
 
 pytestmark = needs_go
@@ -120,7 +120,7 @@ def test_a_passing_candidate_solves_the_round_and_every_answer_counts():
 
 
 def test_no_more_answers_are_asked_for_once_one_passes():
-    result, model, traj = run([NO_BUILD, GOOD, LOW_ONLY, OFF_BY_ONE], candidates=4)
+    result, model, traj = run([NO_BUILD, GOOD, LOW_ONLY, NEGATED_HI], candidates=4)
     assert result.solved and model.calls == 2  # the 3rd and 4th answers never generated
     rec = result.rounds_detail[0]
     assert (rec.candidates, rec.chosen) == (2, 1)
@@ -145,7 +145,7 @@ def test_identical_candidates_are_checked_once():
 
 def test_different_candidates_are_each_checked():
     checker = CountingChecker(TaskHarness(TASK))
-    result, _, _ = run([LOW_ONLY, OFF_BY_ONE], checker=checker, candidates=2, max_rounds=1)
+    result, _, _ = run([LOW_ONLY, NEGATED_HI], checker=checker, candidates=2, max_rounds=1)
     assert checker.calls == [Suite.visible, Suite.visible]
     assert result.rounds_detail[0].distinct == 2
 
@@ -172,7 +172,7 @@ def test_repair_candidates_sample_on_a_ladder_up_to_the_resampling_temperature()
     # Round 1: greedy, then the resampling temperature. Round 2 (a repair): candidate 0 at
     # the repair temperature, the others spread up to the resampling temperature, so a
     # model sure of the file it was shown cannot hand it back to every candidate.
-    answers = [LOW_ONLY, LOW_ONLY_AGAIN, NO_BUILD, OFF_BY_ONE, LOW_ONLY, GOOD]
+    answers = [LOW_ONLY, LOW_ONLY_AGAIN, NO_BUILD, NEGATED_HI, LOW_ONLY, GOOD]
     result, model, _ = run(answers, candidates=3, max_rounds=2)
     assert result.solved_at_round == 2
     assert [s.temperature for s in model.samplings] == [0.0, 0.7, 0.7, 0.3, 0.5, 0.7]
@@ -188,7 +188,7 @@ def test_repair_candidates_sample_on_a_ladder_up_to_the_resampling_temperature()
 
 def test_a_copied_repair_sends_the_rest_of_the_round_to_the_task_afresh():
     # Round 1 keeps LOW_ONLY (it compiles); round 2's first candidate hands it back.
-    answers = [LOW_ONLY, LOW_ONLY_AGAIN, NO_BUILD, LOW_ONLY, OFF_BY_ONE, GOOD]
+    answers = [LOW_ONLY, LOW_ONLY_AGAIN, NO_BUILD, LOW_ONLY, NEGATED_HI, GOOD]
     result, model, traj = run(answers, candidates=3, max_rounds=2)
     assert result.solved_at_round == 2 and result.rounds_detail[1].chosen == 2
     repair, afresh = model.prompts[3], model.prompts[4]
@@ -215,7 +215,7 @@ def test_a_copy_that_differs_only_where_the_fixes_act_is_a_copy():
     # same code with another unused import: new text, the same code once fixed.
     fmt = LOW_ONLY.replace("package sandbox\n", 'package sandbox\n\nimport "fmt"\n', 1)
     strs = LOW_ONLY.replace("package sandbox\n", 'package sandbox\n\nimport "strings"\n', 1)
-    answers = [fmt, fmt, fmt, strs, OFF_BY_ONE, GOOD]
+    answers = [fmt, fmt, fmt, strs, NEGATED_HI, GOOD]
     result, model, traj = run(answers, candidates=3, max_rounds=2)
     assert result.solved_at_round == 2
     assert [e["after"] for e in events(traj, "ask_afresh")] == [0]
@@ -226,7 +226,7 @@ def test_a_repair_that_fails_as_the_last_round_did_sends_the_rest_afresh():
     # Round 2's first candidate is new code with round 1's failure, message for message.
     same = LOW_ONLY.replace("\tif x < lo {\n\t\treturn lo\n\t}\n",
                             "\tif lo > x {\n\t\tx = lo\n\t}\n")
-    answers = [LOW_ONLY, LOW_ONLY, LOW_ONLY, same, OFF_BY_ONE, GOOD]
+    answers = [LOW_ONLY, LOW_ONLY, LOW_ONLY, same, NEGATED_HI, GOOD]
     result, model, traj = run(answers, candidates=3, max_rounds=2)
     assert result.solved_at_round == 2
     assert [len(p) for p in model.prompts[3:]] == [4, 2, 2]
@@ -242,7 +242,7 @@ def test_a_round_that_asked_afresh_already_is_not_switched_again():
     # Round 3 after a copy is a restart (no code shown): a candidate equal to earlier code
     # there is a fresh sample that happens to repeat, not a refused repair.
     answers = [LOW_ONLY, LOW_ONLY, LOW_ONLY, LOW_ONLY, LOW_ONLY, LOW_ONLY,
-               LOW_ONLY, OFF_BY_ONE, GOOD]
+               LOW_ONLY, NEGATED_HI, GOOD]
     result, model, traj = run(answers, candidates=3, max_rounds=3)
     assert result.solved_at_round == 3
     assert [e["round"] for e in events(traj, "ask_afresh")] == [2]

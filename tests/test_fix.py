@@ -140,13 +140,13 @@ def test_the_users_code_shows_its_values_and_is_written_without_our_prints(tmp_p
     # prints live only in the sandbox's copy, never in the user's file.
     halved = BROKEN.replace("return a + b +", "s := (a + b) / 2\n\treturn s")
     target = make_module(tmp_path / "m", source=halved)
-    answer = halved.replace("(a + b) / 2", "a*b + 1")
+    answer = halved.replace("(a + b) / 2", "a * b * 2")  # no one-token change fixes it
     code, out, events = run_fix(tmp_path, [str(target), "--yes"],
                                 [fence(answer), fence(FIXED)])
     assert code == 0, out
     assert target.read_text() == FIXED
     prompt = [e for e in events if e["event"] == "request"][1]["messages"][-1]["content"]
-    assert "- line 6: `s := a*b + 1` → s = 7" in prompt
+    assert "- line 6: `s := a * b * 2` → s = 12" in prompt
     assert not [p for p in (tmp_path / "m").rglob("*") if p.is_file()
                 and b"guildValue" in p.read_bytes()]
 

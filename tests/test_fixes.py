@@ -191,7 +191,7 @@ def test_apply_fixes_switches_and_matching():
                                           "spread", "switch-on-copy", "explain-panics",
                                           "probe-edges", "go-pitfalls", "run-trace",
                                           "type-facts", "rewrite-body", "switch-on-same",
-                                          "run-values")
+                                          "run-values", "one-token")
     assert FIX_NAMES[:len(FIX_KINDS)] == FIX_KINDS
     assert apply_fixes({"pkg/a.go": src}, diags, ["grounding"]) == ({"pkg/a.go": src}, [])
 

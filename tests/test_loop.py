@@ -235,7 +235,8 @@ def test_answer_cut_by_a_test_stop_before_any_code_is_asked_again():
 # Fails the visible test too (never clamps from above), but is different code from HALF.
 LOW_ONLY = ("```go\npackage sandbox\n\nfunc Clamp(x, lo, hi int) int {\n\tif x < lo {\n"
             "\t\treturn lo\n\t}\n\treturn x\n}\n```\n")
-OFF_BY_ONE = LOW_ONLY.replace("\treturn x\n", "\tif x > hi {\n\t\treturn hi - 1\n\t}\n"
+# Fails differently, and no one-token change (one-token) fixes it.
+NEGATED_HI = LOW_ONLY.replace("\treturn x\n", "\tif x > hi {\n\t\treturn -hi\n\t}\n"
                               "\treturn x\n", 1)
 
 
@@ -248,26 +249,26 @@ def _kinds_of_prompts(model: Recorder) -> list[str]:
 def test_after_a_copy_later_rounds_resample_instead_of_repairing():
     # Round 2 copies round 1 (stuck → restart); round 3 is new code that fails differently:
     # with the default policy round 4 is a fresh sample, not a repair of round 3.
-    result, model, traj = run([LOW_ONLY, LOW_ONLY, OFF_BY_ONE, GOOD], max_rounds=4)
+    result, model, traj = run([LOW_ONLY, LOW_ONLY, NEGATED_HI, GOOD], max_rounds=4)
     assert result.solved_at_round == 4
     assert _kinds_of_prompts(model) == ["repair", "restart", "restart"]
     assert [e["round"] for e in traj.events if e["event"] == "copies"] == [2]
     restart = model.prompts[3][-1].content
     assert "Earlier attempts at this task failed" in restart
-    assert "hi - 1" not in model.seen()  # the code it would copy is not shown again
+    assert "-hi" not in model.seen()  # the code it would copy is not shown again
 
 
 def test_after_copy_repair_keeps_the_conversation():
-    result, model, traj = run([LOW_ONLY, LOW_ONLY, OFF_BY_ONE, GOOD], max_rounds=4,
+    result, model, traj = run([LOW_ONLY, LOW_ONLY, NEGATED_HI, GOOD], max_rounds=4,
                               after_copy="repair")
     assert result.solved_at_round == 4
     assert _kinds_of_prompts(model) == ["repair", "restart", "repair"]
-    assert "hi - 1" in model.prompts[3][-2].content  # round 3's code, to be edited
+    assert "-hi" in model.prompts[3][-2].content  # round 3's code, to be edited
     assert not any(e["event"] == "copies" for e in traj.events)
 
 
 def test_a_model_that_edits_keeps_repairing():
-    result, model, _ = run([LOW_ONLY, OFF_BY_ONE, GOOD], max_rounds=3)
+    result, model, _ = run([LOW_ONLY, NEGATED_HI, GOOD], max_rounds=3)
     assert result.solved_at_round == 3
     assert _kinds_of_prompts(model) == ["repair", "repair"]
 

@@ -29,8 +29,10 @@ def _requests(events: list[dict]) -> list[str]:
 
 def test_fix_asks_for_the_copied_function_with_its_body_left_out(tmp_path: Path) -> None:
     target = make_module(tmp_path / "m", source=WRONG)
-    # Round 1 hands the user's file back unchanged; round 2 may only write Add anew.
-    code, out, events = run_fix(tmp_path, [str(target), "--yes"], [fence(WRONG), ADD_ONLY])
+    # Round 1 hands the user's file back unchanged; round 2 may only write Add anew. (A
+    # one-token change, `-` → `+`, would fix it before the model is asked again.)
+    code, out, events = run_fix(tmp_path, [str(target), "--yes", "--no-fix", "one-token"],
+                                [fence(WRONG), ADD_ONLY])
     assert code == 0, out
     first, second = _requests(events)[:2]
     assert "return a - b" in first
@@ -45,7 +47,8 @@ def test_fix_asks_for_the_copied_function_with_its_body_left_out(tmp_path: Path)
 
 def test_switched_off_the_copied_body_is_shown_again(tmp_path: Path) -> None:
     target = make_module(tmp_path / "m", source=WRONG)
-    code, out, events = run_fix(tmp_path, [str(target), "--yes", "--no-fix", "rewrite-body"],
+    code, out, events = run_fix(tmp_path, [str(target), "--yes", "--no-fix", "rewrite-body",
+                                            "--no-fix", "one-token"],
                                 [fence(WRONG), fence(FIXED)])
     assert code == 0, out
     second = _requests(events)[1]
@@ -123,7 +126,9 @@ def test_the_function_the_failure_names_is_chosen_over_the_first_one_called():
     model = Recorder(["```go\npackage sandbox\n\n" + STACK + "```\n",
                       "```go\nfunc (s *Stack) Pop() int {\n\tx := s.xs[len(s.xs)-1]\n"
                       "\ts.xs = s.xs[:len(s.xs)-1]\n\treturn x\n}\n```\n"])
-    result = RepairLoop(model, LoopConfig(fixes=list(FIX_NAMES))).run(
+    # `xs[0]` → `xs[1]` passes this one test: one-token is off, to see the request.
+    fixes = [f for f in FIX_NAMES if f != "one-token"]
+    result = RepairLoop(model, LoopConfig(fixes=fixes)).run(
         problem_from_task(STACK_TASK), Trajectory())
     assert result.solved
     text = model.prompts[1][-1].content

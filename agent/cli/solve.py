@@ -137,6 +137,10 @@ class RoundPrinter:
               "the task afresh")
         elif kind == "error":
             p(f"  [red]model error[/]: {escape(ev['message'])}")
+        elif kind == "one_token":
+            kept = (f"[green]kept[/] {escape(ev['kept'])}" if ev["kept"] else "none passes")
+            p(f"  [blue]one-token changes[/]: {ev['tried']} of {ev['candidates']} tried in "
+              f"{ev['seconds']:.1f}s, {kept}")
         elif kind in ("trace", "values") and ev["lines"]:
             what = "where the code went" if kind == "trace" else "values before the failure"
             p(f"  [blue]{kind}[/] {escape(ev['test'])}: {what}, {len(ev['lines'])} line(s)")

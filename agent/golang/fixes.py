@@ -39,11 +39,12 @@ FIX_KINDS = ("gofmt", "unused-imports", "missing-imports", *EDIT_FIXES, "spec-de
 # never-worse keeps a fix only when the check improves, grounding adds facts from `go doc`,
 # repeat-lines names the failing lines an answer wrote again, run-trace where a failing
 # test went in the code, type-facts the Go idiom a type error calls for, rewrite-body
-# asks anew for a given function the model hands back unchanged (agent/loop/).
+# asks anew for a given function the model hands back unchanged, one-token tries each
+# one-token change to the lines the tests ran (agent/loop/).
 LEVERS = ("never-worse", "grounding", "signatures", "repeat-lines", "code-first",
           "hidden-resample", "spread", "switch-on-copy", "explain-panics",
           "probe-edges", "go-pitfalls", "run-trace", "type-facts",
-          "rewrite-body", "switch-on-same", "run-values")
+          "rewrite-body", "switch-on-same", "run-values", "one-token")
 FIX_NAMES = (*FIX_KINDS, *LEVERS)
 
 # Package name → import path, for names that identify one standard-library package.

@@ -55,6 +55,20 @@ def _ranges(lines: list[int], code: list[str]) -> str:
     return shown + (", …" if len(spans) > MAX_SPANS else "")
 
 
+def ran_lines(files: dict[str, str], blocks: list[CoverBlock]) -> dict[str, set[int]]:
+    """File → the lines of its functions that ran at least once (not test files)."""
+    out: dict[str, set[int]] = {}
+    for name, src in files.items():
+        if name.endswith("_test.go") or not name.endswith(".go"):
+            continue
+        last = src.count("\n") + 1
+        ran = {n for b in _owner(blocks, name) if b.count
+               for n in range(b.start, min(b.end, last) + 1)}
+        if ran:
+            out[name] = ran
+    return out
+
+
 def describe(files: dict[str, str], blocks: list[CoverBlock], test: str) -> Trace | None:
     """Where the code went in `test`: the returns that ran and the lines that did not,
     in the functions the test reached. None when the profile says nothing usable."""

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
-from agent.golang import pitfalls, probe, trace, values
+from agent.golang import mutants, pitfalls, probe, trace, values
 from agent.golang.extract import DEFAULT_FILE, Extraction, FormatError, extract_code
 from agent.golang.feedback import summary_line
 from agent.golang.fixes import FIX_KINDS, apply_fixes
@@ -53,6 +53,7 @@ from tools.diagnostics import CheckResult, Kind
 from tools.gofmt import gofmt_source
 
 MAX_PROBE_LINES = 8  # calls that panicked or hung, shown after a probe
+MUTANT_SECONDS = 60.0  # the most one answer's one-token search may take
 COMPILE_ONLY = "^$"  # a -run pattern matching no test: build and vet only
 # What a restart after a hidden-test failure is told: the fact, and the usual suspects.
 HIDDEN_FAIL_NOTE = ("the code passed the tests shown but failed other tests of the task; "
@@ -294,6 +295,8 @@ class RepairLoop:
 
     def _conclude(self, st: RunState, rnd: int, j: Judged) -> None:
         """End the run on a verdict, or learn from the failure and ask again."""
+        if self.config.lever("one-token") and not j.fb.passed:
+            j = self._one_token(st, rnd, j)
         rec, result = st.rec, st.result
         st.current = j.proposed
         rec.dropped = j.ext.dropped
@@ -339,6 +342,52 @@ class RepairLoop:
         rec.summary = summary_line(fb)
         st.history.append(f"round {rnd}: {rec.summary}")
         self._next(st, rnd, j.ext, j.files, fb, j.applied)
+
+    def _one_token(self, st: RunState, rnd: int, j: Judged) -> Judged:
+        """Code that builds and fails tests, tried with each one-token change to the
+        lines the tests ran (`<` → `<=`, `n` → `n - 1`, …): the first change with which
+        every test the loop may see passes is kept, as a fix is. Repair runs only (single
+        shot stays one answer), once for each distinct code."""
+        fb = j.fb
+        if (st.rounds_cap < 2 or j.run is not None or st.mode is FeedbackMode.compile
+                or not fb.built or not fb.failed_tests or any(
+                    d.kind in (Kind.compile, Kind.vet, Kind.limit) for d in fb.diagnostics)):
+            return j
+        digest = _digest(j.files)
+        if digest in st.mutated:
+            return j
+        st.mutated.add(digest)
+        suite = Suite.all if st.mode is FeedbackMode.all else Suite.visible
+        own = {n: c for n, c in j.files.items()
+               if n not in st.problem.support_files and n not in st.problem.visible_tests}
+        t0 = time.monotonic()
+        cover = st.checker.check(j.files, suite, cover=True)
+        found = mutants.mutants(own, trace.ran_lines(own, cover.coverage))
+        tried, kept = 0, None
+        for m in found:
+            if time.monotonic() - t0 > MUTANT_SECONDS:
+                break
+            tried += 1
+            res = st.checker.check({**j.files, m.file: m.source}, suite)
+            if res.passed:
+                kept = m, res
+                break
+        seconds = time.monotonic() - t0
+        st.rec.check_seconds += seconds
+        self._emit(st.traj, "one_token", round=rnd, candidates=len(found), tried=tried,
+                   kept=kept[0].text() if kept else None, seconds=round(seconds, 3))
+        if kept is None:
+            return j
+        m, fb = kept
+        files = {**j.files, m.file: m.source}
+        verdict = fb
+        if suite is not Suite.all:
+            verdict = st.checker.check(files, Suite.all)
+            self._emit(st.traj, "check", round=rnd, suite="all", stage="verdict",
+                       result=verdict.public())
+        fix = f"one-token {m.text()}"
+        return dataclasses.replace(j, files=files, fb=fb, verdict=verdict,
+                                   fixes=[*j.fixes, fix], applied=[*j.applied, fix])
 
     def _hidden_fail_request(self, st: RunState, rnd: int, j: Judged) -> Request | None:
         """After the examples pass and other tests fail, what can be learned without the
@@ -795,6 +844,7 @@ class RunState:
     follow: list[Message] = field(default_factory=list)  # answer + feedback after the task
     history: list[str] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
+    mutated: set[str] = field(default_factory=set)  # digests one-token changes were tried on
     last_sig: str | None = None
     copies: bool = False  # the model answered a repair prompt with code it wrote before
     rewritten: set[str] = field(default_factory=set)  # functions asked for anew (rewrite-body)

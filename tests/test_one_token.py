@@ -1,0 +1,140 @@
+"""one-token: each one-token change to the lines the tests ran, tried by the toolchain."""
+
+from __future__ import annotations
+
+from conftest import Recorder, needs_go, wrong_then_reference
+
+from agent.golang import mutants
+from agent.golang.fixes import FIX_NAMES
+from agent.loop.config import LoopConfig
+from agent.loop.problem import problem_from_task
+from agent.loop.repair import RepairLoop
+from agent.loop.trajectory import Trajectory
+from agent.tasks.spec import TaskSpec
+
+TASK = TaskSpec(
+    id="page_of",
+    prompt=("Write a Go function\n\n    func Page(items []int, page, size int) []int\n\n"
+            "that returns page number `page` of items, `size` items a page. Pages are "
+            "numbered from 1; a page past the end is empty (nil)."),
+    visible_tests=('import (\n\t"reflect"\n\t"testing"\n)\n\n'
+                   'func TestPageExample(t *testing.T) {\n'
+                   '\tif got := Page([]int{1, 2, 3, 4, 5}, 1, 2); '
+                   '!reflect.DeepEqual(got, []int{1, 2}) {\n'
+                   '\t\tt.Errorf("Page(1..5, 1, 2) = %v, want [1 2]", got)\n\t}\n}\n'),
+    tests=('import (\n\t"reflect"\n\t"testing"\n)\n\n'
+           'func TestPage(t *testing.T) {\n'
+           '\tif got := Page([]int{1, 2, 3, 4, 5}, 3, 2); !reflect.DeepEqual(got, []int{5}) {\n'
+           '\t\tt.Fail()\n\t}\n'
+           '\tif got := Page([]int{1, 2, 3}, 4, 1); got != nil {\n\t\tt.Fail()\n\t}\n}\n'),
+    reference=('func Page(items []int, page, size int) []int {\n'
+               '\tstart := (page - 1) * size\n\tif start >= len(items) {\n\t\treturn nil\n\t}\n'
+               '\treturn items[start:min(start+size, len(items))]\n}\n'),
+)
+# Pages taken as numbered from 0: one name off by one.
+WRONG = '''package sandbox
+
+// Page returns page `page` of items ("<=" in a comment is no operator).
+func Page(items []int, page, size int) []int {
+	start := page * size
+	if start >= len(items) {
+		return nil
+	}
+	return items[start:min(start+size, len(items))]
+}
+'''
+
+
+def test_changes_stay_on_the_lines_that_ran_and_come_likeliest_first():
+    found = mutants.mutants({"solution.go": WRONG}, {"solution.go": {5, 6}})
+    assert found, "the lines hold a comparison, names and arithmetic"
+    assert {m.line for m in found} == {5, 6}
+    assert found[0].after == "\tif start > len(items) {"  # a comparison's bound first
+    assert "\tstart := (page - 1) * size" in [m.after for m in found]
+    for m in found:  # one token changed, the rest of the file as it was
+        assert m.source.replace(m.after, m.before, 1) == WRONG
+        assert "//" not in m.after
+    # The declared name is not changed, nor the comment's "<=".
+    assert not any(m.after.startswith("\t(start") for m in found)
+    assert mutants.mutants({"solution.go": WRONG}, {"solution.go": {3}}) == []
+
+
+def test_the_count_is_capped():
+    src = "package p\n\nfunc F(a, b int) bool {\n" + "\treturn a < b && a+1 > b-2\n" * 30 + "}\n"
+    lines = {"p.go": set(range(4, 34))}
+    assert len(mutants.mutants({"p.go": src}, lines)) == mutants.MAX_MUTANTS
+    assert len(mutants.mutants({"p.go": src}, lines, limit=5)) == 5
+
+
+@needs_go
+def test_an_off_by_one_answer_is_repaired_without_asking_again():
+    result, model, traj = wrong_then_reference(TASK, WRONG)
+    assert result.solved and result.solved_at_round == 1
+    assert len(model.prompts) == 1  # the second answer was never needed
+    assert "(page - 1) * size" in result.files["solution.go"]
+    ev = next(e for e in traj.events if e["event"] == "one_token")
+    assert ev["kept"] == ("solution.go line 5: `start := page * size` → "
+                          "`start := (page - 1) * size`")
+    assert 1 <= ev["tried"] <= ev["candidates"] <= mutants.MAX_MUTANTS
+    assert any(f.startswith("one-token solution.go line 5") for f in
+               result.rounds_detail[0].fixes)
+    assert not result.raw_solved_round1
+
+
+@needs_go
+def test_switched_off_or_single_shot_the_answer_stays_the_models():
+    result, model, traj = wrong_then_reference(TASK, WRONG, off=("one-token",))
+    assert result.solved and result.solved_at_round == 2
+    assert "start := page * size" in model.prompts[1][-2].content  # its own code
+    assert not [e for e in traj.events if e["event"] == "one_token"]
+    # Single shot: one answer, judged as written (after the fixes proper).
+    model = Recorder(["```go\n" + WRONG + "```\n"])
+    config = LoopConfig(fixes=list(FIX_NAMES), candidates=1, max_rounds=1)
+    traj = Trajectory()
+    result = RepairLoop(model, config).run(problem_from_task(TASK), traj)
+    assert not result.solved
+    assert not [e for e in traj.events if e["event"] == "one_token"]
+
+
+@needs_go
+def test_a_change_that_only_passes_some_tests_is_not_kept():
+    # Wrong twice over: 0-based pages and one item too many. No one token fixes both,
+    # so the code is left as written and the model is asked again, shown its own code.
+    wrong = WRONG.replace("start+size", "start+size+1")
+    result, model, traj = wrong_then_reference(TASK, wrong)
+    ev = next(e for e in traj.events if e["event"] == "one_token")
+    assert ev["kept"] is None and ev["tried"] == ev["candidates"] > 0
+    assert result.solved and result.solved_at_round == 2
+    assert "(page - 1)" not in model.prompts[1][-2].content
+    # The same code again is not searched again.
+    assert len([e for e in traj.events if e["event"] == "one_token"]) == 1
+
+
+@needs_go
+def test_a_change_that_passes_the_examples_is_judged_by_every_test():
+    # 0-based pages and no nil past the end: the one-token change passes the example,
+    # the hidden tests still fail, and the next round starts from the changed code.
+    wrong = WRONG.replace("\tif start >= len(items) {\n\t\treturn nil\n\t}\n", "")
+    result, model, traj = wrong_then_reference(TASK, wrong)
+    ev = next(e for e in traj.events if e["event"] == "one_token")
+    assert ev["kept"] and "(page - 1)" in ev["kept"]
+    verdicts = [e for e in traj.events if e["event"] == "check" and e["stage"] == "verdict"]
+    assert verdicts and not verdicts[0]["result"]["passed"]
+    assert not result.rounds_detail[0].passed and result.rounds_detail[0].feedback_passed
+    assert result.solved and result.solved_at_round == 2
+    assert "(page - 1) * size" in model.prompts[1][-2].content
+
+
+def test_fix_writes_the_changed_code_to_the_users_file(tmp_path):
+    from test_fix import FIXED, WRONG, fence, make_module, run_fix
+
+    # The model hands back the user's `a - b`; `-` → `+` passes the package's tests, so
+    # the fix is found without asking again, shown, and written.
+    target = make_module(tmp_path / "m", source=WRONG)
+    code, out, events = run_fix(tmp_path, [str(target), "--yes"], [fence(WRONG), fence(FIXED)])
+    assert code == 0, out
+    assert target.read_text() == FIXED
+    assert len([e for e in events if e["event"] == "request"]) == 1
+    shown = " ".join(out.split())  # the console wraps long lines
+    assert "one-token changes: 5 of 5 tried" in shown
+    assert "kept calc.go line 6: `return a - b` → `return a + b`" in shown
