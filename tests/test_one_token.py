@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from conftest import Recorder, needs_go, wrong_then_reference
 
-from agent.golang import mutants
+from agent.golang import mutants, trace
 from agent.golang.fixes import FIX_NAMES
+from agent.loop.checker import Suite
 from agent.loop.config import LoopConfig
 from agent.loop.problem import problem_from_task
 from agent.loop.repair import RepairLoop
 from agent.loop.trajectory import Trajectory
+from agent.tasks.harness import TaskHarness
 from agent.tasks.spec import TaskSpec
+from tools.diagnostics import Kind
 
 TASK = TaskSpec(
     id="page_of",
@@ -138,3 +141,32 @@ def test_fix_writes_the_changed_code_to_the_users_file(tmp_path):
     shown = " ".join(out.split())  # the console wraps long lines
     assert "one-token changes: 5 of 5 tried" in shown
     assert "kept calc.go line 6: `return a - b` → `return a + b`" in shown
+
+
+SUM_TASK = TaskSpec(
+    id="sum_all", prompt="Write `func Sum(xs []int) int`: the sum of xs.",
+    visible_tests=('import "testing"\n\nfunc TestSumExample(t *testing.T) {\n'
+                   '\tif got := Sum([]int{1, 2, 3}); got != 6 {\n'
+                   '\t\tt.Errorf("Sum = %d, want 6", got)\n\t}\n}\n'),
+    tests='import "testing"\n\nfunc TestSum(t *testing.T) {\n\tif Sum(nil) != 0 {\n'
+          '\t\tt.Fail()\n\t}\n}\n',
+    reference="func Sum(xs []int) int {\n\ts := 0\n\tfor _, x := range xs {\n\t\ts += x\n"
+              "\t}\n\treturn s\n}\n")
+
+
+@needs_go
+def test_a_panicking_test_leaves_no_profile_and_its_function_is_searched():
+    wrong = ("package sandbox\n\nfunc Sum(xs []int) int {\n\ts := 0\n"
+             "\tfor i := 0; i <= len(xs); i++ {\n\t\ts += xs[i]\n\t}\n\treturn s\n}\n")
+    with TaskHarness(SUM_TASK) as h:
+        res = h.check({"solution.go": wrong}, Suite.visible, cover=True)
+    assert any(d.kind is Kind.panic for d in res.diagnostics)
+    assert trace.ran_lines({"solution.go": wrong}, res.coverage) == {}
+    spots = [(d.file, d.line) for d in res.diagnostics if d.file and d.line]
+    assert trace.enclosing_lines({"solution.go": wrong}, spots) == {
+        "solution.go": set(range(2, 10))}  # from the blank line before the declaration
+    result, model, traj = wrong_then_reference(SUM_TASK, wrong)
+    assert result.solved and result.solved_at_round == 1 and len(model.prompts) == 1
+    ev = next(e for e in traj.events if e["event"] == "one_token")
+    assert ev["kept"] == ("solution.go line 5: `for i := 0; i <= len(xs); i++ {` → "
+                          "`for i := 0; i < len(xs); i++ {`")

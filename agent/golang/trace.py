@@ -69,6 +69,20 @@ def ran_lines(files: dict[str, str], blocks: list[CoverBlock]) -> dict[str, set[
     return out
 
 
+def enclosing_lines(files: dict[str, str], spots: list[tuple[str, int]]) -> dict[str, set[int]]:
+    """File → every line of the functions that hold one of `spots` (file, line): where
+    a panic's test left no coverage profile, the functions its stack names."""
+    out: dict[str, set[int]] = {}
+    for name, src in files.items():
+        if name.endswith("_test.go") or not name.endswith(".go"):
+            continue
+        at = {n for f, n in spots if f == name or f.endswith("/" + name)}
+        for _, first, last in _functions(src):
+            if any(first <= n <= last for n in at):
+                out.setdefault(name, set()).update(range(first, last + 1))
+    return out
+
+
 def describe(files: dict[str, str], blocks: list[CoverBlock], test: str) -> Trace | None:
     """Where the code went in `test`: the returns that ran and the lines that did not,
     in the functions the test reached. None when the profile says nothing usable."""

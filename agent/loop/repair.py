@@ -361,8 +361,13 @@ class RepairLoop:
         own = {n: c for n, c in j.files.items()
                if n not in st.problem.support_files and n not in st.problem.visible_tests}
         t0 = time.monotonic()
-        cover = st.checker.check(j.files, suite, cover=True)
-        found = mutants.mutants(own, trace.ran_lines(own, cover.coverage))
+        # The lines the first failing test ran; a test that panicked writes no profile,
+        # so then the functions the diagnostics point into.
+        test = fb.failed_tests[0].name.split("/")[0]
+        cover = st.checker.check(j.files, suite, run=f"^{re.escape(test)}$", cover=True)
+        lines = trace.ran_lines(own, cover.coverage) or trace.enclosing_lines(
+            own, [(d.file, d.line) for d in fb.diagnostics if d.file and d.line])
+        found = mutants.mutants(own, lines)
         tried, kept = 0, None
         for m in found:
             if time.monotonic() - t0 > MUTANT_SECONDS:
