@@ -62,6 +62,18 @@ def test_changes_stay_on_the_lines_that_ran_and_come_likeliest_first():
     assert mutants.mutants({"solution.go": WRONG}, {"solution.go": {3}}) == []
 
 
+def test_conditions_turned_round_come_after_the_bounds_and_numbers():
+    src = ("package p\n\nfunc F(a, b int) bool {\n\tok := true\n"
+           "\tif min(a, b) < 3 && ok {\n\t\treturn false\n\t}\n\treturn a > b\n}\n")
+    found = [(m.line, m.after.strip()) for m in
+             mutants.mutants({"p.go": src}, {"p.go": {4, 5, 6, 8}})]
+    assert found[:2] == [(5, "if min(a, b) <= 3 && ok {"), (8, "return a >= b")]
+    flips = {(4, "ok := false"), (5, "if max(a, b) < 3 && ok {"), (5, "if min(a, b) > 3 && ok {"),
+             (5, "if min(a, b) < 3 || ok {"), (6, "return true"), (8, "return a < b")}
+    assert flips <= set(found)
+    assert max(found.index(f) for f in found[:2]) < min(found.index(f) for f in flips)
+
+
 def test_the_count_is_capped():
     src = "package p\n\nfunc F(a, b int) bool {\n" + "\treturn a < b && a+1 > b-2\n" * 30 + "}\n"
     lines = {"p.go": set(range(4, 34))}

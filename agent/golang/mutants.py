@@ -8,8 +8,9 @@ the loop may see passes with it (agent/loop/repair.py), so it can turn a failing
 into a passing one and never into a worse one.
 
 Only lines that ran in the tests are changed, by kind of slip, most common first:
-comparison bounds, then integer constants and names one off, then `==`/`!=`, `&&`/`||`
-and `+`/`-`. Strings, runes and comments are tokens of their own and never changed.
+comparison bounds, then integer constants and names one off, then a comparison or
+condition turned round (`==`/`!=`, `<`/`>`, `&&`/`||`, `true`/`false`, `min`/`max`), then
+`+`/`-`. Strings, runes and comments are tokens of their own and never changed.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from agent.golang.tokens import Token, tokenize
 MAX_MUTANTS = 48  # at about 0.7 s a check on this machine: half a minute at most
 
 _BOUNDS = {"<": "<=", "<=": "<", ">": ">=", ">=": ">"}
-_FLIPS = {"==": "!=", "!=": "==", "&&": "||", "||": "&&"}
+_FLIPS = {"==": "!=", "!=": "==", "&&": "||", "||": "&&", "<": ">", ">": "<", "<=": ">=",
+          ">=": "<=", "true": "false", "false": "true", "min": "max", "max": "min"}
 _TWO = {"<=", ">=", "==", "!=", "&&", "||", ":=", "+=", "-=", "*=", "/=", "%=", "++", "--",
         "<<", ">>", "<-", "&^", "|=", "&=", "^="}
 # Names a ±1 can never make sense of, and those whose change a test cannot tell apart.
@@ -90,7 +92,7 @@ def _changes(toks: list[Token], i: int) -> Iterator[tuple[int, str]]:
           and (prev in _NUMERIC_CONTEXT or nxt in _NUMERIC_CONTEXT)):
         yield 2, f"({t.text} - 1)"
         yield 2, f"({t.text} + 1)"
-    elif t.kind == "op" and t.text in _FLIPS:
+    if t.text in _FLIPS and prev != "." and (t.kind == "op" or nxt != ":="):
         yield 3, _FLIPS[t.text]
     elif (t.kind == "op" and t.text in ("+", "-") and i and (  # binary, not a sign
             (toks[i - 1].kind in ("ident", "number") and prev not in _KEYWORDS)
