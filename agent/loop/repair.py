@@ -370,7 +370,7 @@ class RepairLoop:
         found = mutants.mutants(own, lines)
         tried, kept = 0, None
         for m in found:
-            if time.monotonic() - t0 > MUTANT_SECONDS:
+            if time.monotonic() - t0 > MUTANT_SECONDS or st.spent() == "time":
                 break
             tried += 1
             res = st.checker.check({**j.files, m.file: m.source}, suite)
