@@ -99,7 +99,8 @@ def fence(code: str) -> str:
     return f"```go\npackage sandbox\n\n{code}\n```\n"
 
 
-WRONG_ADD = fence("func Add(a, b int) int { return a - b }")
+# Wrong in a way no one-token change fixes (`a - b` would become `a + b`).
+WRONG_ADD = fence("func Add(a, b int) int { return a * b }")
 GOOD_ADD = fence("func Add(a, b int) int { return a + b }")
 NO_CODE = "I am not able to write that function."
 COMPILE_NEG = fence("func Neg(x int) int { return y }")

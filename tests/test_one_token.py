@@ -182,3 +182,23 @@ def test_a_panicking_test_leaves_no_profile_and_its_function_is_searched():
     ev = next(e for e in traj.events if e["event"] == "one_token")
     assert ev["kept"] == ("solution.go line 5: `for i := 0; i <= len(xs); i++ {` → "
                           "`for i := 0; i < len(xs); i++ {`")
+
+
+def test_bench_single_shot_read_off_round_one_does_not_count_the_change(tmp_path):
+    import yaml
+    from test_bench_run import fence, invoke, make_suite, summary_of
+
+    # Greedy repair's round 1 is the single shot's answer; `a - b` → `a + b` passes it in
+    # round 1 of repair, and the single shot stays a failure.
+    suite = make_suite(tmp_path, ["add"])
+    script = tmp_path / "script.yaml"
+    script.write_text(yaml.safe_dump({"responses": [
+        fence("func Add(a, b int) int { return a - b }")]}))
+    out = tmp_path / "run"
+    res = invoke([str(suite), "--replay", str(script), "--modes", "single,repair",
+                  "--max-rounds", "2", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    s = summary_of(out)
+    assert s["modes"]["repair"]["solved_by_round"]["1"] == 1
+    assert s["modes"]["single"]["solved"] == 0
+    assert s["modes"]["single"]["first_failures"] == {"test-failure": 1}

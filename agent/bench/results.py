@@ -136,7 +136,8 @@ def single_from_repair(rec: AttemptRecord) -> AttemptRecord:
     """The single-shot attempt contained in a greedy repair attempt: its first round."""
     r = rec.result
     first = r.rounds_detail[0] if r.rounds_detail else None
-    solved = bool(first and first.passed)
+    # A change one-token made is the loop's, not the single shot's.
+    solved = bool(first and first.passed and first.one_token is None)
     tokens = TokenUsage(prompt=first.prompt_tokens, cached=first.cached_tokens,
                         completion=first.completion_tokens) if first else TokenUsage()
     result = r.model_copy(deep=True, update={
@@ -145,7 +146,8 @@ def single_from_repair(rec: AttemptRecord) -> AttemptRecord:
         "solved_at_round": 1 if solved else None,
         "feedback": FeedbackMode.all,
         "tokens": tokens,
-        "seconds": (first.model_seconds + first.check_seconds) if first else 0.0,
+        "seconds": (first.model_seconds + first.check_seconds - first.one_token_seconds
+                    ) if first else 0.0,
         "stop_reason": StopReason.solved if solved else StopReason.rounds_spent,
         "rounds_detail": [first] if first else [],
         "files": {},

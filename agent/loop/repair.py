@@ -295,24 +295,24 @@ class RepairLoop:
 
     def _conclude(self, st: RunState, rnd: int, j: Judged) -> None:
         """End the run on a verdict, or learn from the failure and ask again."""
+        rec, result = st.rec, st.result
+        if result.first_failure is None and not j.verdict.passed:
+            # The raw answer's first problem; when only hidden tests failed, theirs.
+            kind = j.raw.first_failure_kind() or j.verdict.first_failure_kind()
+            result.first_failure = kind.value if kind else "test-failure"
         if self.config.lever("one-token") and not j.fb.passed:
             j = self._one_token(st, rnd, j)
-        rec, result = st.rec, st.result
         st.current = j.proposed
         rec.dropped = j.ext.dropped
         rec.fixes = j.fixes
         rec.raw_passed = j.raw.passed
         rec.feedback_passed = j.fb.passed
-        rec.check_seconds = j.check_seconds
+        rec.check_seconds = j.check_seconds + rec.one_token_seconds
         rec.passed = j.verdict.passed
         result.files = j.files
         raw, fb, verdict = j.raw, j.fb, j.verdict
         if rnd == 1:
             result.raw_solved_round1 = raw.passed and verdict.passed and not j.applied
-        if result.first_failure is None and not verdict.passed:
-            # The raw answer's first problem; when only hidden tests failed, theirs.
-            kind = raw.first_failure_kind() or verdict.first_failure_kind()
-            result.first_failure = kind.value if kind else "test-failure"
         if verdict.passed:
             result.solved = True
             result.solved_at_round = rnd
@@ -378,7 +378,7 @@ class RepairLoop:
                 kept = m, res
                 break
         seconds = time.monotonic() - t0
-        st.rec.check_seconds += seconds
+        st.rec.one_token_seconds += seconds  # counted in the round's check seconds
         self._emit(st.traj, "one_token", round=rnd, candidates=len(found), tried=tried,
                    kept=kept[0].text() if kept else None, seconds=round(seconds, 3))
         if kept is None:
@@ -391,6 +391,7 @@ class RepairLoop:
             self._emit(st.traj, "check", round=rnd, suite="all", stage="verdict",
                        result=verdict.public())
         fix = f"one-token {m.text()}"
+        st.rec.one_token = m.text()
         return dataclasses.replace(j, files=files, fb=fb, verdict=verdict,
                                    fixes=[*j.fixes, fix], applied=[*j.applied, fix])
 

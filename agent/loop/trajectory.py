@@ -71,6 +71,10 @@ class RoundRecord(BaseModel):
     candidates: int = 1  # answers generated this round (--candidates)…
     distinct: int = 1  # …how many differed after extraction (each checked once)…
     chosen: int = 0  # …and the index of the one kept
+    # one-token (repair runs only): the change kept, and the seconds its search took; a
+    # single shot read off round 1 is judged without it.
+    one_token: str | None = None
+    one_token_seconds: float = 0.0
 
 
 class RunResult(BaseModel):
