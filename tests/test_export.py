@@ -104,7 +104,7 @@ def test_export_writes_verified_deduplicated_samples_split_by_task(runs, exporte
         assert roles[0] == "system" and roles[-1] == "assistant" and "user" in roles
     # The repair turn that led to add's pass is there, the feedback included.
     repairs = [s for s in every if len(s["messages"]) > 3]
-    assert len(repairs) == 1 and "return a - b" in repairs[0]["messages"][2]["content"]
+    assert len(repairs) == 1 and "return a * b" in repairs[0]["messages"][2]["content"]
     # square passed only after the unused-import fix: the exported code is the fixed one.
     square = [code_of(s) for s in every if "Square" in s["messages"][1]["content"]]
     assert square and all('"fmt"' not in c for c in square)

@@ -39,7 +39,8 @@ SCREENSHOT_ENV = "GUILD_AGENT_SCREENSHOT"
 # Markup in a model's answer: must stay text, and must never fetch anything.
 HOSTILE = ('// </script><script>fetch("http://127.0.0.1:9/x")</script>'
            '<img src="http://127.0.0.1:9/y" onerror="console.error(1)">')
-HOSTILE_ADD = fence(f"{HOSTILE}\nfunc Add(a, b int) int {{ return a - b }}")
+# Wrong in a way no one-token change fixes, so round 2 is the model's.
+HOSTILE_ADD = fence(f"{HOSTILE}\nfunc Add(a, b int) int {{ return a * b }}")
 
 
 def cli(*args: str, env: dict[str, str], umask: str = "022") -> subprocess.CompletedProcess:
@@ -114,7 +115,7 @@ def test_page_loads_offline_sorts_filters_and_expands(run, browser, tmp_path):
     add.locator("button.expand").click()
     assert detail.is_visible()
     diff = detail.locator("pre.diff").nth(1).inner_text()  # round 2 against round 1
-    assert "-func Add(a, b int) int { return a - b }" in diff
+    assert "-func Add(a, b int) int { return a * b }" in diff
     assert "+func Add(a, b int) int { return a + b }" in diff
     # The hostile comment is shown as the text it is.
     assert HOSTILE in detail.locator("pre.diff").nth(0).inner_text()

@@ -106,7 +106,8 @@ def test_a_profile_that_is_a_link_or_too_big_is_ignored(tmp_path):
 
 @needs_go
 def test_the_repair_request_says_where_the_failing_test_went():
-    result, model, traj = wrong_then_reference(TASK, WRONG)
+    # one-token is off: a one-token change passes the example before the request.
+    result, model, traj = wrong_then_reference(TASK, WRONG, off=("one-token",))
     assert result.solved and result.solved_at_round == 2
     prompt = model.prompts[1][-1].content
     assert "What your code did when TestSignExample ran" in prompt
@@ -118,7 +119,7 @@ def test_the_repair_request_says_where_the_failing_test_went():
 
 @needs_go
 def test_switched_off_the_request_has_no_trace():
-    result, model, traj = wrong_then_reference(TASK, WRONG, off=("run-trace",))
+    result, model, traj = wrong_then_reference(TASK, WRONG, off=("run-trace", "one-token"))
     assert result.solved and result.solved_at_round == 2
     assert "What your code did" not in model.prompts[1][-1].content
     assert not [e for e in traj.events if e["event"] == "trace"]

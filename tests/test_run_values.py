@@ -118,7 +118,8 @@ def test_a_forged_print_names_no_line_of_the_code():
 
 @needs_go
 def test_the_repair_request_shows_the_values_before_the_failure():
-    result, model, traj = wrong_then_reference(TASK, WRONG)
+    # one-token is off: a one-token change passes the example before the request.
+    result, model, traj = wrong_then_reference(TASK, WRONG, off=("one-token",))
     assert result.solved and result.solved_at_round == 2
     prompt = model.prompts[1][-1].content
     assert "The values your code computed in TestAddSecondsExample before it failed:" in prompt
@@ -131,7 +132,7 @@ def test_the_repair_request_shows_the_values_before_the_failure():
 
 @needs_go
 def test_switched_off_the_request_has_no_values_and_keeps_the_trace():
-    result, model, _ = wrong_then_reference(TASK, WRONG, off=("run-values",))
+    result, model, _ = wrong_then_reference(TASK, WRONG, off=("run-values", "one-token"))
     assert result.solved
     prompt = model.prompts[1][-1].content
     assert "The values your code computed" not in prompt
@@ -149,7 +150,7 @@ def test_code_our_prints_cannot_build_with_is_traced_as_it_is():
         assert not h.check(marked, Suite.visible, run="^TestAddSecondsExample$").built
     good = "```go\n" + TASK.with_package(TASK.reference or "") + "```\n"
     model = Recorder(["```go\n" + clash + "```\n", good])
-    config = LoopConfig(fixes=list(FIX_NAMES), candidates=1)
+    config = LoopConfig(fixes=[f for f in FIX_NAMES if f != "one-token"], candidates=1)
     result = RepairLoop(model, config).run(problem_from_task(TASK), Trajectory())
     assert result.solved
     prompt = model.prompts[1][-1].content
@@ -240,7 +241,8 @@ LAST = TaskSpec(
 def test_a_panic_is_shown_with_the_values_that_led_to_it():
     wrong = "package sandbox\n\nfunc Last(xs []int) int {\n\ti := len(xs)\n\treturn xs[i]\n}\n"
     good = "```go\n" + LAST.with_package(LAST.reference or "") + "```\n"
-    for off, shown in (((), True), (("run-values",), False)):
+    # `len(xs)` → `len(xs) - 1` is one token: one-token is off, to see the request.
+    for off, shown in ((("one-token",), True), (("run-values", "one-token"), False)):
         model = Recorder(["```go\n" + wrong + "```\n", good])
         config = LoopConfig(fixes=[f for f in FIX_NAMES if f not in off], candidates=1)
         traj = Trajectory()

@@ -72,7 +72,7 @@ def test_runs_show_prints_rounds_diffs_and_diagnostics(world):
     r = run_cli(env, "runs", "show", sol_id[:5])
     assert r.returncode == 0, r.stderr
     assert "round 1" in r.stdout and "round 2" in r.stdout
-    assert "-func Add(a, b int) int { return a - b }" in r.stdout
+    assert "-func Add(a, b int) int { return a * b }" in r.stdout
     assert "+func Add(a, b int) int { return a + b }" in r.stdout
     assert "test-failure" in r.stdout
     b = run_cli(env, "runs", "show", world["replay"], "--task", "neg")
