@@ -313,7 +313,8 @@ def test_a_batch_with_the_wrong_number_of_answers_is_a_model_error():
 # -- (5) one candidate is the loop as it was --------------------------------------------------
 
 _VOLATILE = {"t", "seconds", "tokens_per_second", "check_seconds", "model_seconds"}
-_NEW = {"candidates", "distinct", "chosen"}  # fields added with --candidates
+_NEW = {"candidates", "distinct", "chosen",  # fields added with --candidates
+        "one_token", "one_token_seconds"}  # and with one-token (off here: not in `fixes`)
 
 
 def _normal(x, drop: set[str]):
