@@ -113,9 +113,11 @@ def test_switched_off_or_single_shot_the_answer_stays_the_models():
 
 @needs_go
 def test_a_change_that_only_passes_some_tests_is_not_kept():
-    # Wrong twice over: 0-based pages and one item too many. No one token fixes both,
-    # so the code is left as written and the model is asked again, shown its own code.
-    wrong = WRONG.replace("start+size", "start+size+1")
+    # Wrong three times over: 0-based pages, one item too many and a page past the end
+    # read. Two chained changes cannot fix that, and a change that only makes some tests
+    # pass is not kept: the model is asked again, shown its own code.
+    wrong = WRONG.replace("start+size", "start+size+1").replace(
+        "start >= len(items)", "start > len(items)")
     result, model, traj = wrong_then_reference(TASK, wrong)
     ev = next(e for e in traj.events if e["event"] == "one_token")
     assert ev["kept"] is None and ev["tried"] == ev["candidates"] > 0
@@ -202,3 +204,140 @@ def test_bench_single_shot_read_off_round_one_does_not_count_the_change(tmp_path
     assert s["modes"]["repair"]["solved_by_round"]["1"] == 1
     assert s["modes"]["single"]["solved"] == 0
     assert s["modes"]["single"]["first_failures"] == {"test-failure": 1}
+
+
+WRAP_TASK = TaskSpec(
+    id="find_wraps",
+    prompt=("Write `func Find(m map[string]int, k string) (int, error)`, whose error for a "
+            "missing key wraps ErrMissing as `find \"k\": missing`, and `func Lookup(m "
+            "map[string]int, k string) int`, -1 for a missing key."),
+    visible_tests=('import (\n\t"errors"\n\t"testing"\n)\n\n'
+                   'func TestFindWraps(t *testing.T) {\n'
+                   '\t_, err := Find(map[string]int{}, "x")\n'
+                   '\tif !errors.Is(err, ErrMissing) || err.Error() != `find "x": missing` {\n'
+                   '\t\tt.Errorf("Find = %v", err)\n\t}\n}\n\n'
+                   'func TestLookup(t *testing.T) {\n'
+                   '\tif got := Lookup(map[string]int{"a": 2}, "x"); got != -1 {\n'
+                   '\t\tt.Errorf("Lookup = %d, want -1", got)\n\t}\n}\n'),
+    tests=('import "testing"\n\nfunc TestLookupFound(t *testing.T) {\n'
+           '\tif Lookup(map[string]int{"a": 2}, "a") != 2 {\n\t\tt.Fail()\n\t}\n}\n'),
+    reference=('import (\n\t"errors"\n\t"fmt"\n)\n\nvar ErrMissing = errors.New("missing")\n\n'
+               'func Find(m map[string]int, k string) (int, error) {\n'
+               '\tv, ok := m[k]\n\tif !ok {\n'
+               '\t\treturn 0, fmt.Errorf("find %q: %w", k, ErrMissing)\n\t}\n'
+               '\treturn v, nil\n}\n\n'
+               'func Lookup(m map[string]int, k string) int {\n\tv, err := Find(m, k)\n'
+               '\tif errors.Is(err, ErrMissing) {\n\t\treturn -1\n\t}\n\treturn v\n}\n'),
+)
+# The error made with %v, and compared by identity: two slips, each a test's failure.
+WRAP_WRONG = ("package sandbox\n\n" + WRAP_TASK.reference
+              .replace("%w", "%v").replace("errors.Is(err, ErrMissing)", "err == ErrMissing"))
+
+
+def test_error_idioms_are_among_the_changes_with_their_import():
+    lines = {"e.go": set(range(1, 40))}
+    found = {m.after.strip() for m in mutants.mutants({"e.go": WRAP_WRONG}, lines, limit=200)}
+    assert 'return 0, fmt.Errorf("find %q: %w", k, ErrMissing)' in found
+    assert "if errors.Is(err, ErrMissing) {" in found
+    assert 'return 0, fmt.Errorf("find %w: %v", k, ErrMissing)' not in found  # only %v, %s
+    # `!=` turns into a negated call; a sentinel on the left is the target; the import
+    # is added when the file has none of package errors.
+    src = ('package p\n\nimport "io"\n\nfunc Done(err error) bool {\n'
+           '\treturn io.EOF != err\n}\n')
+    [m] = [m for m in mutants.mutants({"p.go": src}, {"p.go": {6}}) if "errors" in m.after]
+    assert m.after == "\treturn !errors.Is(err, io.EOF)"
+    assert '"errors"' in m.source and '"io"' in m.source
+    # Not a sentinel, or compared with nil: left alone.
+    plain = "package p\n\nfunc F(a, err error) bool {\n\treturn a == err || err != nil\n}\n"
+    assert not [m for m in mutants.mutants({"p.go": plain}, {"p.go": {4}}) if "errors" in m.after]
+
+
+@needs_go
+def test_two_slips_are_fixed_by_two_chained_changes():
+    result, model, traj = wrong_then_reference(WRAP_TASK, WRAP_WRONG)
+    assert result.solved and result.solved_at_round == 1 and len(model.prompts) == 1
+    ev = next(e for e in traj.events if e["event"] == "one_token")
+    assert ev["kept"] == (
+        'solution.go line 13: `return 0, fmt.Errorf("find %q: %v", k, ErrMissing)` → '
+        '`return 0, fmt.Errorf("find %q: %w", k, ErrMissing)`; '
+        "solution.go line 20: `if err == ErrMissing {` → `if errors.Is(err, ErrMissing) {`")
+    assert len([f for f in result.rounds_detail[0].fixes if f.startswith("one-token")]) == 2
+
+
+COUNT_TASK = TaskSpec(
+    id="word_counts",
+    prompt="A `Counts` type whose zero value is ready: `Add(w string)`, `N(w string) int`.",
+    visible_tests=('import "testing"\n\nfunc TestCounts(t *testing.T) {\n'
+                   '\tvar c Counts\n\tc.Add("a")\n\tc.Add("a")\n'
+                   '\tif c.N("a") != 2 || c.N("b") != 0 {\n\t\tt.Errorf("N = %d", c.N("a"))\n'
+                   '\t}\n}\n'),
+    tests=('import "testing"\n\nfunc TestCountsMany(t *testing.T) {\n\tvar c Counts\n'
+           '\tfor i := 0; i < 3; i++ {\n\t\tc.Add("x")\n\t}\n'
+           '\tif c.N("x") != 3 {\n\t\tt.Fail()\n\t}\n}\n'),
+    reference=('type Counts struct {\n\tseen map[string]int // by word\n}\n\n'
+               'func (c *Counts) Add(w string) {\n\tif c.seen == nil {\n'
+               '\t\tc.seen = make(map[string]int)\n\t}\n\tc.seen[w]++\n}\n\n'
+               'func (c *Counts) N(w string) int { return c.seen[w] }\n'),
+)
+
+FIELDS_TASK = TaskSpec(
+    id="split_pair",
+    prompt=("Write `func SplitPair(s string) (key string, n int, err error)`: \"k:3\" "
+            "gives k and 3; anything without ':' is an error."),
+    visible_tests=('import "testing"\n\nfunc TestSplitPair(t *testing.T) {\n'
+                   '\tif k, n, err := SplitPair("a:3"); k != "a" || n != 3 || err != nil {\n'
+                   '\t\tt.Errorf("SplitPair(a:3) = %q, %d, %v", k, n, err)\n\t}\n'
+                   '\tdefer func() {\n\t\tif r := recover(); r != nil {\n'
+                   '\t\t\tt.Errorf("SplitPair(a) panicked: %v", r)\n\t\t}\n\t}()\n'
+                   '\tif _, _, err := SplitPair("a"); err == nil {\n'
+                   '\t\tt.Error("SplitPair(a): no error")\n\t}\n}\n'),
+    tests=('import "testing"\n\nfunc TestSplitPairNumber(t *testing.T) {\n'
+           '\tif _, _, err := SplitPair("b:x"); err == nil {\n\t\tt.Fail()\n\t}\n}\n'),
+    reference=('import (\n\t"errors"\n\t"strconv"\n\t"strings"\n)\n\n'
+               'func SplitPair(s string) (key string, n int, err error) {\n'
+               '\tparts := strings.Split(s, ":")\n\tif len(parts) < 2 {\n'
+               '\t\treturn "", 0, errors.New("no colon")\n\t}\n'
+               '\tn, err = strconv.Atoi(parts[1])\n\treturn parts[0], n, err\n}\n'),
+)
+
+
+@needs_go
+def test_a_panic_names_its_guard_and_the_guard_is_inserted():
+    # A nil map written to: made before the write, with the type of its declaration.
+    wrong = COUNT_TASK.with_package(COUNT_TASK.reference.replace(
+        "\tif c.seen == nil {\n\t\tc.seen = make(map[string]int)\n\t}\n", ""))
+    result, model, traj = wrong_then_reference(COUNT_TASK, wrong)
+    assert result.solved and result.solved_at_round == 1 and len(model.prompts) == 1
+    ev = next(e for e in traj.events if e["event"] == "one_token")
+    assert ev["kept"] == ("solution.go line 8: `c.seen[w]++` → `if c.seen == nil { c.seen = "
+                          "make(map[string]int) } c.seen[w]++`")
+    # A fixed index past the end, in a function that returns an error: the error. The
+    # test recovers from the panic, so only its message says where: the lines that ran.
+    wrong = FIELDS_TASK.with_package(FIELDS_TASK.reference.replace(
+        '\tif len(parts) < 2 {\n\t\treturn "", 0, errors.New("no colon")\n\t}\n', "")
+        .replace('\t"errors"\n', ""))
+    result, model, traj = wrong_then_reference(FIELDS_TASK, wrong)
+    assert result.solved and result.solved_at_round == 1 and len(model.prompts) == 1
+    code = result.files["solution.go"]
+    assert ('\tif len(parts) <= 1 {\n\t\treturn "", 0, errors.New("SplitPair: parts has no '
+            'element 1")\n\t}\n\tn, err = strconv.Atoi(parts[1])') in code
+    assert '"errors"' in code
+
+
+def test_guards_take_the_declared_type_and_only_the_index_the_panic_names():
+    src = ("package p\n\ntype T struct{ x int }\n\n"
+           "func Put(m map[string][]int, k string) {\n\tm[k] = append(m[k], 1)\n}\n\n"
+           "func Get(xs []T, i int) (T, *T, error) {\n\treturn xs[2], &xs[0], nil\n}\n\n"
+           "func Bare(xs []int) int {\n\treturn xs[2]\n}\n")
+    none: dict[str, set[int]] = {}
+    [m] = mutants.guards({"p.go": src}, none, [("p.go", 6, "assignment to entry in nil map")])
+    assert m.after == ("\tif m == nil {\n\t\tm = make(map[string][]int)\n\t}\n"
+                       "\tm[k] = append(m[k], 1)")
+    index = "panic: runtime error: index out of range [2] with length 1"
+    [m] = mutants.guards({"p.go": src}, none, [("p.go", 10, index)])
+    assert 'return *new(T), nil, errors.New("Get: xs has no element 2")' in m.after
+    assert mutants.guards({"p.go": src}, none, [("p.go", 14, index)]) == []  # no error
+    # A panic a test recovered from has no place: it is looked for on the lines that ran.
+    ran = {"p.go": {6, 10, 14}}
+    assert [m.line for m in mutants.guards({"p.go": src}, ran, [(None, None, index)])] == [10]
+    assert mutants.guards({"p.go": src}, ran, [(None, None, "got 1 want 2")]) == []

@@ -15,10 +15,13 @@ condition turned round (`==`/`!=`, `<`/`>`, `&&`/`||`, `true`/`false`, `min`/`ma
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from agent.golang import signatures, trace
+from agent.golang.fixes import add_imports
 from agent.golang.tokens import Token, tokenize
 
 MAX_MUTANTS = 48  # at about 0.7 s a check on this machine: half a minute at most
@@ -35,6 +38,8 @@ _NOT_NUMBERS = {"true", "false", "nil", "iota", "len", "cap", "append", "make", 
 _KEYWORDS = {"break", "case", "chan", "const", "continue", "default", "defer", "else",
              "fallthrough", "for", "func", "go", "goto", "if", "import", "interface", "map",
              "package", "range", "return", "select", "struct", "switch", "type", "var"}
+# Go's naming for sentinel errors: `ErrNotFound`, `io.EOF`, `sql.ErrNoRows`.
+_SENTINEL = re.compile(r"^(Err[A-Z0-9_]\w*|EOF)$")
 # An operand next to one of these takes part in arithmetic, a comparison or an index.
 _NUMERIC_CONTEXT = {"+", "-", "*", "/", "%", "<", "<=", ">", ">=", "==", "!=", "[", "]", ":"}
 
@@ -48,7 +53,9 @@ class Mutant:
     source: str  # the whole file, changed
 
     def text(self) -> str:
-        return f"{self.file} line {self.line}: `{self.before.strip()}` → `{self.after.strip()}`"
+        # A guard's inserted lines read as one: `if m == nil { m = make(…) } m[k] = v`.
+        return (f"{self.file} line {self.line}: `{' '.join(self.before.split())}` → "
+                f"`{' '.join(self.after.split())}`")
 
 
 def _ops(toks: list[Token], src: str) -> list[Token]:
@@ -68,7 +75,7 @@ def _ops(toks: list[Token], src: str) -> list[Token]:
 
 
 def _line_of(src: str) -> list[int]:
-    """Offset → 1-based line, as a table of line starts."""
+    """The offset each line starts at: `bisect_right(starts, offset)` is its 1-based line."""
     starts = [0]
     starts += [i + 1 for i, c in enumerate(src) if c == "\n"]
     return starts
@@ -77,6 +84,11 @@ def _line_of(src: str) -> list[int]:
 def _changes(toks: list[Token], i: int) -> Iterator[tuple[int, str]]:
     """(rank, replacement) for token i: lower ranks are the likelier slips."""
     t = toks[i]
+    if t.kind == "string" and _errorf(toks, i):
+        # `%v` of an error makes a new error that errors.Is and errors.As cannot see into.
+        for m in re.finditer(r"%[vs]", t.text):
+            yield 3, t.text[:m.start()] + "%w" + t.text[m.end():]
+        return
     prev = toks[i - 1].text if i else ""
     nxt = toks[i + 1].text if i + 1 < len(toks) else ""
     if t.kind == "op" and t.text in _BOUNDS:
@@ -100,6 +112,49 @@ def _changes(toks: list[Token], i: int) -> Iterator[tuple[int, str]]:
         yield 4, "-" if t.text == "+" else "+"
 
 
+def _errorf(toks: list[Token], i: int) -> bool:
+    """Whether token i is the format string of an `fmt.Errorf(` call."""
+    return i >= 4 and [t.text for t in toks[i - 4:i]] == ["fmt", ".", "Errorf", "("]
+
+
+def _operand(toks: list[Token], i: int, step: int) -> tuple[int, int] | None:
+    """The token span (first, last) of a name or selector (`err`, `io.EOF`, `r.err`)
+    next to token i, on the side `step` points to; None when it is anything else."""
+    j = i + step
+    if not 0 <= j < len(toks) or toks[j].kind != "ident" or toks[j].text in _KEYWORDS:
+        return None
+    k = j
+    while (0 <= k + 2 * step < len(toks) and toks[k + step].text == "."
+           and toks[k + 2 * step].kind == "ident"):
+        k += 2 * step
+    first, last = min(j, k), max(j, k)
+    # Only a whole operand: no call, index or selector goes on past it.
+    if step > 0 and last + 1 < len(toks) and toks[last + 1].text in ("(", "[", "."):
+        return None
+    if step < 0 and first > 0 and toks[first - 1].text in (".", ")", "]"):
+        return None
+    return first, last
+
+
+def _sentinel_compare(toks: list[Token], i: int, src: str) -> tuple[int, int, str] | None:
+    """`err == ErrX` (or `!=`) as (start, end, `errors.Is(err, ErrX)`): a sentinel error
+    compared by identity stops matching once anything wraps it."""
+    if toks[i].text not in ("==", "!="):
+        return None
+    left, right = _operand(toks, i, -1), _operand(toks, i, 1)
+    if left is None or right is None:
+        return None
+    names = [src[toks[a].start:toks[b].end] for a, b in (left, right)]
+    last = [toks[left[1]].text, toks[right[1]].text]
+    sentinel = [bool(_SENTINEL.match(n)) for n in last]
+    if sentinel == [False, False] or "nil" in last:
+        return None
+    err, target = (names[1], names[0]) if sentinel[0] and not sentinel[1] else names
+    call = f"errors.Is({err}, {target})"
+    return (toks[left[0]].start, toks[right[1]].end,
+            ("!" + call) if toks[i].text == "!=" else call)
+
+
 def mutants(files: dict[str, str], lines: dict[str, set[int]],
             limit: int = MAX_MUTANTS) -> list[Mutant]:
     """One-token changes on `lines` (file → 1-based lines that ran), likeliest first.
@@ -116,13 +171,138 @@ def mutants(files: dict[str, str], lines: dict[str, set[int]],
             line = bisect_right(starts, t.start)
             if line not in lines[name]:
                 continue
-            for rank, new in _changes(toks, i):
-                out = src[:t.start] + new + src[t.end:]
+            edits = [(rank, t.start, t.end, new) for rank, new in _changes(toks, i)]
+            compare = _sentinel_compare(toks, i, src)
+            if compare is not None:
+                edits.insert(0, (3, *compare))
+            for rank, start, end, new in edits:
+                out = src[:start] + new + src[end:]
+                if new.lstrip("!").startswith("errors.Is("):
+                    out = add_imports(out, ["errors"])
                 a, b = starts[line - 1], src.find("\n", t.start)
                 b = len(src) if b < 0 else b
-                changed = src[a:t.start] + new + src[t.end:b]
+                changed = src[a:start] + new + src[end:b]
                 found.append((rank, len(found),
                               Mutant(name, line, src[a:b], changed, out)))
     found.sort(key=lambda f: (f[0], f[1]))
     return [m for _, _, m in found[:limit]]
 
+
+
+# -- guards: a few lines the panic itself calls for ---------------------------------------
+
+_NIL_MAP = "assignment to entry in nil map"
+_INDEX = re.compile(r"index out of range \[(?P<i>\d+)\] with length \d+")
+_MAP_WRITE = re.compile(r"(?P<m>[A-Za-z_][\w.]*)\s*\[[^\]\n]*\]\s*(?:[-+*/|&^%]?=[^=]|\+\+|--)")
+_INDEXED = re.compile(r"(?P<x>[A-Za-z_][\w.]*)\[(?P<i>\d+)\]")
+_ZERO = {"string": '""', "bool": "false", "error": "nil", "any": "nil"}
+_NUMERIC = re.compile(r"^(u?int(8|16|32|64)?|uintptr|float(32|64)|complex(64|128)|byte|rune)$")
+
+
+def guards(files: dict[str, str], lines: dict[str, set[int]],
+           panics: list[tuple[str | None, int | None, str]]) -> list[Mutant]:
+    """Lines inserted before a panicking line, of the two kinds a panic names the cure
+    for: a nil map written to is made first (`if m == nil { m = make(map[K]V) }`), and a
+    fixed index past the end returns an error from a function that returns one
+    (`if len(parts) <= 1 { return "", err }`). `panics` holds (file, 1-based line,
+    message); a panic the test recovered from has no place, and is looked for on the
+    lines that ran."""
+    out: dict[str, Mutant] = {}
+    for file, line, message in panics:
+        if _NIL_MAP not in message and not _INDEX.search(message):
+            continue
+        name = next((n for n in files if file and (
+            n == file or n.endswith("/" + file) or file.endswith("/" + n))), None)
+        spots = ([(name, line)] if name is not None and line else
+                 [(n, ln) for n in sorted(lines) if n in files for ln in sorted(lines[n])])
+        for at in spots:
+            for m in _guards_at(files, *at, message):
+                out.setdefault(m.source, m)
+    return list(out.values())
+
+
+def _guards_at(files: dict[str, str], name: str, line: int, message: str) -> Iterator[Mutant]:
+    src = files[name]
+    starts = _line_of(src)
+    if not 0 < line <= len(starts):
+        return
+    a = starts[line - 1]
+    b = src.find("\n", a)
+    b = len(src) if b < 0 else b
+    text = src[a:b]
+    indent = text[:len(text) - len(text.lstrip())]
+    inserts: list[str] = []
+    if _NIL_MAP in message:
+        for m in _MAP_WRITE.finditer(text):
+            kind = _map_type(files, m["m"].rsplit(".", 1)[-1])
+            if kind:
+                inserts.append(f"{indent}if {m['m']} == nil {{\n"
+                               f"{indent}\t{m['m']} = make({kind})\n{indent}}}\n")
+    elif (hit := _INDEX.search(message)) is not None:
+        back = _error_return(src, line)
+        for m in _INDEXED.finditer(text):
+            if m["i"] != hit["i"] or back is None:
+                continue
+            zeros, func = back
+            err = f'errors.New("{func}: {m["x"]} has no element {m["i"]}")'
+            inserts.append(f"{indent}if len({m['x']}) <= {m['i']} {{\n"
+                           f"{indent}\treturn {', '.join([*zeros, err])}\n{indent}}}\n")
+    for insert in dict.fromkeys(inserts):
+        new = src[:a] + insert + src[a:]
+        if "errors.New(" in insert:
+            new = add_imports(new, ["errors"])
+        yield Mutant(name, line, text, insert + text, new)
+
+
+def _map_type(files: dict[str, str], name: str) -> str | None:
+    """The map type `name` is declared with (a field, a var or a parameter), when the
+    package declares one name so with one type."""
+    found = set()
+    for src in files.values():
+        for m in re.finditer(rf"\b{re.escape(name)}\s+(?=map\[)", src):
+            kind = _type_at(src, m.end())
+            if kind:
+                found.add(kind)
+    return found.pop() if len(found) == 1 else None
+
+
+def _type_at(src: str, at: int) -> str | None:
+    """The type written at `at`, up to where a declaration or parameter list goes on."""
+    depth = 0
+    for j in range(at, min(len(src), at + 200)):
+        c = src[j]
+        if c in "([":
+            depth += 1
+        elif c in ")]":
+            if depth == 0:
+                return src[at:j].strip() or None
+            depth -= 1
+        elif depth == 0 and (c in ",;=\n" or src.startswith("//", j)
+                             or (c == "{" and not src[at:j].rstrip().endswith(
+                                 ("struct", "interface")))):
+            return src[at:j].strip() or None
+    return None
+
+
+def _error_return(src: str, line: int) -> tuple[list[str], str] | None:
+    """The zero values for all but the last result of the function holding `line`, and
+    its name, when that last result is an error."""
+    lines = src.split("\n")
+    for name, first, last in trace.functions(src):
+        if not first <= line <= last:
+            continue
+        sig = next(iter(signatures.declared("\n".join(lines[first - 1:last])).values()), None)
+        if sig is None or not sig.results or sig.results[-1] != "error":
+            return None
+        return [_zero(t) for t in sig.results[:-1]], name
+    return None
+
+
+def _zero(kind: str) -> str:
+    if kind in _ZERO:
+        return _ZERO[kind]
+    if _NUMERIC.match(kind):
+        return "0"
+    if kind.startswith(("*", "[]", "map[", "chan", "func", "interface")):
+        return "nil"
+    return f"*new({kind})"  # the zero value of any type, a struct's included

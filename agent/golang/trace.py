@@ -36,7 +36,7 @@ def _owner(blocks: list[CoverBlock], name: str) -> list[CoverBlock]:
     return [b for b in blocks if b.file == name or b.file.endswith("/" + name)]
 
 
-def _functions(src: str) -> list[tuple[str, int, int]]:
+def functions(src: str) -> list[tuple[str, int, int]]:
     """(name, first line, last line), 1-based, of each function declaration."""
     return [(d.name, start + 1, start + 1 + d.text.rstrip("\n").count("\n"))
             for start, d in decl_starts(src) if d.kind == "func" and d.name and not d.is_test]
@@ -77,7 +77,7 @@ def enclosing_lines(files: dict[str, str], spots: list[tuple[str, int]]) -> dict
         if name.endswith("_test.go") or not name.endswith(".go"):
             continue
         at = {n for f, n in spots if f == name or f.endswith("/" + name)}
-        for _, first, last in _functions(src):
+        for _, first, last in functions(src):
             if any(first <= n <= last for n in at):
                 out.setdefault(name, set()).update(range(first, last + 1))
     return out
@@ -102,7 +102,7 @@ def describe(files: dict[str, str], blocks: list[CoverBlock], test: str) -> Trac
             for n in range(b.start, min(b.end, len(lines)) + 1):
                 seen.add(n)
                 ran[n] = max(ran.get(n, 0), b.count)
-        for fname, first, last in _functions(src):
+        for fname, first, last in functions(src):
             body = [n for n in range(first, last + 1) if n in seen]
             if not any(ran[n] for n in body):
                 continue  # the test never called it

@@ -50,10 +50,12 @@ from agent.loop.strategy import (
 from agent.loop.trajectory import FeedbackMode, RoundRecord, RunResult, TokenUsage, Trajectory
 from agent.models.base import Generation, Message, Model, ModelError, Sampling, bind
 from tools.diagnostics import CheckResult, Kind
+from tools.diagnostics import Outcome as TestOutcome
 from tools.gofmt import gofmt_source
 
 MAX_PROBE_LINES = 8  # calls that panicked or hung, shown after a probe
 MUTANT_SECONDS = 60.0  # the most one answer's one-token search may take
+MUTANT_STEPS = 2  # changes that may be chained, each making more tests pass
 COMPILE_ONLY = "^$"  # a -run pattern matching no test: build and vet only
 # What a restart after a hidden-test failure is told: the fact, and the usual suspects.
 HIDDEN_FAIL_NOTE = ("the code passed the tests shown but failed other tests of the task; "
@@ -344,10 +346,11 @@ class RepairLoop:
         self._next(st, rnd, j.ext, j.files, fb, j.applied)
 
     def _one_token(self, st: RunState, rnd: int, j: Judged) -> Judged:
-        """Code that builds and fails tests, tried with each one-token change to the
-        lines the tests ran (`<` → `<=`, `n` → `n - 1`, …): the first change with which
-        every test the loop may see passes is kept, as a fix is. Repair runs only (single
-        shot stays one answer), once for each distinct code."""
+        """Code that builds and fails tests, tried with each small change the toolchain
+        can name: a guard its panic calls for, then one-token changes to the lines the
+        tests ran (`<` → `<=`, `n` → `n - 1`, `%v` → `%w`, …). The first change (or two
+        chained) with which every test the loop may see passes is kept, as a fix is.
+        Repair runs only (single shot stays one answer), once for each distinct code."""
         fb = j.fb
         if (st.rounds_cap < 2 or j.run is not None or st.mode is FeedbackMode.compile
                 or not fb.built or not fb.failed_tests or any(
@@ -358,42 +361,74 @@ class RepairLoop:
             return j
         st.mutated.add(digest)
         suite = Suite.all if st.mode is FeedbackMode.all else Suite.visible
-        own = {n: c for n, c in j.files.items()
-               if n not in st.problem.support_files and n not in st.problem.visible_tests}
         t0 = time.monotonic()
-        # The lines the first failing test ran; a test that panicked writes no profile,
-        # so then the functions the diagnostics point into.
-        test = fb.failed_tests[0].name.split("/")[0]
-        cover = st.checker.check(j.files, suite, run=f"^{re.escape(test)}$", cover=True)
-        lines = trace.ran_lines(own, cover.coverage) or trace.enclosing_lines(
-            own, [(d.file, d.line) for d in fb.diagnostics if d.file and d.line])
-        found = mutants.mutants(own, lines)
-        tried, kept = 0, None
-        for m in found:
-            if time.monotonic() - t0 > MUTANT_SECONDS or st.spent() == "time":
+
+        def late() -> bool:
+            return time.monotonic() - t0 > MUTANT_SECONDS or st.spent() == "time"
+
+        # Two slips need two changes: a change that makes more tests pass and none fail
+        # is a step, and the search goes on from it; steps are kept only when they end
+        # in a pass, so nothing but a passing answer is ever kept.
+        steps: list[tuple[mutants.Mutant, CheckResult]] = []
+        base, now, tried, candidates = j.files, fb, 0, 0
+        while True:
+            found = self._mutants(st, base, now, suite)
+            candidates += len(found)
+            passed = better = None
+            for m in found:
+                if late():
+                    break
+                tried += 1
+                res = st.checker.check({**base, m.file: m.source}, suite)
+                if res.passed:
+                    passed = m, res
+                    break
+                if better is None and _gains(res, now):
+                    better = m, res
+            if passed is not None:
+                steps.append(passed)
                 break
-            tried += 1
-            res = st.checker.check({**j.files, m.file: m.source}, suite)
-            if res.passed:
-                kept = m, res
+            if better is None or len(steps) + 1 >= MUTANT_STEPS or late():
+                steps = []
                 break
+            steps.append(better)
+            base, now = {**base, better[0].file: better[0].source}, better[1]
         seconds = time.monotonic() - t0
         st.rec.one_token_seconds += seconds  # counted in the round's check seconds
-        self._emit(st.traj, "one_token", round=rnd, candidates=len(found), tried=tried,
-                   kept=kept[0].text() if kept else None, seconds=round(seconds, 3))
-        if kept is None:
+        said = "; ".join(m.text() for m, _ in steps) or None
+        self._emit(st.traj, "one_token", round=rnd, candidates=candidates, tried=tried,
+                   kept=said, seconds=round(seconds, 3))
+        if not steps:
             return j
-        m, fb = kept
-        files = {**j.files, m.file: m.source}
+        files = dict(j.files)
+        for m, _ in steps:
+            files[m.file] = m.source
+        fb = steps[-1][1]
         verdict = fb
         if suite is not Suite.all:
             verdict = st.checker.check(files, Suite.all)
             self._emit(st.traj, "check", round=rnd, suite="all", stage="verdict",
                        result=verdict.public())
-        fix = f"one-token {m.text()}"
-        st.rec.one_token = m.text()
+        fixes = [f"one-token {m.text()}" for m, _ in steps]
+        st.rec.one_token = said
         return dataclasses.replace(j, files=files, fb=fb, verdict=verdict,
-                                   fixes=[*j.fixes, fix], applied=[*j.applied, fix])
+                                   fixes=[*j.fixes, *fixes], applied=[*j.applied, *fixes])
+
+    def _mutants(self, st: RunState, files: dict[str, str], fb: CheckResult,
+                 suite: Suite) -> list[mutants.Mutant]:
+        """The changes to try on `files`: the guards its panics call for, then one-token
+        changes to the lines the first failing test ran (a test that panicked writes no
+        profile, so then the functions the diagnostics point into)."""
+        own = {n: c for n, c in files.items()
+               if n not in st.problem.support_files and n not in st.problem.visible_tests}
+        test = fb.failed_tests[0].name.split("/")[0]
+        cover = st.checker.check(files, suite, run=f"^{re.escape(test)}$", cover=True)
+        spots = [(d.file, d.line) for d in fb.diagnostics if d.file and d.line]
+        lines = trace.ran_lines(own, cover.coverage) or trace.enclosing_lines(own, spots)
+        # A panic the test recovered from reads as its failure message, with no place.
+        panics = [(d.file if d.kind is Kind.panic else None, d.line, d.message)
+                  for d in fb.diagnostics]
+        return [*mutants.guards(own, lines, panics), *mutants.mutants(own, lines)]
 
     def _hidden_fail_request(self, st: RunState, rnd: int, j: Judged) -> Request | None:
         """After the examples pass and other tests fail, what can be learned without the
@@ -804,6 +839,13 @@ class Judged:
     applied: list[str]  # the kept deterministic fixes
     run: str | None  # the -run pattern (compile-only feedback)
     check_seconds: float
+
+
+def _gains(res: CheckResult, before: CheckResult) -> bool:
+    """Whether `res` passes every test `before` passed, and more."""
+    was = {t.name for t in before.tests if t.outcome is TestOutcome.passed}
+    now = {t.name for t in res.tests if t.outcome is TestOutcome.passed}
+    return res.built and was < now
 
 
 def _plus(a: Generation, b: Generation) -> Generation:
