@@ -324,7 +324,7 @@ def test_a_panic_names_its_guard_and_the_guard_is_inserted():
     assert '"errors"' in code
 
 
-def test_guards_take_the_declared_type_and_only_the_index_the_panic_names():
+def test_guards_take_the_declared_type_and_the_index_the_panic_names():
     src = ("package p\n\ntype T struct{ x int }\n\n"
            "func Put(m map[string][]int, k string) {\n\tm[k] = append(m[k], 1)\n}\n\n"
            "func Get(xs []T, i int) (T, *T, error) {\n\treturn xs[2], &xs[0], nil\n}\n\n"
@@ -336,8 +336,53 @@ def test_guards_take_the_declared_type_and_only_the_index_the_panic_names():
     index = "panic: runtime error: index out of range [2] with length 1"
     [m] = mutants.guards({"p.go": src}, none, [("p.go", 10, index)])
     assert 'return *new(T), nil, errors.New("Get: xs has no element 2")' in m.after
-    assert mutants.guards({"p.go": src}, none, [("p.go", 14, index)]) == []  # no error
+    # No error to return: the zero values.
+    [m] = mutants.guards({"p.go": src}, none, [("p.go", 14, index)])
+    assert m.after == "\tif len(xs) <= 2 {\n\t\treturn 0\n\t}\n\treturn xs[2]"
+    assert mutants.guards({"p.go": src}, none, [("p.go", 14, index.replace("[2]", "[3]"))]) == []
     # A panic a test recovered from has no place: it is looked for on the lines that ran.
     ran = {"p.go": {6, 10, 14}}
-    assert [m.line for m in mutants.guards({"p.go": src}, ran, [(None, None, index)])] == [10]
+    assert [m.line for m in mutants.guards({"p.go": src}, ran, [(None, None, index)])] == [10, 14]
     assert mutants.guards({"p.go": src}, ran, [(None, None, "got 1 want 2")]) == []
+
+
+def test_a_nil_pointer_or_a_zero_divisor_returns_early():
+    src = ('package p\n\nimport "fmt"\n\ntype Node struct {\n\tVal  int\n\tNext *Node\n}\n\n'
+           "func Sum(n *Node) int {\n\treturn n.Val + Sum(n.Next)\n}\n\n"
+           "func Avg(xs []int, t int) (int, error) {\n\treturn t / len(xs), nil\n}\n\n"
+           'func Show(n *Node, k int) {\n\tfmt.Println(n.Next.Val, "a.b", k%n.Val)\n}\n')
+    nil = "panic: runtime error: invalid memory address or nil pointer dereference"
+    got = [m.after for m in mutants.guards({"p.go": src}, {}, [("p.go", 11, nil)])]
+    assert got == ["\tif n == nil {\n\t\treturn 0\n\t}\n\treturn n.Val + Sum(n.Next)"]
+    zero = "panic: runtime error: integer divide by zero"
+    [m] = mutants.guards({"p.go": src}, {}, [("p.go", 15, zero)])
+    assert m.after.startswith('\tif len(xs) == 0 {\n\t\treturn 0, errors.New("Avg: xs is empty")')
+    # Either link of a chain may be the nil one; a package name and a string are not.
+    got = [m.after.split("\n")[0] for m in mutants.guards({"p.go": src}, {}, [("p.go", 19, nil)])]
+    assert got == ["\tif n == nil {", "\tif n.Next == nil {"]
+    [m] = mutants.guards({"p.go": src}, {}, [("p.go", 19, zero)])
+    assert m.after.startswith("\tif n.Val == 0 {\n\t\treturn\n\t}")
+
+
+LIST_TASK = TaskSpec(
+    id="list_len",
+    prompt="Write `func Len(n *Node) int`, the length of the list from n (nil is empty).",
+    visible_tests=('import "testing"\n\nfunc TestLen(t *testing.T) {\n'
+                   '\tif got := Len(&Node{Next: &Node{}}); got != 2 {\n'
+                   '\t\tt.Errorf("Len = %d, want 2", got)\n\t}\n}\n'),
+    tests=('import "testing"\n\nfunc TestLenNil(t *testing.T) {\n'
+           '\tif Len(nil) != 0 {\n\t\tt.Fail()\n\t}\n}\n'),
+    reference=("type Node struct {\n\tNext *Node\n}\n\nfunc Len(n *Node) int {\n"
+               "\tif n == nil {\n\t\treturn 0\n\t}\n\treturn 1 + Len(n.Next)\n}\n"),
+)
+
+
+@needs_go
+def test_a_nil_pointer_panic_is_guarded_and_judged_by_every_test():
+    wrong = LIST_TASK.with_package(LIST_TASK.reference.replace(
+        "\tif n == nil {\n\t\treturn 0\n\t}\n", ""))
+    result, model, traj = wrong_then_reference(LIST_TASK, wrong)
+    assert result.solved and result.solved_at_round == 1 and len(model.prompts) == 1
+    ev = next(e for e in traj.events if e["event"] == "one_token")
+    assert ev["kept"] == ("solution.go line 8: `return 1 + Len(n.Next)` → "
+                          "`if n == nil { return 0 } return 1 + Len(n.Next)`")

@@ -10,7 +10,13 @@ into a passing one and never into a worse one.
 Only lines that ran in the tests are changed, by kind of slip, most common first:
 comparison bounds, then integer constants and names one off, then a comparison or
 condition turned round (`==`/`!=`, `<`/`>`, `&&`/`||`, `true`/`false`, `min`/`max`), then
-`+`/`-`. Strings, runes and comments are tokens of their own and never changed.
+`+`/`-`. Strings, runes and comments are tokens of their own and never changed, but
+for Go's error idioms: `fmt.Errorf`'s `%v` → `%w`, and `err == ErrX` →
+`errors.Is(err, ErrX)`.
+
+A runtime panic that names its cure gets guard lines before the panicking line first
+(`guards`): a nil map made before it is written, an early return before a fixed index
+past the end, a nil pointer used or a division by zero.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from agent.golang import signatures, trace
-from agent.golang.fixes import add_imports
+from agent.golang.fixes import add_imports, parse_imports
 from agent.golang.tokens import Token, tokenize
 
 MAX_MUTANTS = 48  # at about 0.7 s a check on this machine: half a minute at most
@@ -195,21 +201,25 @@ _NIL_MAP = "assignment to entry in nil map"
 _INDEX = re.compile(r"index out of range \[(?P<i>\d+)\] with length \d+")
 _MAP_WRITE = re.compile(r"(?P<m>[A-Za-z_][\w.]*)\s*\[[^\]\n]*\]\s*(?:[-+*/|&^%]?=[^=]|\+\+|--)")
 _INDEXED = re.compile(r"(?P<x>[A-Za-z_][\w.]*)\[(?P<i>\d+)\]")
+_CHAIN = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
+_DIVISOR = re.compile(r"[/%]=?\s*(?P<d>len\([\w.]+\)|[A-Za-z_][\w.]*\b(?!\s*\())")
+MAX_GUARDS = 12
 _ZERO = {"string": '""', "bool": "false", "error": "nil", "any": "nil"}
 _NUMERIC = re.compile(r"^(u?int(8|16|32|64)?|uintptr|float(32|64)|complex(64|128)|byte|rune)$")
 
 
 def guards(files: dict[str, str], lines: dict[str, set[int]],
            panics: list[tuple[str | None, int | None, str]]) -> list[Mutant]:
-    """Lines inserted before a panicking line, of the two kinds a panic names the cure
-    for: a nil map written to is made first (`if m == nil { m = make(map[K]V) }`), and a
-    fixed index past the end returns an error from a function that returns one
-    (`if len(parts) <= 1 { return "", err }`). `panics` holds (file, 1-based line,
-    message); a panic the test recovered from has no place, and is looked for on the
-    lines that ran."""
+    """Lines inserted before a panicking line, for the runtime faults whose cure the
+    panic names: a nil map written to is made first (`if m == nil { m = make(map[K]V) }`);
+    a fixed index past the end, a nil pointer used, or a division by zero returns early
+    (`if len(parts) <= 1 { return "", errors.New(…) }`, `if n == nil { return 0 }`),
+    with an error when the function's last result is one and zero values otherwise.
+    `panics` holds (file, 1-based line, message); a panic the test recovered from has no
+    place, and is looked for on the lines that ran."""
     out: dict[str, Mutant] = {}
     for file, line, message in panics:
-        if _NIL_MAP not in message and not _INDEX.search(message):
+        if _fault(message) is None:
             continue
         name = next((n for n in files if file and (
             n == file or n.endswith("/" + file) or file.endswith("/" + n))), None)
@@ -218,7 +228,19 @@ def guards(files: dict[str, str], lines: dict[str, set[int]],
         for at in spots:
             for m in _guards_at(files, *at, message):
                 out.setdefault(m.source, m)
-    return list(out.values())
+    return list(out.values())[:MAX_GUARDS]
+
+
+def _fault(message: str) -> str | None:
+    if _NIL_MAP in message:
+        return "map"
+    if _INDEX.search(message):
+        return "index"
+    if "nil pointer dereference" in message:
+        return "nil"
+    if "integer divide by zero" in message:
+        return "zero"
+    return None
 
 
 def _guards_at(files: dict[str, str], name: str, line: int, message: str) -> Iterator[Mutant]:
@@ -230,28 +252,65 @@ def _guards_at(files: dict[str, str], name: str, line: int, message: str) -> Ite
     b = src.find("\n", a)
     b = len(src) if b < 0 else b
     text = src[a:b]
+    code = _code(text)
     indent = text[:len(text) - len(text.lstrip())]
-    inserts: list[str] = []
-    if _NIL_MAP in message:
-        for m in _MAP_WRITE.finditer(text):
+    fault = _fault(message)
+    conds: list[tuple[str, str]] = []  # (condition, what the error says)
+    if fault == "map":
+        for m in _MAP_WRITE.finditer(code):
             kind = _map_type(files, m["m"].rsplit(".", 1)[-1])
             if kind:
-                inserts.append(f"{indent}if {m['m']} == nil {{\n"
-                               f"{indent}\t{m['m']} = make({kind})\n{indent}}}\n")
-    elif (hit := _INDEX.search(message)) is not None:
-        back = _error_return(src, line)
-        for m in _INDEXED.finditer(text):
-            if m["i"] != hit["i"] or back is None:
+                yield _insert(name, src, a, text, f"{indent}if {m['m']} == nil {{\n"
+                              f"{indent}\t{m['m']} = make({kind})\n{indent}}}\n")
+        return
+    if fault == "index":
+        hit = _INDEX.search(message)
+        assert hit is not None
+        conds = [(f"len({m['x']}) <= {m['i']}", f"{m['x']} has no element {m['i']}")
+                 for m in _INDEXED.finditer(code) if m["i"] == hit["i"]]
+    elif fault == "nil":
+        packages = _package_names(src)
+        for m in _CHAIN.finditer(code):
+            parts = m.group().split(".")
+            if parts[0] in packages | _KEYWORDS:
                 continue
-            zeros, func = back
-            err = f'errors.New("{func}: {m["x"]} has no element {m["i"]}")'
-            inserts.append(f"{indent}if len({m['x']}) <= {m['i']} {{\n"
-                           f"{indent}\treturn {', '.join([*zeros, err])}\n{indent}}}\n")
-    for insert in dict.fromkeys(inserts):
-        new = src[:a] + insert + src[a:]
-        if "errors.New(" in insert:
-            new = add_imports(new, ["errors"])
-        yield Mutant(name, line, text, insert + text, new)
+            # `n.next.val`: n or n.next may be the nil one.
+            for k in range(1, len(parts)):
+                x = ".".join(parts[:k])
+                conds.append((f"{x} == nil", f"{x} is nil"))
+    elif fault == "zero":
+        conds = [(f"{m['d']} == 0", f"{m['d'][4:-1]} is empty" if m["d"].startswith("len(")
+                  else f"{m['d']} is zero") for m in _DIVISOR.finditer(code)]
+    back = _early_return(src, line) if conds else None
+    if back is None:
+        return
+    zeros, error, func = back
+    for cond, why in dict.fromkeys(conds):
+        values = [*zeros, f'errors.New("{func}: {why}")'] if error else zeros
+        ret = f"return {', '.join(values)}" if values else "return"
+        yield _insert(name, src, a, text, f"{indent}if {cond} {{\n{indent}\t{ret}\n{indent}}}\n")
+
+
+def _insert(name: str, src: str, at: int, text: str, insert: str) -> Mutant:
+    new = src[:at] + insert + src[at:]
+    if "errors.New(" in insert:
+        new = add_imports(new, ["errors"])
+    return Mutant(name, bisect_right(_line_of(src), at), text, insert + text, new)
+
+
+def _code(text: str) -> str:
+    """A line with its strings, runes and comment blanked, so no pattern matches in them."""
+    out = list(text)
+    for t in tokenize(text):
+        if t.kind == "string":
+            out[t.start:t.end] = " " * (t.end - t.start)
+    cut = "".join(out).find("//")
+    return "".join(out)[:cut] if cut >= 0 else "".join(out)
+
+
+def _package_names(src: str) -> set[str]:
+    """The names the file's imports are used by (a path's last element, or its alias)."""
+    return {s.name or s.path.rsplit("/", 1)[-1] for s in parse_imports(src).specs}
 
 
 def _map_type(files: dict[str, str], name: str) -> str | None:
@@ -284,17 +343,19 @@ def _type_at(src: str, at: int) -> str | None:
     return None
 
 
-def _error_return(src: str, line: int) -> tuple[list[str], str] | None:
-    """The zero values for all but the last result of the function holding `line`, and
-    its name, when that last result is an error."""
+def _early_return(src: str, line: int) -> tuple[list[str], bool, str] | None:
+    """For the function holding `line`: the zero values of its results (all but the
+    last when that is an error), whether it returns an error, and its name."""
     lines = src.split("\n")
     for name, first, last in trace.functions(src):
         if not first <= line <= last:
             continue
         sig = next(iter(signatures.declared("\n".join(lines[first - 1:last])).values()), None)
-        if sig is None or not sig.results or sig.results[-1] != "error":
+        if sig is None:
             return None
-        return [_zero(t) for t in sig.results[:-1]], name
+        error = bool(sig.results) and sig.results[-1] == "error"
+        kinds = sig.results[:-1] if error else sig.results
+        return [_zero(t) for t in kinds], error, name
     return None
 
 
