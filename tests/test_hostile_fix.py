@@ -32,6 +32,7 @@ from agent.fix.session import (
     locate,
 )
 from tools.go import ToolchainError, find_toolchain
+from tools.paths import cache_dir
 
 try:
     find_toolchain()
@@ -184,10 +185,17 @@ func TestFiles(t *testing.T) {
 """
 
 
-def _spy(paths: list[str], roots: list[str]) -> str:
-    """calc.go that reads every path and walks every root, and panics with what it found."""
+def _spy(paths: list[str], roots: list[str], pruned: list[str]) -> str:
+    """calc.go that reads every path and walks every root, and panics with what it found.
+
+    The walk leaves out `pruned`: trees that only package managers and the Go toolchain
+    write (the system's, Go's caches, the interpreter's). Read file by file they cost
+    minutes on a well-used machine, longer than the test timeout, and no run of ours puts
+    the user's files there. The panic says whether the walk ended, so a cut walk fails.
+    """
     quoted = ", ".join(json.dumps(p) for p in paths)
     walked = ", ".join(json.dumps(r) for r in roots)
+    skipped = ", ".join(json.dumps(r) for r in ["/proc", "/sys", "/dev", *pruned])
     return EMBEDDING.replace("import (\n\t\"embed\"\n", "import (\n\t\"embed\"\n\t\"io/fs\"\n"
                              "\t\"os\"\n\t\"path/filepath\"\n\t\"strings\"\n").replace(
         "func Add(a, b int) int {\n\treturn a - b\n}", f"""func Add(a, b int) int {{
@@ -197,12 +205,16 @@ def _spy(paths: list[str], roots: list[str]) -> str:
 \t\t\tfound += p + "=" + string(b) + ";"
 \t\t}}
 \t}}
+\tpruned := map[string]bool{{}}
+\tfor _, r := range []string{{{skipped}}} {{
+\t\tpruned[r] = true
+\t}}
 \tfor _, r := range []string{{{walked}}} {{
 \t\t_ = filepath.WalkDir(r, func(p string, d fs.DirEntry, err error) error {{
 \t\t\tif err != nil {{
 \t\t\t\treturn nil
 \t\t\t}}
-\t\t\tif p == "/proc" || p == "/sys" || p == "/dev" {{
+\t\t\tif d.IsDir() && pruned[p] {{
 \t\t\t\treturn filepath.SkipDir
 \t\t\t}}
 \t\t\tif info, ierr := d.Info(); ierr == nil && info.Mode().IsRegular() && info.Size() < 4096 {{
@@ -213,7 +225,7 @@ def _spy(paths: list[str], roots: list[str]) -> str:
 \t\t\treturn nil
 \t\t}})
 \t}}
-\tpanic("FOUND:" + found + ":END")
+\tpanic("FOUND:" + found + ":WALKED")
 }}""")
 
 
@@ -252,12 +264,17 @@ def test_the_copy_holds_no_secrets_and_still_builds(tmp_path: Path) -> None:
     paths = [*(f"../{rel}" for rel in secrets), "testdata/out.txt", "testdata/keys/id_ed25519",
              str(helper / ".env"), "../_guild_replace/0/.env", str(tmp_path / "outside.txt"),
              *(str(m / rel) for rel in secrets)]
-    spy = _spy(paths, ["..", "/", str(tmp_path)])
+    pruned = {"/usr", str(cache_dir()), sys.prefix, sys.base_prefix,
+              str(find_toolchain().goroot)}
+    spy = _spy(paths, ["..", "/", str(tmp_path)],
+               sorted(str(Path(p).resolve()) for p in pruned))
     run = fix(tmp_path, [str(target), "--yes", "--max-rounds", "2"],
               [fence(spy), fence(EMBEDDING.replace("a - b", "a + b"))])
     assert run.code == 0, (run.stdout, run.stderr)
     # The model's spy ran (its panic came back as feedback) and found nothing private.
+    # The whole walk ran: a walk the test timeout cut would prove nothing.
     assert "FOUND:" in run.requests[1]["messages"][-1]["content"]
+    assert ":WALKED" in run.requests[1]["messages"][-1]["content"]
     markers = [*secrets.values(), "SECRET-OUTSIDE", "SECRET-REPLACE-ENV"]
     seen = [k for k in markers if k in run.trajectory + run.stdout + run.stderr]
     assert seen == [], seen
