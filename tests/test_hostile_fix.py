@@ -191,7 +191,8 @@ def _spy(paths: list[str], roots: list[str], pruned: list[str]) -> str:
     The walk leaves out `pruned`: trees that only package managers and the Go toolchain
     write (the system's, Go's caches, the interpreter's). Read file by file they cost
     minutes on a well-used machine, longer than the test timeout, and no run of ours puts
-    the user's files there. The panic says whether the walk ended, so a cut walk fails.
+    the user's files there. The panic says whether the walk ended, so a cut walk fails;
+    it is upper-cased at run time, so the source line the feedback quotes cannot pass for it.
     """
     quoted = ", ".join(json.dumps(p) for p in paths)
     walked = ", ".join(json.dumps(r) for r in roots)
@@ -225,7 +226,7 @@ def _spy(paths: list[str], roots: list[str], pruned: list[str]) -> str:
 \t\t\treturn nil
 \t\t}})
 \t}}
-\tpanic("FOUND:" + found + ":WALKED")
+\tpanic(strings.ToUpper("walked, found:") + found + ":END")
 }}""")
 
 
@@ -271,10 +272,9 @@ def test_the_copy_holds_no_secrets_and_still_builds(tmp_path: Path) -> None:
     run = fix(tmp_path, [str(target), "--yes", "--max-rounds", "2"],
               [fence(spy), fence(EMBEDDING.replace("a - b", "a + b"))])
     assert run.code == 0, (run.stdout, run.stderr)
-    # The model's spy ran (its panic came back as feedback) and found nothing private.
-    # The whole walk ran: a walk the test timeout cut would prove nothing.
-    assert "FOUND:" in run.requests[1]["messages"][-1]["content"]
-    assert ":WALKED" in run.requests[1]["messages"][-1]["content"]
+    # The model's spy ran to the end of its walk (its panic came back as feedback) and found
+    # nothing private. A walk the test timeout cut would prove nothing.
+    assert "WALKED, FOUND:" in run.requests[1]["messages"][-1]["content"]
     markers = [*secrets.values(), "SECRET-OUTSIDE", "SECRET-REPLACE-ENV"]
     seen = [k for k in markers if k in run.trajectory + run.stdout + run.stderr]
     assert seen == [], seen
