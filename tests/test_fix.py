@@ -48,6 +48,11 @@ def fence(src: str, name: str | None = None) -> str:
     return f"Here is the fix:\n```go\n{head}{src.rstrip()}\n```\n"
 
 
+# The user's `a - b` is one token from passing, and the search on the code as given
+# (round 0) would fix it before any model call; tests of the model's rounds turn it off.
+NO_SEARCH = ["--no-fix", "one-token"]
+
+
 def make_module(root: Path, source: str = BROKEN, tests: str = TESTS) -> Path:
     """A module with the package in a subdirectory (so the package path matters)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -109,7 +114,7 @@ def test_compile_error_fixed_applied_and_undone(tmp_path: Path) -> None:
 def test_failing_test_fixed_after_feedback(tmp_path: Path) -> None:
     target = make_module(tmp_path / "m", source=WRONG)
     # First answer is still wrong: the test failure must go back to the model.
-    code, out, events = run_fix(tmp_path, [str(target), "--yes"],
+    code, out, events = run_fix(tmp_path, [str(target), "--yes", *NO_SEARCH],
                                 [fence(WRONG.replace("a - b", "a * b")), fence(FIXED)])
     assert code == 0, out
     assert target.read_text() == FIXED
@@ -124,7 +129,7 @@ def test_the_failing_test_is_traced_in_the_users_package(tmp_path: Path) -> None
     # run-trace in a package below the module root: the profile names the file by its
     # import path, the model knows it by its name in the package.
     target = make_module(tmp_path / "m", source=WRONG)
-    code, out, events = run_fix(tmp_path, [str(target), "--yes"],
+    code, out, events = run_fix(tmp_path, [str(target), "--yes", *NO_SEARCH],
                                 [fence(WRONG.replace("a - b", "a * b")), fence(FIXED)])
     assert code == 0, out
     traced = [e for e in events if e["event"] == "trace"]
@@ -141,7 +146,7 @@ def test_the_users_code_shows_its_values_and_is_written_without_our_prints(tmp_p
     halved = BROKEN.replace("return a + b +", "s := (a + b) / 2\n\treturn s")
     target = make_module(tmp_path / "m", source=halved)
     answer = halved.replace("(a + b) / 2", "a * b * 2")  # no one-token change fixes it
-    code, out, events = run_fix(tmp_path, [str(target), "--yes"],
+    code, out, events = run_fix(tmp_path, [str(target), "--yes", *NO_SEARCH],
                                 [fence(answer), fence(FIXED)])
     assert code == 0, out
     assert target.read_text() == FIXED
@@ -157,7 +162,7 @@ def test_tests_are_quoted_not_shown_whole_unless_asked(tmp_path: Path) -> None:
         "\nfunc TestUntouched(t *testing.T) {\n\tif Add(0, 0) != 0 {\n"
         "\t\tt.Fatal(\"zero\")\n\t}\n}\n")
     target = make_module(tmp_path / "m", source=WRONG, tests=tests)
-    code, out, events = run_fix(tmp_path, [str(target), "--yes"],
+    code, out, events = run_fix(tmp_path, [str(target), "--yes", *NO_SEARCH],
                                 [fence(WRONG.replace("a - b", "a * b")), fence(FIXED)])
     assert code == 0, out
     requests = [e for e in events if e["event"] == "request"]
@@ -170,7 +175,7 @@ def test_tests_are_quoted_not_shown_whole_unless_asked(tmp_path: Path) -> None:
 
     again = tmp_path / "again"
     target = make_module(again / "m", source=WRONG, tests=tests)
-    code, out, events = run_fix(again, [str(target), "--yes", "--show-tests"],
+    code, out, events = run_fix(again, [str(target), "--yes", "--show-tests", *NO_SEARCH],
                                 [fence(FIXED)])
     assert code == 0, out
     first = next(e for e in events if e["event"] == "request")["messages"][-1]["content"]
@@ -243,7 +248,8 @@ def test_edit_to_test_file_is_refused_and_told(tmp_path: Path) -> None:
     target = make_module(tmp_path / "m", source=WRONG)
     tests_before = (tmp_path / "m" / "calc" / "calc_test.go").read_bytes()
     cheat = fence(TESTS.replace("!= 5", "!= -1"), name="calc_test.go")
-    code, out, events = run_fix(tmp_path, [str(target), "--yes"], [cheat, fence(FIXED)])
+    code, out, events = run_fix(tmp_path, [str(target), "--yes", *NO_SEARCH],
+                                [cheat, fence(FIXED)])
     assert code == 0, out
     assert (tmp_path / "m" / "calc" / "calc_test.go").read_bytes() == tests_before
     requests = [e for e in events if e["event"] == "request"]

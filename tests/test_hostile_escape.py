@@ -317,8 +317,11 @@ def test_fix_yes_does_not_apply_a_forged_pass(tmp_path: Path) -> None:
     forged = _forger("calc", "example.com/calcmod/calc", test="TestAdd",
                      body="func Add(a, b int) int { return a * b }\n")
     replay = _replay(tmp_path / "replay.yaml", [f"```go\n{forged}```\n"] * 4)
+    # One token from passing, the user's code would be fixed in round 0, before the forger
+    # is asked: the search is off so that the model's code is what gets judged.
     res = _cli("fix", str(target), "--yes", "--max-rounds", "2", "--backend", "replay",
-               "--replay", str(replay), "--out", str(tmp_path / "run"), cwd=tmp_path)
+               "--replay", str(replay), "--out", str(tmp_path / "run"),
+               "--no-fix", "one-token", cwd=tmp_path)
     assert "Traceback" not in res.stderr, res.stderr
     assert res.returncode != 0, res.stdout
     assert target.read_text() == before, "fix --yes applied code that only printed PASS"

@@ -142,19 +142,53 @@ def test_a_change_that_passes_the_examples_is_judged_by_every_test():
     assert "(page - 1) * size" in model.prompts[1][-2].content
 
 
-def test_fix_writes_the_changed_code_to_the_users_file(tmp_path):
+def test_fix_searches_the_users_code_before_asking_the_model(tmp_path):
     from test_fix import FIXED, WRONG, fence, make_module, run_fix
 
-    # The model hands back the user's `a - b`; `-` → `+` passes the package's tests, so
-    # the fix is found without asking again, shown, and written.
+    # The user's `a - b`: `-` → `+` passes the package's tests, so the fix is found in
+    # round 0, before any model call, shown and written.
     target = make_module(tmp_path / "m", source=WRONG)
     code, out, events = run_fix(tmp_path, [str(target), "--yes"], [fence(WRONG), fence(FIXED)])
     assert code == 0, out
     assert target.read_text() == FIXED
-    assert len([e for e in events if e["event"] == "request"]) == 1
+    assert [e for e in events if e["event"] == "request"] == []
+    searched = [e for e in events if e["event"] == "one_token"]
+    assert [e["round"] for e in searched] == [0]
+    result = next(e for e in events if e["event"] == "result")["result"]
+    assert result["solved_at_round"] == 0 and result["tokens"]["completion"] == 0
     shown = " ".join(out.split())  # the console wraps long lines
-    assert "one-token changes: 5 of 5 tried" in shown
+    assert "round 0 one-token changes to the code as given: 5 of 5 tried" in shown
     assert "kept calc.go line 6: `return a - b` → `return a + b`" in shown
+
+
+def test_fix_asks_the_model_when_the_search_finds_nothing_and_not_again_on_a_copy(tmp_path):
+    from test_fix import FIXED, WRONG, fence, make_module, run_fix
+
+    # Two slips in one line: no one or two changes pass. The model hands the file back
+    # unchanged first (the search is not run on it again), then writes the fix.
+    wrong = WRONG.replace("a - b", "a*0 - b")
+    target = make_module(tmp_path / "m", source=wrong)
+    code, out, events = run_fix(tmp_path, [str(target), "--yes"], [fence(wrong), fence(FIXED)])
+    assert code == 0, out
+    assert target.read_text() == FIXED
+    assert len([e for e in events if e["event"] == "request"]) == 2
+    searched = [e for e in events if e["event"] == "one_token"]
+    assert [e["round"] for e in searched] == [0] and searched[0]["kept"] is None
+    assert searched[0]["tried"] > 0
+
+
+def test_fix_with_an_instruction_leaves_the_search_to_the_rounds(tmp_path):
+    from test_fix import FIXED, WRONG, fence, make_module, run_fix
+
+    # An instruction asks for a change, not only a passing package: the model is asked
+    # first, and a search runs only on its answer (here the file back, `-` → `+` kept).
+    target = make_module(tmp_path / "m", source=WRONG)
+    code, out, events = run_fix(tmp_path, [str(target), "--yes", "-i", "make Add add"],
+                                [fence(WRONG), fence(FIXED)])
+    assert code == 0, out
+    assert target.read_text() == FIXED
+    assert len([e for e in events if e["event"] == "request"]) == 1
+    assert [e["round"] for e in events if e["event"] == "one_token"] == [1]
 
 
 SUM_TASK = TaskSpec(

@@ -189,8 +189,9 @@ class FixCommand:
         loop = RepairLoop(self.model, self.config, checker_factory=self.s.checker_factory,
                           on_event=progress, parser=self.s.parse_answer)
         try:
-            result = loop.run(self.s.problem(self.files, feedback=feedback, note=note),
-                              self.traj)
+            given = self.check if self.check is not None else self.first
+            result = loop.run(self.s.problem(self.files, feedback=feedback, note=note,
+                                             given=given), self.traj)
         finally:
             progress.stop()
         self.result = result

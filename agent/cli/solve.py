@@ -139,7 +139,9 @@ class RoundPrinter:
             p(f"  [red]model error[/]: {escape(ev['message'])}")
         elif kind == "one_token":
             kept = (f"[green]kept[/] {escape(ev['kept'])}" if ev["kept"] else "none passes")
-            p(f"  [blue]one-token changes[/]: {ev['tried']} of {ev['candidates']} tried in "
+            what = "one-token changes" if ev["round"] else (
+                "[cyan]round 0[/] one-token changes to the code as given")
+            p(f"  [blue]{what}[/]: {ev['tried']} of {ev['candidates']} tried in "
               f"{ev['seconds']:.1f}s, {kept}")
         elif kind in ("trace", "values") and ev["lines"]:
             what = "where the code went" if kind == "trace" else "values before the failure"

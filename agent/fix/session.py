@@ -510,11 +510,13 @@ class FixSession:
             n: c for n, c in others.items() if n not in tests}
         return _within_budget(shown), _within_budget(tests)
 
-    def problem(self, files: dict[str, str], *, feedback: str = "", note: str | None = None
-                ) -> Problem:
+    def problem(self, files: dict[str, str], *, feedback: str = "", note: str | None = None,
+                given: CheckResult | None = None) -> Problem:
         """The loop's problem: the files as they stand now, the goal, and how to edit them.
 
-        No tests are named: the package's own run in place, in `PackageChecker`.
+        No tests are named: the package's own run in place, in `PackageChecker`. `given`
+        is the check of `files`; without an instruction or a note the loop searches them
+        before it asks the model (what the user asked for is then only a passing package).
         """
         blocks = [n for n, m in self.modes.items() if m is EditMode.blocks]
         goal = render("fix_task", instruction=self.request.instruction, note=note,
@@ -544,6 +546,7 @@ class FixSession:
                        messages=messages, goal=goal, brief=brief, files=dict(files),
                        support_files=support, hidden_tests=tests, multi_file=multi,
                        format_hint=hint,
+                       given=given if not (self.request.instruction or note) else None,
                        answer_chars=len(goal) + sum(len(v) for v in files.values()))
 
     def parse_answer(self, text: str, problem: Problem, current: dict[str, str]

@@ -12,6 +12,7 @@ from agent.loop.prompts import render
 from agent.models.base import Message
 from agent.tasks.harness import HIDDEN_TEST, VISIBLE_TEST
 from agent.tasks.spec import Budget, TaskSpec
+from tools.diagnostics import CheckResult
 
 
 class Problem(BaseModel):
@@ -34,6 +35,9 @@ class Problem(BaseModel):
     budget: Budget = Field(default_factory=Budget)
     answer_chars: int = 0  # the size of what the model is given: room for its answer
     format_hint: str | None = None  # how to answer, when not whole files (fix's edit blocks)
+    # `files` are code to repair, not a stub to complete (fix), and this is their check:
+    # the loop searches them with the toolchain before it asks the model anything.
+    given: CheckResult | None = Field(default=None, exclude=True, repr=False)
     # The task this came from, for a checker that runs its tests and for the oracle.
     task: TaskSpec | None = Field(default=None, exclude=True, repr=False)
 

@@ -100,6 +100,7 @@ class RepairLoop:
     def run(self, problem: Problem, traj: Trajectory | None = None) -> RunResult:
         st = self._begin(problem, traj or Trajectory())
         try:
+            self._search_given(st)
             for rnd in range(1, st.rounds_cap + 1):
                 st.check_budget()
                 if self.config.candidates > 1:
@@ -351,15 +352,52 @@ class RepairLoop:
         tests ran (`<` → `<=`, `n` → `n - 1`, `%v` → `%w`, …). The first change (or two
         chained) with which every test the loop may see passes is kept, as a fix is.
         Repair runs only (single shot stays one answer), once for each distinct code."""
-        fb = j.fb
-        if (st.rounds_cap < 2 or j.run is not None or st.mode is FeedbackMode.compile
-                or not fb.built or not fb.failed_tests or any(
-                    d.kind in (Kind.compile, Kind.vet, Kind.limit) for d in fb.diagnostics)):
+        if st.rounds_cap < 2 or j.run is not None or not self._searchable(st, j.files, j.fb):
             return j
-        digest = _digest(j.files)
+        found = self._search(st, rnd, j.files, j.fb)
+        if found is None:
+            return j
+        files, fb, verdict, fixes = found
+        return dataclasses.replace(j, files=files, fb=fb, verdict=verdict,
+                                   fixes=[*j.fixes, *fixes], applied=[*j.applied, *fixes])
+
+    def _search_given(self, st: RunState) -> None:
+        """`fix`: the user's code searched as it stands, before the model is asked. A slip
+        the toolchain can name is found in seconds, with no answer to wait for and no
+        chance of a model rewriting what worked; what it finds ends the run as round 0."""
+        given = st.problem.given
+        if (given is None or not self.config.lever("one-token") or st.rounds_cap < 2
+                or not self._searchable(st, st.current, given)):
+            return
+        found = self._search(st, 0, dict(st.current), given)
+        if found is None or not found[2].passed:
+            return
+        files, _, _, fixes = found
+        rec = st.rec  # round 0's: no answer, only the search
+        rec.passed = rec.feedback_passed = True
+        rec.fixes, rec.summary, rec.check_seconds = fixes, "passed", rec.one_token_seconds
+        st.result.rounds_detail.append(rec)
+        st.result.files = files
+        st.result.solved = True
+        st.result.solved_at_round = 0
+        raise RunEnded(StopReason.solved)
+
+    def _searchable(self, st: RunState, files: dict[str, str], fb: CheckResult) -> bool:
+        """Code that builds and fails tests, not searched before (a copy is not again)."""
+        if (st.mode is FeedbackMode.compile or not fb.built or not fb.failed_tests
+                or any(d.kind in (Kind.compile, Kind.vet, Kind.limit)
+                       for d in fb.diagnostics)):
+            return False
+        digest = _digest(files)
         if digest in st.mutated:
-            return j
+            return False
         st.mutated.add(digest)
+        return True
+
+    def _search(self, st: RunState, rnd: int, files: dict[str, str], fb: CheckResult
+                ) -> tuple[dict[str, str], CheckResult, CheckResult, list[str]] | None:
+        """The one-token search on `files`: the files it passes with, their feedback
+        check and verdict, and the fixes it names; None when no change passes."""
         suite = Suite.all if st.mode is FeedbackMode.all else Suite.visible
         t0 = time.monotonic()
 
@@ -370,7 +408,7 @@ class RepairLoop:
         # is a step, and the search goes on from it; steps are kept only when they end
         # in a pass, so nothing but a passing answer is ever kept.
         steps: list[tuple[mutants.Mutant, CheckResult]] = []
-        base, now, tried, candidates = j.files, fb, 0, 0
+        base, now, tried, candidates = files, fb, 0, 0
         while True:
             found = self._mutants(st, base, now, suite)
             candidates += len(found)
@@ -399,8 +437,8 @@ class RepairLoop:
         self._emit(st.traj, "one_token", round=rnd, candidates=candidates, tried=tried,
                    kept=said, seconds=round(seconds, 3))
         if not steps:
-            return j
-        files = dict(j.files)
+            return None
+        files = dict(files)
         for m, _ in steps:
             files[m.file] = m.source
         fb = steps[-1][1]
@@ -409,10 +447,8 @@ class RepairLoop:
             verdict = st.checker.check(files, Suite.all)
             self._emit(st.traj, "check", round=rnd, suite="all", stage="verdict",
                        result=verdict.public())
-        fixes = [f"one-token {m.text()}" for m, _ in steps]
         st.rec.one_token = said
-        return dataclasses.replace(j, files=files, fb=fb, verdict=verdict,
-                                   fixes=[*j.fixes, *fixes], applied=[*j.applied, *fixes])
+        return files, fb, verdict, [f"one-token {m.text()}" for m, _ in steps]
 
     def _mutants(self, st: RunState, files: dict[str, str], fb: CheckResult,
                  suite: Suite) -> list[mutants.Mutant]:
