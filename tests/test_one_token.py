@@ -177,18 +177,31 @@ def test_fix_asks_the_model_when_the_search_finds_nothing_and_not_again_on_a_cop
     assert searched[0]["tried"] > 0
 
 
-def test_fix_with_an_instruction_leaves_the_search_to_the_rounds(tmp_path):
-    from test_fix import FIXED, WRONG, fence, make_module, run_fix
+def test_fix_with_an_instruction_searches_a_bug_but_not_code_yet_to_write(tmp_path):
+    from test_fix import FIXED, TESTS, WRONG, fence, make_module, run_fix
 
-    # An instruction asks for a change, not only a passing package: the model is asked
-    # first, and a search runs only on its answer (here the file back, `-` → `+` kept).
+    # A bug report as the instruction: the code builds and fails, and round 0 fixes it.
     target = make_module(tmp_path / "m", source=WRONG)
-    code, out, events = run_fix(tmp_path, [str(target), "--yes", "-i", "make Add add"],
-                                [fence(WRONG), fence(FIXED)])
+    code, out, events = run_fix(tmp_path, [str(target), "--yes", "-i", "Add subtracts"],
+                                [fence(WRONG)])
     assert code == 0, out
     assert target.read_text() == FIXED
+    assert [e["round"] for e in events if e["event"] == "one_token"] == [0]
+    assert [e for e in events if e["event"] == "request"] == []
+
+    # An instruction for code not written yet: the tests do not build, nothing is searched
+    # and the model writes it.
+    again = tmp_path / "again"
+    tests = TESTS + ("\nfunc TestSub(t *testing.T) {\n\tif Sub(5, 3) != 2 {\n"
+                     "\t\tt.Fatal(\"Sub\")\n\t}\n}\n")
+    target = make_module(again / "m", source=WRONG, tests=tests)
+    with_sub = FIXED + "\n// Sub returns a minus b.\nfunc Sub(a, b int) int {\n\treturn a - b\n}\n"
+    code, out, events = run_fix(again, [str(target), "--yes", "-i", "add Sub; fix Add"],
+                                [fence(with_sub)])
+    assert code == 0, out
+    assert target.read_text() == with_sub
     assert len([e for e in events if e["event"] == "request"]) == 1
-    assert [e["round"] for e in events if e["event"] == "one_token"] == [1]
+    assert [e for e in events if e["event"] == "one_token"] == []
 
 
 SUM_TASK = TaskSpec(

@@ -515,8 +515,10 @@ class FixSession:
         """The loop's problem: the files as they stand now, the goal, and how to edit them.
 
         No tests are named: the package's own run in place, in `PackageChecker`. `given`
-        is the check of `files`; without an instruction or a note the loop searches them
-        before it asks the model (what the user asked for is then only a passing package).
+        is the check of `files`, which the loop searches before it asks the model; not
+        with a note, which the user writes to have the model try again. An instruction
+        is judged by the tests either way: one asking for code not yet written does not
+        build, and code that does not build is not searched.
         """
         blocks = [n for n, m in self.modes.items() if m is EditMode.blocks]
         goal = render("fix_task", instruction=self.request.instruction, note=note,
@@ -546,7 +548,7 @@ class FixSession:
                        messages=messages, goal=goal, brief=brief, files=dict(files),
                        support_files=support, hidden_tests=tests, multi_file=multi,
                        format_hint=hint,
-                       given=given if not (self.request.instruction or note) else None,
+                       given=given if note is None else None,
                        answer_chars=len(goal) + sum(len(v) for v in files.values()))
 
     def parse_answer(self, text: str, problem: Problem, current: dict[str, str]
