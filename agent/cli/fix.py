@@ -189,7 +189,9 @@ class FixCommand:
         loop = RepairLoop(self.model, self.config, checker_factory=self.s.checker_factory,
                           on_event=progress, parser=self.s.parse_answer)
         try:
-            given = self.check if self.check is not None else self.first
+            # Only the user's code as it came: a later loop's candidate was searched
+            # in the run that made it.
+            given = self.first if self.result is None else None
             result = loop.run(self.s.problem(self.files, feedback=feedback, note=note,
                                              given=given), self.traj)
         finally:
