@@ -39,6 +39,7 @@ BODIES = {
     "nil map": "var m map[string]int\n\tm[\"a\"] = 1",
     "nil pointer": "var p *struct{ X int }\n\t_ = p.X",
     "divide": "z := 0\n\t_ = 1 / z",
+    "negative end": "s := \"\"\n\t_ = s[:len(s)-1]",
 }
 
 
@@ -56,6 +57,7 @@ def _panic(body: str) -> list[Diagnostic]:
     ("nil map", "a map must be created"),
     ("nil pointer", "a nil pointer was used"),
     ("divide", "by zero"),
+    ("negative end", "a slice bound was -1, below 0"),
 ])
 def test_real_runtime_panics_are_explained(case, says):
     facts = explain(_panic(BODIES[case]))
@@ -84,7 +86,8 @@ def _loop(responses: list[str], off: tuple[str, ...] = ()):
 
 
 def test_the_repair_prompt_says_which_rule_the_slice_broke():
-    result, model = _loop([PAST_END, GOOD])
+    # `one-token` would clamp the end itself and never ask (tests/test_one_token.py).
+    result, model = _loop([PAST_END, GOOD], off=("one-token",))
     assert result.solved and result.solved_at_round == 2
     prompt = model.prompts[1][-1].content
     assert "slice bounds out of range" in prompt  # the panic itself, as before
@@ -94,6 +97,6 @@ def test_the_repair_prompt_says_which_rule_the_slice_broke():
 
 
 def test_switched_off_the_panic_is_shown_bare():
-    _, model = _loop([PAST_END, GOOD], off=("explain-panics",))
+    _, model = _loop([PAST_END, GOOD], off=("explain-panics", "one-token"))
     prompt = model.prompts[1][-1].content
     assert "slice bounds out of range" in prompt and "The panic means" not in prompt

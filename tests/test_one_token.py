@@ -411,6 +411,114 @@ def test_a_nil_pointer_or_a_zero_divisor_returns_early():
     assert m.after.startswith("\tif n.Val == 0 {\n\t\treturn\n\t}")
 
 
+def test_a_slice_bound_outside_the_slice_is_held_inside_it():
+    src = ("package p\n\nfunc F(s string, xs []int, i, n int) (string, []int) {\n"
+           "\tt := s[:len(s)-1]\n"
+           "\treturn s[i+1:], xs[i:i+n] // xs[i:n]\n}\n")
+
+    def clamps(line, message):
+        return [m.after.strip() for m in mutants.guards({"p.go": src}, {}, [
+            ("p.go", line, "panic: runtime error: slice bounds out of range " + message)])]
+
+    # An end past the end: clamped to len, on the expression with an explicit end only
+    # (the comment's look-alike is not code).
+    assert clamps(5, "[:7] with capacity 5") == [
+        "return s[i+1:], xs[i:min(i+n, len(xs))] // xs[i:n]"]
+    assert clamps(5, "[:9] with length 4") == clamps(5, "[:7] with capacity 5")
+    # A start past the end (the end left out is len): lowered to the end.
+    assert clamps(5, "[4:3]") == ["return s[min(i+1, len(s)):], xs[i:i+n] // xs[i:n]",
+                                  "return s[i+1:], xs[min(i, i+n):i+n] // xs[i:n]"]
+    # An end below 0 (`s[:len(s)-1]` of ""): raised to 0.
+    assert clamps(4, "[:-1]") == ["t := s[:max(len(s)-1, 0)]"]
+    # A start below 0: raised to 0, where a start is written.
+    assert clamps(5, "[-1:]") == ["return s[max(i+1, 0):], xs[i:i+n] // xs[i:n]",
+                                  "return s[i+1:], xs[max(i, 0):i+n] // xs[i:n]"]
+    assert clamps(4, "[-1:]") == []
+    # Nested brackets and calls inside a bound stay one expression; a full slice
+    # expression and a plain index are not slices to clamp.
+    src2 = "package p\n\nfunc G(a, b []int, f func(int) int) []int {\n\treturn a[f(b[0]):b[1]]\n}\n"
+    [m] = mutants.guards({"p.go": src2}, {}, [
+        ("p.go", 4, "slice bounds out of range [:3] with capacity 2")])
+    assert m.after == "\treturn a[f(b[0]):min(b[1], len(a))]"
+    src3 = "package p\n\nfunc H(a []int) []int {\n\treturn a[1:2:3]\n}\n"
+    assert mutants.guards({"p.go": src3}, {}, [
+        ("p.go", 4, "slice bounds out of range [:3] with capacity 2")]) == []
+
+
+def test_a_computed_index_past_the_end_is_checked_first_in_its_condition():
+    src = ("package p\n\nfunc Close(s string, i int) bool {\n"
+           "\tif s[i+1] == ')' || s[i] == ']' {\n\t\treturn true\n\t}\n"
+           "\tx := s[i+2]\n\treturn x == 'a'\n}\n")
+
+    def guards(line, index):
+        message = f"panic: runtime error: index out of range [{index}] with length 4"
+        return [m.after.strip() for m in mutants.guards({"p.go": src}, {}, [
+            ("p.go", line, message)])]
+
+    # Each computed index in turn, first in the condition (an `||` kept whole), then as
+    # an early return for the function's zero value.
+    assert guards(4, 4) == [
+        "if i+1 < len(s) && (s[i+1] == ')' || s[i] == ']') {",
+        "if i < len(s) && (s[i+1] == ')' || s[i] == ']') {",
+        "if i+1 >= len(s) {\n\t\treturn false\n\t}\n\tif s[i+1] == ')' || s[i] == ']' {",
+        "if i >= len(s) {\n\t\treturn false\n\t}\n\tif s[i+1] == ')' || s[i] == ']' {"]
+    # Not in a condition: only the early return. Below 0: the other side.
+    assert guards(7, 4) == ["if i+2 >= len(s) {\n\t\treturn false\n\t}\n\tx := s[i+2]"]
+    assert guards(7, -1) == ["if i+2 < 0 {\n\t\treturn false\n\t}\n\tx := s[i+2]"]
+
+
+PAIRS_TASK = TaskSpec(
+    id="doubled",
+    prompt="Write `func Doubled(s string) int`: how many i have s[i] == s[i+1].",
+    visible_tests=('import "testing"\n\nfunc TestDoubled(t *testing.T) {\n'
+                   '\tif got := Doubled("aabccc"); got != 3 {\n'
+                   '\t\tt.Errorf("Doubled(aabccc) = %d, want 3", got)\n\t}\n}\n'),
+    tests=('import "testing"\n\nfunc TestDoubledEmpty(t *testing.T) {\n'
+           '\tif Doubled("") != 0 || Doubled("a") != 0 {\n\t\tt.Fail()\n\t}\n}\n'),
+    reference=("func Doubled(s string) int {\n\tn := 0\n\tfor i := 0; i < len(s); i++ {\n"
+               "\t\tif i+1 < len(s) && s[i] == s[i+1] {\n\t\t\tn++\n\t\t}\n\t}\n"
+               "\treturn n\n}\n"),
+)
+
+
+@needs_go
+def test_a_lookahead_past_the_end_is_guarded_in_its_condition_without_asking_again():
+    wrong = PAIRS_TASK.with_package(PAIRS_TASK.reference.replace("i+1 < len(s) && ", ""))
+    result, model, traj = wrong_then_reference(PAIRS_TASK, wrong)
+    assert result.solved and result.solved_at_round == 1 and len(model.prompts) == 1
+    ev = next(e for e in traj.events if e["event"] == "one_token")
+    assert ev["kept"] == ("solution.go line 6: `if s[i] == s[i+1] {` → "
+                          "`if i+1 < len(s) && s[i] == s[i+1] {`")
+
+
+CHUNK_TASK = TaskSpec(
+    id="chunks",
+    prompt="Write `func Chunks(xs []int, n int) [][]int`: xs cut into runs of n, the last shorter.",
+    visible_tests=('import (\n\t"reflect"\n\t"testing"\n)\n\n'
+                   'func TestChunks(t *testing.T) {\n'
+                   '\tgot := Chunks([]int{1, 2, 3, 4, 5}, 2)\n'
+                   '\tif !reflect.DeepEqual(got, [][]int{{1, 2}, {3, 4}, {5}}) {\n'
+                   '\t\tt.Errorf("Chunks = %v", got)\n\t}\n}\n'),
+    tests=('import "testing"\n\nfunc TestChunksEven(t *testing.T) {\n'
+           '\tif got := Chunks([]int{1, 2, 3}, 3); len(got) != 1 || len(got[0]) != 3 {\n'
+           '\t\tt.Fail()\n\t}\n}\n'),
+    reference=("func Chunks(xs []int, n int) [][]int {\n\tvar out [][]int\n"
+               "\tfor i := 0; i < len(xs); i += n {\n"
+               "\t\tout = append(out, xs[i:min(i+n, len(xs))])\n\t}\n\treturn out\n}\n"),
+)
+
+
+@needs_go
+def test_a_chunk_loop_slicing_past_the_end_is_clamped_without_asking_again():
+    wrong = CHUNK_TASK.with_package(CHUNK_TASK.reference.replace(
+        "xs[i:min(i+n, len(xs))]", "xs[i:i+n]"))
+    result, model, traj = wrong_then_reference(CHUNK_TASK, wrong)
+    assert result.solved and result.solved_at_round == 1 and len(model.prompts) == 1
+    ev = next(e for e in traj.events if e["event"] == "one_token")
+    assert ev["kept"] == ("solution.go line 6: `out = append(out, xs[i:i+n])` → "
+                          "`out = append(out, xs[i:min(i+n, len(xs))])`")
+
+
 LIST_TASK = TaskSpec(
     id="list_len",
     prompt="Write `func Len(n *Node) int`, the length of the list from n (nil is empty).",

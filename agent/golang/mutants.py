@@ -16,7 +16,10 @@ for Go's error idioms: `fmt.Errorf`'s `%v` → `%w`, and `err == ErrX` →
 
 A runtime panic that names its cure gets guard lines before the panicking line first
 (`guards`): a nil map made before it is written, an early return before a fixed index
-past the end, a nil pointer used or a division by zero.
+past the end, a nil pointer used or a division by zero, and a slice bound held inside
+the slice (`s[i:i+n]` → `s[i:min(i+n, len(s))]`). A computed index past the end is
+checked first in the condition that reads it (`if s[i+1] == c` → `if i+1 < len(s) &&
+s[i+1] == c`), or returns early elsewhere.
 """
 
 from __future__ import annotations
@@ -198,7 +201,11 @@ def mutants(files: dict[str, str], lines: dict[str, set[int]],
 # -- guards: a few lines the panic itself calls for ---------------------------------------
 
 _NIL_MAP = "assignment to entry in nil map"
-_INDEX = re.compile(r"index out of range \[(?P<i>\d+)\] with length \d+")
+_INDEX = re.compile(r"index out of range \[(?P<i>-?\d+)\] with length \d+")
+# The runtime's four slice faults: an end past the length or capacity, an end or a start
+# below 0, and a start past the end (`[5:3]`, the end being len(s) when left out).
+_SLICE = re.compile(r"slice bounds out of range \[(?P<lo>-?\d*):(?P<hi>-?\d*)\]")
+_SUBSCRIPTED = re.compile(r"(?<![\w.)\]])(?P<x>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\[")
 _MAP_WRITE = re.compile(r"(?P<m>[A-Za-z_][\w.]*)\s*\[[^\]\n]*\]\s*(?:[-+*/|&^%]?=[^=]|\+\+|--)")
 _INDEXED = re.compile(r"(?P<x>[A-Za-z_][\w.]*)\[(?P<i>\d+)\]")
 _CHAIN = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
@@ -226,7 +233,9 @@ def guards(files: dict[str, str], lines: dict[str, set[int]],
         spots = ([(name, line)] if name is not None and line else
                  [(n, ln) for n in sorted(lines) if n in files for ln in sorted(lines[n])])
         for at in spots:
-            for m in _guards_at(files, *at, message):
+            # Where the panic is not known, a computed index could be any on those
+            # lines: only a fixed one the message names is guarded there.
+            for m in _guards_at(files, *at, message, placed=len(spots) == 1 and bool(line)):
                 out.setdefault(m.source, m)
     return list(out.values())[:MAX_GUARDS]
 
@@ -240,10 +249,13 @@ def _fault(message: str) -> str | None:
         return "nil"
     if "integer divide by zero" in message:
         return "zero"
+    if _SLICE.search(message):
+        return "slice"
     return None
 
 
-def _guards_at(files: dict[str, str], name: str, line: int, message: str) -> Iterator[Mutant]:
+def _guards_at(files: dict[str, str], name: str, line: int, message: str,
+               placed: bool = True) -> Iterator[Mutant]:
     src = files[name]
     starts = _line_of(src)
     if not 0 < line <= len(starts):
@@ -255,6 +267,9 @@ def _guards_at(files: dict[str, str], name: str, line: int, message: str) -> Ite
     code = _code(text)
     indent = text[:len(text) - len(text.lstrip())]
     fault = _fault(message)
+    if fault == "slice":
+        yield from _clamps(name, src, a, text, code, message)
+        return
     conds: list[tuple[str, str]] = []  # (condition, what the error says)
     if fault == "map":
         for m in _MAP_WRITE.finditer(code):
@@ -268,6 +283,15 @@ def _guards_at(files: dict[str, str], name: str, line: int, message: str) -> Ite
         assert hit is not None
         conds = [(f"len({m['x']}) <= {m['i']}", f"{m['x']} has no element {m['i']}")
                  for m in _INDEXED.finditer(code) if m["i"] == hit["i"]]
+        if not conds and placed:  # an index computed at run time: which one is not known
+            computed = [(x, text[a:b].strip()) for x, _, [(a, b)] in _brackets(code, 1)
+                        if not text[a:b].strip().isdigit()
+                        and _map_type(files, x.rsplit(".", 1)[-1]) is None]
+            below = hit["i"].startswith("-")
+            yield from _conjuncts(name, src, a, text, code, [
+                f"{i} >= 0" if below else f"{i} < len({x})" for x, i in computed])
+            conds = [(f"{i} < 0", f"{i} is negative") if below else
+                     (f"{i} >= len({x})", f"{i} is past the end of {x}") for x, i in computed]
     elif fault == "nil":
         packages = _package_names(src)
         for m in _CHAIN.finditer(code):
@@ -289,6 +313,77 @@ def _guards_at(files: dict[str, str], name: str, line: int, message: str) -> Ite
         values = [*zeros, f'errors.New("{func}: {why}")'] if error else zeros
         ret = f"return {', '.join(values)}" if values else "return"
         yield _insert(name, src, a, text, f"{indent}if {cond} {{\n{indent}\t{ret}\n{indent}}}\n")
+
+
+def _clamps(name: str, src: str, at: int, text: str, code: str,
+            message: str) -> Iterator[Mutant]:
+    """The faulting bound of each slice expression on the line held inside the slice:
+    an end past it clamped to `len(s)`, a bound below 0 raised to 0, a start past the
+    end lowered to the end. A chunk loop's `s[i:i+n]` is the classic case; the check,
+    not this, judges whether clamping was the cure (a go.mod older than 1.21 has no
+    `min`, and then the change does not build)."""
+    hit = _SLICE.search(message)
+    assert hit is not None
+    lo, hi = hit["lo"], hit["hi"]
+    for x, _, parts in _brackets(code, 2):  # s[a:b:c] panics with its own messages
+        (a0, a1), (b0, b1) = parts
+        low, high = text[a0:a1].strip(), text[b0:b1].strip()
+        if lo == "" and hi.startswith("-") and high:
+            edit = (b0, b1, f"max({high}, 0)")
+        elif lo == "" and hi and high:
+            edit = (b0, b1, f"min({high}, len({x}))")
+        elif hi == "" and lo.startswith("-") and low:
+            edit = (a0, a1, f"max({low}, 0)")
+        elif lo and hi and low:
+            edit = (a0, a1, f"min({low}, {high or f'len({x})'})")
+        else:
+            continue
+        b, e, new = edit
+        line = text[:b] + new + text[e:]
+        yield Mutant(name, bisect_right(_line_of(src), at), text, line,
+                     src[:at] + line + src[at + len(text):])
+
+
+def _conjuncts(name: str, src: str, at: int, text: str, code: str,
+               checks: list[str]) -> Iterator[Mutant]:
+    """Each check put first in the line's `if` or `for` condition, so the index after it
+    is read only when it is in range (`&&` stops at the first false)."""
+    m = re.match(r"\s*(?:\}\s*else\s+)?(?:if|for)\s+", code)
+    brace = len(code.rstrip()) - 1
+    # A header with an init statement (`if v, ok := m[k]; ok {`) is left alone.
+    if m is None or not checks or code[brace] != "{" or ";" in code:
+        return
+    cond = text[m.end():brace].rstrip()
+    if "||" in cond:
+        cond = f"({cond})"
+    for check in dict.fromkeys(checks):
+        line = f"{text[:m.end()]}{check} && {cond} {text[brace:]}"
+        yield Mutant(name, bisect_right(_line_of(src), at), text, line,
+                     src[:at] + line + src[at + len(text):])
+
+
+def _brackets(code: str, parts: int) -> Iterator[tuple[str, int, list[tuple[int, int]]]]:
+    """Each index (`parts` 1) or slice expression (2) `x[a:b]` on a line, x a name or
+    selector, as (x, offset of `[`, the spans of its indexes); the brackets are matched
+    so `s[f(i):xs[j]]` is one slice."""
+    for m in _SUBSCRIPTED.finditer(code):
+        depth, found, begin = 0, [], m.end()
+        for j in range(m.end(), len(code)):
+            c = code[j]
+            if c in "([{":
+                depth += 1
+            elif c in ")}" or (c == "]" and depth):
+                depth -= 1
+            elif c == "]":
+                found.append((begin, j))
+                break
+            elif c == ":" and depth == 0:
+                found.append((begin, j))
+                begin = j + 1
+        else:
+            continue
+        if len(found) == parts:
+            yield m["x"], m.end() - 1, found
 
 
 def _insert(name: str, src: str, at: int, text: str, insert: str) -> Mutant:

@@ -27,6 +27,10 @@ _RULES: list[_Rule] = [
      lambda m: (f"a slice expression s[{m['lo']}:{m['hi']}] needs its end at most "
                 f"len(s) ({m['what']} {m['n']} here): clamp the end, e.g. "
                 "`end := min(start+size, len(s))`, and stop the loop at len(s).")),
+    (re.compile(r"slice bounds out of range \[(?:(?P<lo>-\d+):|:(?P<hi>-\d+))\]"),
+     lambda m: (f"a slice bound was {m['lo'] or m['hi']}, below 0: a bound computed as "
+                "len(s)-k or i-1 goes negative on short or empty input; check the length "
+                "before slicing.")),
     (re.compile(r"slice bounds out of range \[(?P<lo>-?\d+):(?P<hi>-?\d+)\]"),
      lambda m: (f"a slice expression s[{m['lo']}:{m['hi']}] needs 0 <= start <= end: "
                 "the start is past the end here.")),
