@@ -216,3 +216,50 @@ def compare(run_dirs: tuple[Path, ...], force: bool, svg_path: Path | None, all_
                   "(--all-tasks lists them)", highlight=False)
     if svg_path is not None:
         out.print(f"wrote {escape(str(svg_path))}", highlight=False)
+
+
+@bench.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--fix", "fixes", multiple=True,
+              help="Switch off only this fix (repeatable; default: each round-1 fix the "
+                   "run had on, in turn).")
+@click.option("--suite", type=click.Path(path_type=Path), default=None,
+              help="The suite the run used (default: the path in run.json).")
+@click.option("--jobs", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Answers checked at once (the Go toolchain is the bottleneck).")
+@click.option("--json", "as_json", is_flag=True, help="Print the ablation as JSON.")
+def ablate(run_dir: Path, fixes: tuple[str, ...], suite: Path | None, jobs: int,
+           as_json: bool) -> None:
+    """What each deterministic fix buys single shot: RUN_DIR's recorded round-1 answers
+    checked again with each fix switched off, with no model call. Writes ablation.md and
+    ablation.json into RUN_DIR."""
+    from agent.atomic import write_text_atomic
+    from agent.bench.ablate import ablate as run_ablation
+    from agent.bench.config import BenchError
+    from agent.bench.rundir import load_run
+
+    try:
+        run = load_run(run_dir, suite)
+        with err.status("checking the recorded answers again…") as status:
+            done = [0]
+
+            def tick(task: str) -> None:
+                done[0] += 1
+                status.update(f"checking the recorded answers again… {done[0]} checked")
+
+            result = run_ablation(run, list(fixes) or None, jobs=jobs, on_check=tick)
+    except BenchError as exc:
+        fail(str(exc))
+    except ToolchainError as exc:
+        fail(str(exc), EXIT_UNAVAILABLE)
+    text = result.markdown()
+    try:
+        write_text_atomic(run_dir / "ablation.json", result.model_dump_json(indent=2) + "\n")
+        write_text_atomic(run_dir / "ablation.md", text)
+    except OSError as exc:
+        fail(f"{run_dir}: cannot write the ablation: {exc.strerror or exc}", EXIT_UNAVAILABLE)
+    if as_json:
+        click.echo(result.model_dump_json())
+        return
+    click.echo(text, nl=False)
+    out.print(f"wrote {escape(str(run_dir / 'ablation.md'))}", highlight=False)

@@ -24,8 +24,8 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agent.atomic import write_text_atomic
-from agent.runs.index import kind_of, read_attempt, read_events
 from agent.golang.fixes import FIX_NAMES, apply_fixes
+from agent.runs.index import kind_of, read_attempt, read_events
 from agent.tasks.harness import TaskHarness
 from agent.tasks.spec import TaskError, TaskSpec, load_task
 from tools.diagnostics import Kind
@@ -127,39 +127,24 @@ TaskLoader = Callable[[str], TaskSpec | None]
 
 def _bench_sources(run: Path, suite_override: Path | None
                    ) -> tuple[list[tuple[Path, str, list[str]]], TaskLoader]:
-    from agent.bench.config import RESULTS, RUN_FILE, TRAJECTORIES, BenchConfig
-    from agent.bench.results import read_records
-    from agent.bench.config import tasks_digest as digest_of
-    from agent.loop.trajectory import file_name
-    from agent.tasks.suites import load_suite
+    from agent.bench.config import BenchError
+    from agent.bench.rundir import load_run
 
     try:
-        config = BenchConfig.model_validate_json((run / RUN_FILE).read_text())
-        records = read_records(run / RESULTS) if (run / RESULTS).is_file() else []
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"{run}: unreadable run ({type(exc).__name__})") from None
-    suite = suite_override or Path(config.suite)
-    try:
-        loaded = load_suite(suite)
-    except TaskError as exc:
-        raise ExportError(f"{run}: its suite cannot be loaded ({exc}); pass --suite PATH"
-                          ) from None
-    tasks = {t.id: t for t in loaded.tasks}
-    chosen = [tasks[t] for t in config.tasks if t in tasks]
-    if len(chosen) != len(config.tasks) or digest_of(chosen) != config.tasks_digest:
-        raise ExportError(f"{run}: the suite {suite} has changed since the run (its tasks "
-                          "differ); export from the suite the run used (--suite PATH)")
+        loaded = load_run(run, suite_override)
+    except BenchError as exc:
+        raise ExportError(str(exc)) from None
+    config = loaded.config
     h = config.config_hash()
     out = []
-    for rec in records:
+    for rec in loaded.records:
         if rec.config != h or rec.outcome != "done" or not rec.result.solved:
             continue
         if rec.mode.value == "single" and config.derives_single:
             continue  # the same generation as repair's round 1, exported from there
-        traj = (run / TRAJECTORIES
-                / f"{file_name(rec.task)}.{rec.mode.value}.{rec.sample}.jsonl")
-        out.append((traj, rec.task, list(config.fixes)))
-    return out, tasks.get
+        out.append((loaded.trajectory(rec.task, rec.mode.value, rec.sample), rec.task,
+                    list(config.fixes)))
+    return out, loaded.tasks.get
 
 
 def _solve_sources(run: Path) -> tuple[list[tuple[Path, str, list[str]]], TaskLoader]:
