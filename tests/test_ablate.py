@@ -12,7 +12,7 @@ import sys
 import pytest
 import yaml
 from conftest import needs_go
-from test_bench_run import GOOD_ADD, NO_CODE, UNUSED_SQ, WRONG_NEG, make_suite
+from test_bench_run import GOOD_ADD, NO_CODE, UNUSED_SQ, WRONG_NEG, fence, make_suite
 
 pytestmark = needs_go
 
@@ -90,6 +90,26 @@ def test_records_claiming_passes_do_not_count(runs, tmp_path):
     r = run_cli(runs["env"], "bench", "ablate", run, "--json")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["rows"][0]["solved"] == ["add", "square"]
+
+
+def test_one_token_searches_the_answers_a_repair_run_would(runs, tmp_path):
+    # `a - b` is one token from passing; `return x` for Neg is not.
+    script = tmp_path / "slip.yaml"
+    script.write_text(yaml.safe_dump({"responses": [
+        fence("func Add(a, b int) int { return a - b }"), WRONG_NEG, UNUSED_SQ, NO_CODE]}))
+    run = tmp_path / "slip-run"
+    r = run_cli(runs["env"], "bench", runs["suite"], "--replay", script, "--modes", "single",
+                "--out", run, "--no-warm")
+    assert r.returncode == 0, r.stderr
+    r = run_cli(runs["env"], "bench", "ablate", run, "--fix", "gofmt", "--one-token", "--json")
+    assert r.returncode == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)["rows"]}
+    assert rows["all"]["solved"] == ["square"]
+    assert rows["+one-token"] == {"name": "+one-token", "solved": ["add", "square"],
+                                  "touched": ["add", "neg"]}
+    md = (run / "ablation.md").read_text()
+    assert ("| all, + `one-token` as in a repair run's round 1 | 2 / 4 | +1 | 2 searched "
+            "|  | add |") in md
 
 
 def test_bad_input_is_one_line_exit_2(runs, tmp_path):

@@ -4,7 +4,9 @@ Round 1 of a bench run is greedy, and the fixes act after the answer is written:
 answer does not depend on which fixes are on. So the recorded round-1 answers, checked
 again with one fix switched off, measure that fix exactly, with no model call and only
 the toolchain's time. The repair rounds' levers change what the model is asked next;
-they need runs of their own (`bench run --no-fix NAME`).
+they need runs of their own (`bench run --no-fix NAME`). One of them is measured here
+too, on request: `one-token` searches a round-1 answer that builds and fails, as a
+repair run's round 1 does, judged by the tests that run sees.
 
 A fix that did nothing on a task (neither kept nor tried and rejected) leaves that task's
 round as it was when switched off, so only the tasks it touched are checked again.
@@ -32,6 +34,7 @@ from agent.tasks.spec import TaskSpec
 # What acts on a round-1 answer: the fixes proper, and the guard that keeps a fix only
 # when the check improves. Every other lever shapes a later request.
 ROUND_ONE = (*FIX_KINDS, "never-worse")
+ONE_TOKEN = "+one-token"
 
 
 class Row(BaseModel):
@@ -60,10 +63,13 @@ class Ablation(BaseModel):
                  "| --- | --- | --- | --- | --- | --- |"]
         for r in self.rows:
             got = set(r.solved)
-            label = {"all": "all the run had on", "none": "none (as generated)"}.get(
+            label = {"all": "all the run had on", "none": "none (as generated)",
+                     ONE_TOKEN: "all, + `one-token` as in a repair run's round 1"}.get(
                 r.name, f"without `{r.name}`")
             delta = "" if r.name == "all" else f"{len(got) - len(base):+d}"
             acted = "" if r.name in ("all", "none") else str(len(r.touched))
+            if r.name == ONE_TOKEN:
+                acted += " searched"
             lines.append(f"| {label} | {len(got)} / {n} | {delta} | {acted} | "
                          f"{', '.join(sorted(base - got))} | {', '.join(sorted(got - base))} |")
         if self.missing:
@@ -96,9 +102,11 @@ def recorded_answers(run: Run) -> dict[str, str]:
 
 
 def ablate(run: Run, fixes: Iterable[str] | None = None, *, jobs: int = 2,
+           one_token: bool = False,
            on_check: Callable[[str], None] | None = None) -> Ablation:
     """The run's recorded round-1 answers judged with every round-1 fix it had on, with
-    none, and with each of `fixes` (default: all of those) switched off in turn."""
+    none, and with each of `fixes` (default: all of those) switched off in turn; with
+    `one_token`, also searched as a repair run's round 1 searches them."""
     on = [f for f in run.config.fixes if f in ROUND_ONE]
     chosen = list(dict.fromkeys(fixes)) if fixes is not None else on
     unknown = [f for f in chosen if f not in ROUND_ONE]
@@ -131,6 +139,19 @@ def ablate(run: Run, fixes: Iterable[str] | None = None, *, jobs: int = 2,
                              strict=True))
             rows.append(Row(name=fix, touched=touched, solved=[
                 t for t in tasks if (again[t] if t in again else full[t]).solved]))
+        if one_token:
+            repair = run.config.loop_config(Mode.repair, 0).model_copy(update={
+                "max_rounds": 2, "candidates": 1,
+                "fixes": list(dict.fromkeys([*run.config.fixes, "one-token"]))})
+            missed = [t for t in tasks if not full[t].solved]
+            searched = dict(zip(missed, pool.map(
+                lambda t: _first_round(run.tasks[t], answers[t], repair), missed),
+                strict=True))
+            rows.append(Row(name=ONE_TOKEN, touched=[t for t in missed if searched[t][1]],
+                            solved=[t for t in tasks if full[t].solved
+                                    or (t in searched and all(searched[t]))]))
+            if on_check is not None:
+                on_check("")
     return Ablation(run=str(run.path), model=(run.config.provenance or {}).get("model")
                     or run.config.model, suite=run.config.suite, answered=tasks,
                     missing=[t for t in run.config.tasks if t not in answers], rows=rows)
@@ -149,3 +170,16 @@ def _judge(task: TaskSpec, answer: str, config: LoopConfig) -> _Judged:
             touched.add("never-worse")  # it judged this fix
     return _Judged(solved=result.solved, raw=bool(first and first.raw_passed),
                    touched=touched)
+
+
+def _first_round(task: TaskSpec, answer: str, config: LoopConfig) -> tuple[bool, bool]:
+    """Round 1 of a repair run whose answer is `answer`: whether it passed every test,
+    and whether one-token searched it. Later rounds, if any, get the answer again (a
+    copy, so nothing new is checked); only round 1 is read."""
+    traj = Trajectory()
+    result = RepairLoop(ReplayModel([answer] * 8, name="recorded"), config).run(
+        problem_from_task(task), traj)
+    first = result.rounds_detail[0] if result.rounds_detail else None
+    searched = any(e.get("event") == "one_token" and e.get("round") == 1
+                   for e in traj.events)
+    return bool(first and first.passed), searched

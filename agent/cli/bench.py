@@ -227,9 +227,12 @@ def compare(run_dirs: tuple[Path, ...], force: bool, svg_path: Path | None, all_
               help="The suite the run used (default: the path in run.json).")
 @click.option("--jobs", type=click.IntRange(1, 16), default=2, show_default=True,
               help="Answers checked at once (the Go toolchain is the bottleneck).")
+@click.option("--one-token", "one_token", is_flag=True,
+              help="Also search each answer that builds and fails as a repair run's round 1 "
+                   "does (up to a minute a task).")
 @click.option("--json", "as_json", is_flag=True, help="Print the ablation as JSON.")
 def ablate(run_dir: Path, fixes: tuple[str, ...], suite: Path | None, jobs: int,
-           as_json: bool) -> None:
+           one_token: bool, as_json: bool) -> None:
     """What each deterministic fix buys single shot: RUN_DIR's recorded round-1 answers
     checked again with each fix switched off, with no model call. Writes ablation.md and
     ablation.json into RUN_DIR."""
@@ -247,7 +250,8 @@ def ablate(run_dir: Path, fixes: tuple[str, ...], suite: Path | None, jobs: int,
                 done[0] += 1
                 status.update(f"checking the recorded answers again… {done[0]} checked")
 
-            result = run_ablation(run, list(fixes) or None, jobs=jobs, on_check=tick)
+            result = run_ablation(run, list(fixes) or None, jobs=jobs, one_token=one_token,
+                                  on_check=tick)
     except BenchError as exc:
         fail(str(exc))
     except ToolchainError as exc:
