@@ -40,6 +40,7 @@ BODIES = {
     "nil pointer": "var p *struct{ X int }\n\t_ = p.X",
     "divide": "z := 0\n\t_ = 1 / z",
     "negative end": "s := \"\"\n\t_ = s[:len(s)-1]",
+    "negative index": "s := []int{}\n\t_ = s[len(s)-1]",
 }
 
 
@@ -58,6 +59,7 @@ def _panic(body: str) -> list[Diagnostic]:
     ("nil pointer", "a nil pointer was used"),
     ("divide", "by zero"),
     ("negative end", "a slice bound was -1, below 0"),
+    ("negative index", "the index -1 is below 0"),
 ])
 def test_real_runtime_panics_are_explained(case, says):
     facts = explain(_panic(BODIES[case]))

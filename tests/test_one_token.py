@@ -465,6 +465,10 @@ def test_a_computed_index_past_the_end_is_checked_first_in_its_condition():
     # Not in a condition: only the early return. Below 0: the other side.
     assert guards(7, 4) == ["if i+2 >= len(s) {\n\t\treturn false\n\t}\n\tx := s[i+2]"]
     assert guards(7, -1) == ["if i+2 < 0 {\n\t\treturn false\n\t}\n\tx := s[i+2]"]
+    # The runtime prints a negative index without the length.
+    [m] = mutants.guards({"p.go": src}, {}, [
+        ("p.go", 7, "panic: runtime error: index out of range [-1]")])
+    assert m.after.startswith("\tif i+2 < 0 {")
 
 
 PAIRS_TASK = TaskSpec(

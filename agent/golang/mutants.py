@@ -201,7 +201,8 @@ def mutants(files: dict[str, str], lines: dict[str, set[int]],
 # -- guards: a few lines the panic itself calls for ---------------------------------------
 
 _NIL_MAP = "assignment to entry in nil map"
-_INDEX = re.compile(r"index out of range \[(?P<i>-?\d+)\] with length \d+")
+# A negative index is printed without the length: `index out of range [-1]`.
+_INDEX = re.compile(r"index out of range \[(?P<i>-?\d+)\](?: with length \d+)?")
 # The runtime's four slice faults: an end past the length or capacity, an end or a start
 # below 0, and a start past the end (`[5:3]`, the end being len(s) when left out).
 _SLICE = re.compile(r"slice bounds out of range \[(?P<lo>-?\d*):(?P<hi>-?\d*)\]")

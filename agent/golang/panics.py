@@ -22,6 +22,9 @@ _RULES: list[_Rule] = [
                 "before indexing." if m["n"] != "0" else
                 f"the index {m['i']} was used on an empty slice or string (length 0): "
                 "handle empty input before indexing.")),
+    (re.compile(r"index out of range \[(?P<i>-\d+)\]"),
+     lambda m: (f"the index {m['i']} is below 0: an index computed as len(s)-k or i-1 "
+                "goes negative on short or empty input; check the length first.")),
     (re.compile(r"slice bounds out of range \[(?P<lo>-?\d*):(?P<hi>-?\d+)\] with "
                 r"(?P<what>capacity|length) (?P<n>\d+)"),
      lambda m: (f"a slice expression s[{m['lo']}:{m['hi']}] needs its end at most "
