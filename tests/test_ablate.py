@@ -56,18 +56,21 @@ def test_each_fix_switched_off_on_the_recorded_answers(runs, which):
     assert got["answered"] == ["add", "neg", "square", "double"] and got["missing"] == []
     assert rows["all"]["solved"] == ["add", "square"]
     assert rows["none"]["solved"] == ["add"]  # as generated
+    # neg builds and fails its tests; square builds only once the import goes.
+    assert rows["all"]["built"] == ["add", "neg", "square"]
+    assert rows["none"]["built"] == ["add", "neg"]
     # Off, unused-imports loses the one task it fixed; a fix that acted on nothing
     # changes nothing and is checked on no task again.
     assert rows["unused-imports"] == {"name": "unused-imports", "solved": ["add"],
-                                      "touched": ["square"]}
+                                      "built": ["add", "neg"], "touched": ["square"]}
     assert rows["conversions"] == {"name": "conversions", "solved": ["add", "square"],
-                                   "touched": []}
+                                   "built": ["add", "neg", "square"], "touched": []}
     # never-worse judged the kept fix; without it the fix is kept all the same.
     assert rows["never-worse"]["touched"] == ["square"]
     assert rows["never-worse"]["solved"] == ["add", "square"]
     md = (run / "ablation.md").read_text()
-    assert "| without `unused-imports` | 1 / 4 | -1 | 1 | square |  |" in md
-    assert "| none (as generated) | 1 / 4 | -1 |  | square |  |" in md
+    assert "| without `unused-imports` | 1 / 4 | -1 | 2 | 1 | square |  |" in md
+    assert "| none (as generated) | 1 / 4 | -1 | 2 |  | square |  |" in md
     assert json.loads((run / "ablation.json").read_text()) == got
 
 
@@ -106,9 +109,10 @@ def test_one_token_searches_the_answers_a_repair_run_would(runs, tmp_path):
     rows = {row["name"]: row for row in json.loads(r.stdout)["rows"]}
     assert rows["all"]["solved"] == ["square"]
     assert rows["+one-token"] == {"name": "+one-token", "solved": ["add", "square"],
+                                  "built": ["add", "neg", "square"],
                                   "touched": ["add", "neg"]}
     md = (run / "ablation.md").read_text()
-    assert ("| all, + `one-token` as in a repair run's round 1 | 2 / 4 | +1 | 2 searched "
+    assert ("| all, + `one-token` as in a repair run's round 1 | 2 / 4 | +1 | 3 | 2 searched "
             "|  | add |") in md
 
 

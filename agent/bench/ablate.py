@@ -30,16 +30,22 @@ from agent.loop.trajectory import Trajectory
 from agent.models.replay import ReplayModel
 from agent.runs.index import read_events
 from agent.tasks.spec import TaskSpec
+from tools.diagnostics import Kind
 
 # What acts on a round-1 answer: the fixes proper, and the guard that keeps a fix only
 # when the check improves. Every other lever shapes a later request.
 ROUND_ONE = (*FIX_KINDS, "never-worse")
 ONE_TOKEN = "+one-token"
+# The first problem of code that built: it ran its tests.
+_REACHED = (Kind.test_failure.value, Kind.panic.value, Kind.timeout.value)
 
 
 class Row(BaseModel):
     name: str  # "all", "none", or the fix switched off
     solved: list[str]
+    # Tasks whose round-1 code builds and reaches its tests: on a tier beyond the model,
+    # what the fixes buy is code the repair rounds can work from, not yet a pass.
+    built: list[str] = []
     touched: list[str] = []  # tasks the fix acted on (kept or tried), for "without" rows
 
 
@@ -59,8 +65,8 @@ class Ablation(BaseModel):
         n = len(self.answered)
         lines = [f"Round-1 fixes on the recorded answers of `{self.run}` "
                  f"({self.model or 'model not recorded'}, {self.suite}, {n} task(s))",
-                 "", "| round-1 fixes | solved | vs all | acted on | lost | gained |",
-                 "| --- | --- | --- | --- | --- | --- |"]
+                 "", "| round-1 fixes | solved | vs all | builds | acted on | lost | gained |",
+                 "| --- | --- | --- | --- | --- | --- | --- |"]
         for r in self.rows:
             got = set(r.solved)
             label = {"all": "all the run had on", "none": "none (as generated)",
@@ -70,7 +76,8 @@ class Ablation(BaseModel):
             acted = "" if r.name in ("all", "none") else str(len(r.touched))
             if r.name == ONE_TOKEN:
                 acted += " searched"
-            lines.append(f"| {label} | {len(got)} / {n} | {delta} | {acted} | "
+            lines.append(f"| {label} | {len(got)} / {n} | {delta} | {len(r.built)} | "
+                         f"{acted} | "
                          f"{', '.join(sorted(base - got))} | {', '.join(sorted(got - base))} |")
         if self.missing:
             lines += ["", f"No round-1 answer recorded for {len(self.missing)} task(s): "
@@ -82,6 +89,8 @@ class Ablation(BaseModel):
 class _Judged:
     solved: bool
     raw: bool
+    built: bool
+    raw_built: bool
     touched: set[str] = field(default_factory=set)
 
 
@@ -131,14 +140,18 @@ def ablate(run: Run, fixes: Iterable[str] | None = None, *, jobs: int = 2,
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         full = dict(zip(tasks, pool.map(lambda t: judge(t, None), tasks), strict=True))
-        rows = [Row(name="all", solved=[t for t in tasks if full[t].solved]),
-                Row(name="none", solved=[t for t in tasks if full[t].raw])]
+        rows = [Row(name="all", solved=[t for t in tasks if full[t].solved],
+                    built=[t for t in tasks if full[t].built]),
+                Row(name="none", solved=[t for t in tasks if full[t].raw],
+                    built=[t for t in tasks if full[t].raw_built])]
         for fix in chosen:
             touched = [t for t in tasks if fix in full[t].touched]
             again = dict(zip(touched, pool.map(lambda t, f=fix: judge(t, f), touched),
                              strict=True))
-            rows.append(Row(name=fix, touched=touched, solved=[
-                t for t in tasks if (again[t] if t in again else full[t]).solved]))
+            now = {t: again[t] if t in again else full[t] for t in tasks}
+            rows.append(Row(name=fix, touched=touched,
+                            solved=[t for t in tasks if now[t].solved],
+                            built=[t for t in tasks if now[t].built]))
         if one_token:
             repair = run.config.loop_config(Mode.repair, 0).model_copy(update={
                 "max_rounds": 2, "candidates": 1,
@@ -149,7 +162,8 @@ def ablate(run: Run, fixes: Iterable[str] | None = None, *, jobs: int = 2,
                 strict=True))
             rows.append(Row(name=ONE_TOKEN, touched=[t for t in missed if searched[t][1]],
                             solved=[t for t in tasks if full[t].solved
-                                    or (t in searched and all(searched[t]))]))
+                                    or (t in searched and all(searched[t]))],
+                            built=rows[0].built))  # it searches only code that builds
             if on_check is not None:
                 on_check("")
     return Ablation(run=str(run.path), model=(run.config.provenance or {}).get("model")
@@ -168,7 +182,12 @@ def _judge(task: TaskSpec, answer: str, config: LoopConfig) -> _Judged:
         if ev.get("event") in ("fix", "fix_rejected"):
             touched |= {f.get("name") for f in ev.get("fixes", []) if isinstance(f, dict)}
             touched.add("never-worse")  # it judged this fix
+    raw = next((e["result"] for e in traj.events if e.get("event") == "check"
+                and e.get("stage") == "raw"), None) or {}
+    kinds = [d.get("kind") for d in raw.get("diagnostics", [])]
     return _Judged(solved=result.solved, raw=bool(first and first.raw_passed),
+                   built=bool(first and (first.passed or first.failure in _REACHED)),
+                   raw_built=bool(raw.get("passed") or (kinds and kinds[0] in _REACHED)),
                    touched=touched)
 
 
