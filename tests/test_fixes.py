@@ -445,6 +445,46 @@ def test_mismatched_numeric_operands_are_converted_without_truncating():
     assert after.passed, after.diagnostics
 
 
+TEXT_MISMATCH_SRC = """package sandbox
+
+func Build(rs []rune, b byte) string {
+	s := ""
+	for _, r := range rs {
+		s += r
+	}
+	t := s + b
+	if s == b {
+		return ""
+	}
+	return t
+}
+
+func Back(r rune, s string) rune {
+	r += s
+	return r
+}
+"""
+
+
+@needs_go
+def test_a_character_meeting_text_becomes_a_one_character_string():
+    task = TaskSpec(id="t", prompt="p", tests=(
+        'import "testing"\n\nfunc TestBuild(t *testing.T) {\n'
+        '\tif Build([]rune("ab"), \'c\') != "abc" {\n\t\tt.Fatal("wrong")\n\t}\n}\n'))
+    before = check_task(task, {"solution.go": TEXT_MISMATCH_SRC})
+    assert sum("mismatched types string and" in d.message for d in before.diagnostics) == 3
+    fixed, fixes = apply_fixes({"solution.go": TEXT_MISMATCH_SRC}, before.diagnostics)
+    assert len([f for f in fixes if f.name == "conversions"]) == 3
+    src = fixed["solution.go"]
+    assert "s += string(r)" in src and "t := s + string(b)" in src
+    assert "if s == string(b) {" in src
+    # A rune variable cannot hold text: no conversion is guessed there.
+    assert "r += s" in src
+    after = check_task(task, fixed)
+    assert [d.message for d in after.diagnostics if d.kind.value == "compile"] == [
+        "invalid operation: r += s (mismatched types rune and string)"]
+
+
 PRINTF_SRC = """package sandbox
 
 import "fmt"

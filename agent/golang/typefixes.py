@@ -5,7 +5,8 @@
 offers), so the answer reaches the tests, which judge whether x was meant to matter; `cannot use c
 (variable of type rune) as int value` becomes `int(c)`; a method value used as its
 result is called; `a + b (mismatched types rune and int)` converts one operand (an
-integer meeting a float becomes the float, never the reverse); a printf verb go vet
+integer meeting a float becomes the float, never the reverse; a rune or byte meeting a
+string becomes a one-character string, `s += string(r)`); a printf verb go vet
 rejects for its argument's type becomes `%c` (a rune given to `%s`) or `%v`.
 
 Each edit applies only where the source holds what the message names, and only if
@@ -200,23 +201,28 @@ def _mismatch_edits(src: str, spots: Iterable[tuple[int, int, str, str, str]]
                     ) -> list[Edit]:
     """`X op Y` with numeric operands of two types (spots: line, byte column, `X op Y`, X's
     type, Y's type): Y is converted to X's type, except that an integer meeting a float
-    becomes the float (never truncate). Applied where the source holds that expression,
-    compared token by token: the compiler prints it with its own spacing."""
+    becomes the float (never truncate), and a rune or byte meeting a string becomes a
+    string. Applied where the source holds that expression."""
     toks = _grouped(tokenize(src))
     by_start = {t.start: k for k, t in enumerate(toks)}
     edits = []
     for line, col, expr, left_type, right_type in spots:
-        off = _offset(src, line, col)
-        k = by_start.get(off) if off is not None else None
-        want = _grouped(tokenize(expr))
-        root = _root_operator(want)
-        if k is None or root is None or root + 1 >= len(want):
+        if (found := _located(src, toks, by_start, line, col, expr)) is None:
             continue
-        # The compiler puts most of these at X, comparisons further in: look back.
-        texts = [t.text for t in want]
-        span = next((toks[i:i + len(want)] for i in range(k, max(k - len(want), -1), -1)
-                     if [t.text for t in toks[i:i + len(want)]] == texts), None)
-        if span is None:
+        want, span, root = found
+        if "string" in (left_type, right_type):
+            # Text meeting a character: the character becomes a one-character string
+            # (`s += r`, `s == b`); a rune variable cannot hold a string, so `r += s`
+            # is left alone.
+            assign = _assignment(want)
+            if assign is not None:
+                side = span[assign[1]:] if left_type == "string" else []
+            else:
+                side = span[root + 1:] if left_type == "string" else span[:root]
+            if side:
+                operand = src[side[0].start:side[-1].end]
+                edits.append(Edit(side[0].start, side[-1].end, f"string({operand})",
+                                   "conversions", f"{operand} → string({operand}) in {expr}"))
             continue
         if (assign := _assignment(want)) is not None:
             # `x op= y`: x is a variable, never a conversion. Its declaration changes or y
@@ -250,6 +256,24 @@ def _mismatch_edits(src: str, spots: Iterable[tuple[int, int, str, str, str]]
         edits.append(Edit(start, end, f"{to}({operand})", "conversions",
                            f"{operand} → {to}({operand}) in {expr}"))
     return edits
+
+
+def _located(src: str, toks: list[Token], by_start: dict[int, int], line: int, col: int,
+             expr: str) -> tuple[list[Token], list[Token], int] | None:
+    """The binary expression the compiler printed as `expr` at (line, byte column): its
+    own tokens, the source's tokens that spell it, and the index of its root operator.
+    Compared token by token, since the compiler prints it with its own spacing."""
+    off = _offset(src, line, col)
+    k = by_start.get(off) if off is not None else None
+    want = _grouped(tokenize(expr))
+    root = _root_operator(want)
+    if k is None or root is None or root + 1 >= len(want):
+        return None
+    # The compiler puts most of these at X, comparisons further in: look back.
+    texts = [t.text for t in want]
+    span = next((toks[i:i + len(want)] for i in range(k, max(k - len(want), -1), -1)
+                 if [t.text for t in toks[i:i + len(want)]] == texts), None)
+    return None if span is None else (want, span, root)
 
 
 def _assignment(tokens: list[Token]) -> tuple[int, int] | None:
@@ -376,8 +400,9 @@ def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
             unused.append((d.line, d.column, m["name"]))
         elif (m := _PRINTF_RE.match(first)) and (e := _verb_edit(src, d.line, d.column, m)):
             verbs.append(e)
-        elif (m := _MISMATCH_RE.match(first)) and {m["left"], m["right"]} <= _NUMERIC and (
-                "…" not in m["expr"]):
+        elif (m := _MISMATCH_RE.match(first)) and "…" not in m["expr"] and (
+                {m["left"], m["right"]} <= _NUMERIC
+                or {m["left"], m["right"]} in ({"string", "rune"}, {"string", "byte"})):
             mismatched.append((d.line, d.column, m["expr"], m["left"], m["right"]))
         elif m := (_CHAR_MISMATCH_RE.match(first) or _UNTYPED_STRING_RE.match(first)):
             if "…" not in m["expr"]:
