@@ -184,7 +184,8 @@ def test_apply_fixes_switches_and_matching():
     with pytest.raises(ValueError, match="unknown fix"):
         apply_fixes({}, [], ["gofmt", "magic"])
     assert FIX_KINDS == ("gofmt", "unused-imports", "missing-imports", "unused-decls",
-                         "unused-vars", "conversions", "printf", "spec-declarations")
+                         "unused-vars", "conversions", "printf", "extra-results",
+                         "spec-declarations")
     # The loop's levers share the switch; apply_fixes accepts and ignores them.
     assert FIX_NAMES[len(FIX_KINDS):] == ("never-worse", "grounding", "signatures",
                                           "repeat-lines", "code-first", "hidden-resample",
@@ -483,6 +484,45 @@ def test_a_character_meeting_text_becomes_a_one_character_string():
     after = check_task(task, fixed)
     assert [d.message for d in after.diagnostics if d.kind.value == "compile"] == [
         "invalid operation: r += s (mismatched types rune and string)"]
+
+
+EXTRA_SRC = """package sandbox
+
+import "strconv"
+
+var va = strconv.Atoi("10")
+
+func Sum(a, b string) int {
+	x := strconv.Atoi(a)
+	var y int
+	y = strconv.Atoi(b) // the second value
+	return x + y + va
+}
+"""
+
+
+@needs_go
+def test_a_second_result_left_out_is_taken_as_blank():
+    task = TaskSpec(id="t", prompt="p", tests=(
+        'import "testing"\n\nfunc TestSum(t *testing.T) {\n'
+        '\tif Sum("1", "2") != 13 {\n\t\tt.Fatal("wrong")\n\t}\n}\n'))
+    files = {"solution.go": EXTRA_SRC}
+    before = check_task(task, files)
+    assert len(before.diagnostics) == 3  # two wordings, both placed at the call
+    fixed, fixes = apply_fixes(files, before.diagnostics)
+    src = fixed["solution.go"]
+    assert "var va, _ = strconv.Atoi" in src and "x, _ := strconv.Atoi(a)" in src
+    assert "y, _ = strconv.Atoi(b) // the second value" in src
+    assert next(f.detail for f in fixes if f.name == "extra-results") == (
+        "va → va, _ (the second result dropped)")
+    assert check_task(task, fixed).passed
+    # Switched off, nothing is guessed; nor where the call is not a lone name's value.
+    assert apply_fixes(files, before.diagnostics,
+                       [f for f in FIX_KINDS if f != "extra-results"])[0] == files
+    other = {"solution.go": EXTRA_SRC.replace("x := strconv.Atoi(a)",
+                                              "x := 1 + strconv.Atoi(a)")}
+    fixed, _ = apply_fixes(other, check_task(task, other).diagnostics)
+    assert "x := 1 + strconv.Atoi(a)" in fixed["solution.go"]
 
 
 PRINTF_SRC = """package sandbox

@@ -379,7 +379,7 @@ def apply_checked(src: str, edits: list[Edit]) -> tuple[str, list[Edit]]:
     return src, done[::-1]
 
 
-EDIT_FIXES = ("unused-decls", "unused-vars", "conversions", "printf")
+EDIT_FIXES = ("unused-decls", "unused-vars", "conversions", "printf", "extra-results")
 
 
 def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
@@ -392,12 +392,15 @@ def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
     retyped: list[Edit] = []
     verbs: list[Edit] = []
     chars: list[Edit] = []
+    blanks: list[Edit] = []
     for d in diagnostics:
         first = d.message.splitlines()[0].strip() if d.message else ""
         if not (d.line and d.column):
             continue
         if m := _UNUSED_VAR_RE.match(first):
             unused.append((d.line, d.column, m["name"]))
+        elif _ONE_OF_TWO_RE.match(first) and (e := _blank_second(src, d.line, d.column)):
+            blanks.append(e)
         elif (m := _PRINTF_RE.match(first)) and (e := _verb_edit(src, d.line, d.column, m)):
             verbs.append(e)
         elif (m := _MISMATCH_RE.match(first)) and "…" not in m["expr"] and (
@@ -433,7 +436,33 @@ def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
                   + chars)
     if "printf" in on:
         edits += verbs
+    if "extra-results" in on:
+        edits += blanks
     return edits
+
+
+# `n := strconv.Atoi(s)`: the call's second result (an error, or ok) was left out. The
+# compiler says so in one of two ways, both placed at the call.
+_ONE_OF_TWO_RE = re.compile(r"^(?:assignment mismatch: 1 variable but .+ returns 2 values|"
+                            r"multiple-value .+ \(value of type \([^,()]+, [^,()]+\)\) in "
+                            r"single-value context)$")
+
+
+def _blank_second(src: str, line: int, col: int) -> Edit | None:
+    """`x := f()` (or `x = f()`, `var x = f()`) where f returns two values: `x, _ := f()`.
+    Only a lone name assigned the call, nothing else on the line before it. The code then
+    builds and its tests run; they, not this, judge whether the dropped value mattered."""
+    off = _offset(src, line, col)
+    if off is None:
+        return None
+    begin = src.rfind("\n", 0, off) + 1
+    toks = tokenize(src[begin:off])
+    if toks and toks[0].text == "var":
+        toks = toks[1:]
+    if [t.text for t in toks[1:]] not in ([":", "="], ["="]) or toks[0].kind != "ident":
+        return None
+    name, at = toks[0].text, begin + toks[0].end
+    return Edit(at, at, ", _", "extra-results", f"{name} → {name}, _ (the second result dropped)")
 
 
 _CHAR_MISMATCH_RE = re.compile(r"^invalid operation: (?P<expr>.+) \(mismatched types "
