@@ -212,6 +212,7 @@ _INDEXED = re.compile(r"(?P<x>[A-Za-z_][\w.]*)\[(?P<i>\d+)\]")
 _CHAIN = re.compile(r"(?<![\w.])[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")
 _DIVISOR = re.compile(r"[/%]=?\s*(?P<d>len\([\w.]+\)|[A-Za-z_][\w.]*\b(?!\s*\())")
 MAX_GUARDS = 12
+MAX_LINE = 1000  # characters; bracket matching is quadratic in a line's length
 _ZERO = {"string": '""', "bool": "false", "error": "nil", "any": "nil"}
 _NUMERIC = re.compile(r"^(u?int(8|16|32|64)?|uintptr|float(32|64)|complex(64|128)|byte|rune)$")
 
@@ -265,6 +266,8 @@ def _guards_at(files: dict[str, str], name: str, line: int, message: str,
     b = src.find("\n", a)
     b = len(src) if b < 0 else b
     text = src[a:b]
+    if len(text) > MAX_LINE:  # generated, not written: no slip a guard could name
+        return
     code = _code(text)
     indent = text[:len(text) - len(text.lstrip())]
     fault = _fault(message)
