@@ -81,6 +81,28 @@ def test_one_fix_asked_for_and_the_table_printed(runs):
     assert "without `unused-imports`" in r.stdout and "without `gofmt`" not in r.stdout
 
 
+def test_a_fix_the_run_had_off_is_added(runs, tmp_path):
+    # A run made with a fix off (or before the fix existed) shows what it would add.
+    run = tmp_path / "off-run"
+    script = tmp_path / "script.yaml"
+    script.write_text(yaml.safe_dump({"responses": ANSWERS}))
+    r = run_cli(runs["env"], "bench", runs["suite"], "--replay", script, "--modes", "single",
+                "--no-fix", "unused-imports", "--out", run, "--no-warm")
+    assert r.returncode == 0, r.stderr
+    r = run_cli(runs["env"], "bench", "ablate", run, "--json")
+    assert r.returncode == 0, r.stderr
+    rows = {row["name"]: row for row in json.loads(r.stdout)["rows"]}
+    assert rows["all"]["solved"] == ["add"] and "unused-imports" not in rows
+    assert rows["+unused-imports"] == {"name": "+unused-imports", "solved": ["add", "square"],
+                                       "built": ["add", "neg", "square"],
+                                       "touched": ["square"]}
+    # A fix the run had on is still switched off, not added.
+    assert rows["conversions"] == {"name": "conversions", "solved": ["add"],
+                                   "built": ["add", "neg"], "touched": []}
+    assert "| all, + `unused-imports` (off in the run) | 2 / 4 | +1 | 3 | 1 |  | square |" \
+        in (run / "ablation.md").read_text()
+
+
 def test_records_claiming_passes_do_not_count(runs, tmp_path):
     # The answers are judged afresh: a results file edited to say every task passed,
     # and a trajectory edited to say so, change nothing.

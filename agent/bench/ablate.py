@@ -71,7 +71,8 @@ class Ablation(BaseModel):
             got = set(r.solved)
             label = {"all": "all the run had on", "none": "none (as generated)",
                      ONE_TOKEN: "all, + `one-token` as in a repair run's round 1"}.get(
-                r.name, f"without `{r.name}`")
+                r.name, f"all, + `{r.name[1:]}` (off in the run)" if r.name.startswith("+")
+                else f"without `{r.name}`")
             delta = "" if r.name == "all" else f"{len(got) - len(base):+d}"
             acted = "" if r.name in ("all", "none") else str(len(r.touched))
             if r.name == ONE_TOKEN:
@@ -114,15 +115,15 @@ def ablate(run: Run, fixes: Iterable[str] | None = None, *, jobs: int = 2,
            one_token: bool = False,
            on_check: Callable[[str], None] | None = None) -> Ablation:
     """The run's recorded round-1 answers judged with every round-1 fix it had on, with
-    none, and with each of `fixes` (default: all of those) switched off in turn; with
+    none, and with each of `fixes` (default: every round-1 fix) in turn switched off if
+    the run had it on, or added if it had it off (or the fix is newer than the run); with
     `one_token`, also searched as a repair run's round 1 searches them."""
     on = [f for f in run.config.fixes if f in ROUND_ONE]
-    chosen = list(dict.fromkeys(fixes)) if fixes is not None else on
+    chosen = list(dict.fromkeys(fixes)) if fixes is not None else list(ROUND_ONE)
     unknown = [f for f in chosen if f not in ROUND_ONE]
     if unknown:
         raise BenchError(f"{unknown[0]!r} does not act on a round-1 answer; these do: "
                          + ", ".join(ROUND_ONE))
-    chosen = [f for f in chosen if f in on]  # one the run had off has nothing to show
     answers = recorded_answers(run)
     if not answers:
         raise BenchError(f"{run.path}: no recorded round-1 answer (a single-shot run "
@@ -130,9 +131,11 @@ def ablate(run: Run, fixes: Iterable[str] | None = None, *, jobs: int = 2,
     tasks = [t for t in run.config.tasks if t in answers]
     base_config = run.config.loop_config(Mode.single, 0)
 
-    def judge(task: str, off: str | None) -> _Judged:
-        config = base_config.model_copy(update={"fixes": [f for f in base_config.fixes
-                                                          if f != off]})
+    def judge(task: str, change: str | None) -> _Judged:
+        fixes = [f for f in base_config.fixes if f != change]
+        if change is not None and change not in on:
+            fixes.append(change)
+        config = base_config.model_copy(update={"fixes": fixes})
         got = _judge(run.tasks[task], answers[task], config)
         if on_check is not None:
             on_check(task)
@@ -145,11 +148,16 @@ def ablate(run: Run, fixes: Iterable[str] | None = None, *, jobs: int = 2,
                 Row(name="none", solved=[t for t in tasks if full[t].raw],
                     built=[t for t in tasks if full[t].raw_built])]
         for fix in chosen:
-            touched = [t for t in tasks if fix in full[t].touched]
-            again = dict(zip(touched, pool.map(lambda t, f=fix: judge(t, f), touched),
+            # Off, a fix can change only the tasks it acted on; added, only the tasks
+            # that failed (a passing answer has nothing for a fix to act on).
+            redo = ([t for t in tasks if fix in full[t].touched] if fix in on
+                    else [t for t in tasks if not full[t].solved])
+            again = dict(zip(redo, pool.map(lambda t, f=fix: judge(t, f), redo),
                              strict=True))
             now = {t: again[t] if t in again else full[t] for t in tasks}
-            rows.append(Row(name=fix, touched=touched,
+            touched = (redo if fix in on else
+                       [t for t in redo if fix in again[t].touched])
+            rows.append(Row(name=fix if fix in on else f"+{fix}", touched=touched,
                             solved=[t for t in tasks if now[t].solved],
                             built=[t for t in tasks if now[t].built]))
         if one_token:
