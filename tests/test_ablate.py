@@ -6,24 +6,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import yaml
 from conftest import needs_go
 from test_bench_run import GOOD_ADD, NO_CODE, UNUSED_SQ, WRONG_NEG, fence, make_suite
+from test_export import run_cli
 
 pytestmark = needs_go
 
 # add passes as written, neg fails, square passes once its unused import goes, double
 # has no code: one model call a task.
 ANSWERS = [GOOD_ADD, WRONG_NEG, UNUSED_SQ, NO_CODE]
-
-
-def run_cli(env, *args):
-    return subprocess.run([sys.executable, "-m", "agent.cli", *map(str, args)],
-                          capture_output=True, text=True, env=env, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from agent.golang.fixes import FIX_KINDS
 from agent.loop.config import LoopConfig
 from agent.loop.problem import problem_from_task
 from agent.loop.repair import RepairLoop
-from agent.loop.trajectory import Trajectory
+from agent.loop.trajectory import RoundRecord, Trajectory
 from agent.models.replay import ReplayModel
 from agent.runs.index import read_events
 from agent.tasks.spec import TaskSpec
@@ -46,7 +46,7 @@ class Row(BaseModel):
     # Tasks whose round-1 code builds and reaches its tests: on a tier beyond the model,
     # what the fixes buy is code the repair rounds can work from, not yet a pass.
     built: list[str] = []
-    touched: list[str] = []  # tasks the fix acted on (kept or tried), for "without" rows
+    touched: list[str] = []  # tasks the fix acted on (kept or tried), or one-token searched
 
 
 class Ablation(BaseModel):
@@ -166,7 +166,7 @@ def ablate(run: Run, fixes: Iterable[str] | None = None, *, jobs: int = 2,
                 "fixes": list(dict.fromkeys([*run.config.fixes, "one-token"]))})
             missed = [t for t in tasks if not full[t].solved]
             searched = dict(zip(missed, pool.map(
-                lambda t: _first_round(run.tasks[t], answers[t], repair), missed),
+                lambda t: _searched(run.tasks[t], answers[t], repair), missed),
                 strict=True))
             rows.append(Row(name=ONE_TOKEN, touched=[t for t in missed if searched[t][1]],
                             solved=[t for t in tasks if full[t].solved
@@ -179,12 +179,19 @@ def ablate(run: Run, fixes: Iterable[str] | None = None, *, jobs: int = 2,
                     missing=[t for t in run.config.tasks if t not in answers], rows=rows)
 
 
+def _round_one(task: TaskSpec, answer: str, config: LoopConfig
+               ) -> tuple[RoundRecord | None, Trajectory]:
+    """Round 1 of the loop on `task` with `answer` as the model's. A run with rounds left
+    gets the same answer again (a copy: nothing new is checked); only round 1 is read."""
+    traj = Trajectory()
+    result = RepairLoop(ReplayModel([answer] * 8, name="recorded"), config).run(
+        problem_from_task(task), traj)
+    return (result.rounds_detail[0] if result.rounds_detail else None), traj
+
+
 def _judge(task: TaskSpec, answer: str, config: LoopConfig) -> _Judged:
     """One round on `answer` as the loop runs it in a single-shot attempt."""
-    traj = Trajectory()
-    result = RepairLoop(ReplayModel([answer], name="recorded"), config).run(
-        problem_from_task(task), traj)
-    first = result.rounds_detail[0] if result.rounds_detail else None
+    first, traj = _round_one(task, answer, config)
     touched = {f.split(" ", 1)[0] for f in (first.fixes if first else [])}
     for ev in traj.events:
         if ev.get("event") in ("fix", "fix_rejected"):
@@ -193,20 +200,16 @@ def _judge(task: TaskSpec, answer: str, config: LoopConfig) -> _Judged:
     raw = next((e["result"] for e in traj.events if e.get("event") == "check"
                 and e.get("stage") == "raw"), None) or {}
     kinds = [d.get("kind") for d in raw.get("diagnostics", [])]
-    return _Judged(solved=result.solved, raw=bool(first and first.raw_passed),
+    return _Judged(solved=bool(first and first.passed),
+                   raw=bool(first and first.raw_passed),
                    built=bool(first and (first.passed or first.failure in _REACHED)),
                    raw_built=bool(raw.get("passed") or (kinds and kinds[0] in _REACHED)),
                    touched=touched)
 
 
-def _first_round(task: TaskSpec, answer: str, config: LoopConfig) -> tuple[bool, bool]:
-    """Round 1 of a repair run whose answer is `answer`: whether it passed every test,
-    and whether one-token searched it. Later rounds, if any, get the answer again (a
-    copy, so nothing new is checked); only round 1 is read."""
-    traj = Trajectory()
-    result = RepairLoop(ReplayModel([answer] * 8, name="recorded"), config).run(
-        problem_from_task(task), traj)
-    first = result.rounds_detail[0] if result.rounds_detail else None
-    searched = any(e.get("event") == "one_token" and e.get("round") == 1
-                   for e in traj.events)
-    return bool(first and first.passed), searched
+def _searched(task: TaskSpec, answer: str, config: LoopConfig) -> tuple[bool, bool]:
+    """Round 1 of a repair run on `answer`: whether it passed every test, and whether
+    one-token searched it."""
+    first, traj = _round_one(task, answer, config)
+    return bool(first and first.passed), any(
+        e.get("event") == "one_token" and e.get("round") == 1 for e in traj.events)

@@ -221,8 +221,8 @@ def compare(run_dirs: tuple[Path, ...], force: bool, svg_path: Path | None, all_
 @bench.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--fix", "fixes", multiple=True,
-              help="Switch off only this fix (repeatable; default: each round-1 fix the "
-                   "run had on, in turn).")
+              help="Only this fix: switched off if the run had it on, else added "
+                   "(repeatable; default: every round-1 fix, in turn).")
 @click.option("--suite", type=click.Path(path_type=Path), default=None,
               help="The suite the run used (default: the path in run.json).")
 @click.option("--jobs", type=click.IntRange(1, 16), default=2, show_default=True,
