@@ -185,7 +185,7 @@ def test_apply_fixes_switches_and_matching():
         apply_fixes({}, [], ["gofmt", "magic"])
     assert FIX_KINDS == ("gofmt", "unused-imports", "missing-imports", "unused-decls",
                          "unused-vars", "conversions", "printf", "extra-results",
-                         "spec-declarations")
+                         "value-forms", "spec-declarations")
     # The loop's levers share the switch; apply_fixes accepts and ignores them.
     assert FIX_NAMES[len(FIX_KINDS):] == ("never-worse", "grounding", "signatures",
                                           "repeat-lines", "code-first", "hidden-resample",
@@ -673,3 +673,77 @@ def test_a_receiver_is_kept_when_the_method_may_write_through_it():
                           "{ t.n = 1; return nil }\n", [d]) == []
     assert receiver_edits(f"package p\n\n{typ}func (t *T) M() interface{{}} "
                           "{ return t.n }\n", [d])
+
+
+FORMS_SRC = """package sandbox
+
+import (
+	"fmt"
+	"strings"
+)
+
+const digits = map[rune]int{'a': 1, 'b': 2}
+
+const (
+	sep   = ","
+	names = []string{"x", "y"}
+)
+
+func F(n int, out *[]int) string {
+	const local = map[string]int{"a": 1}
+	var parts [2]string
+	parts[0], parts[1] = names[0], names[1]
+	var b strings.Builder
+	b.WriteString("ab")
+	rs := []rune{}
+	rs = append(rs, fmt.Sprintf("%d", n))
+	bs := []byte{}
+	bs = append(bs, parts[1])
+	out = append(out, len(b), digits['b'], local["a"])
+	return strings.Join(parts, sep) + string(rs) + string(bs)
+}
+"""
+FORMS_TEST = ('import "testing"\n\nfunc TestF(t *testing.T) {\n\tvar xs []int\n'
+              '\tif got := F(7, &xs); got != "x,y7y" || len(xs) != 3 || xs[0] != 2 {\n'
+              '\t\tt.Fatal(got, xs)\n\t}\n}\n')
+
+
+@needs_go
+def test_values_in_a_form_go_rejects_take_the_form_it_accepts():
+    task = TaskSpec(id="t", prompt="p", tests=FORMS_TEST)
+    files = {"solution.go": FORMS_SRC}
+    before = check_task(task, files)
+    assert not before.passed and len(before.diagnostics) == 7
+    fixed, fixes = apply_fixes(files, before.diagnostics)
+    # The compiler names the pointer appended to only once the rest of its line is
+    # fixed: a second pass, as the loop makes.
+    middle = check_task(task, fixed)
+    assert [d.message.split(";")[0] for d in middle.diagnostics] == [
+        "invalid append: argument must be a slice"]
+    fixed, more = apply_fixes(fixed, middle.diagnostics)
+    fixes += more
+    src = fixed["solution.go"]
+    for want in ("var digits = map", "var (\n\tsep", "\tvar local = map",
+                 "append(rs, []rune(fmt.Sprintf(\"%d\", n))...)", "append(bs, parts[1]...)",
+                 "*out = append(*out, b.Len(),", "strings.Join(parts[:], sep)"):
+        assert want in src, want
+    assert {f.name for f in fixes} == {"value-forms"}
+    assert "len(b) → b.Len()" in [f.detail for f in fixes]
+    assert check_task(task, fixed).passed
+    # Switched off, nothing changes.
+    assert apply_fixes(files, before.diagnostics,
+                       [f for f in FIX_KINDS if f != "value-forms"])[0] == files
+
+
+@needs_go
+def test_value_forms_leave_what_has_a_second_reading():
+    # A block leaning on iota stays const (var cannot repeat a spec); a string appended
+    # among other values cannot be spread in its place.
+    src = FORMS_SRC.replace('\tsep   = ","\n', '\tsep   = ","\n\tfirst = iota\n').replace(
+        'rs = append(rs, fmt.Sprintf("%d", n))', "rs = append(rs, 'x', fmt.Sprintf(\"%d\", n))")
+    task = TaskSpec(id="t", prompt="p", tests=FORMS_TEST)
+    files = {"solution.go": src}
+    fixed, _ = apply_fixes(files, check_task(task, files).diagnostics)
+    out = fixed["solution.go"]
+    assert "const (\n\tsep" in out and "var digits = map" in out
+    assert "rs = append(rs, 'x', fmt.Sprintf(\"%d\", n))" in out

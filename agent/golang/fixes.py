@@ -30,6 +30,7 @@ from agent.golang.typefixes import (
     pointer_needed,
     receiver_edits,
 )
+from agent.golang.valueforms import form_edits
 from tools.diagnostics import Diagnostic
 from tools.go import ToolchainError
 from tools.gofmt import gofmt_source
@@ -451,7 +452,10 @@ def apply_fixes(
                for name, diags in located.items()}
     # Position-based edits first, together, while the positions are still the compiler's.
     for name, diags in located.items():
-        src, done = apply_checked(out[name], compiler_edits(out[name], diags, on))
+        edits = compiler_edits(out[name], diags, on)
+        if "value-forms" in on:
+            edits += form_edits(out[name], diags)
+        src, done = apply_checked(out[name], edits)
         if done:
             out[name] = src
             fixes += [AppliedFix(name=e.fix, file=name, detail=e.detail) for e in done]

@@ -56,7 +56,7 @@ _ENDS_STATEMENT = frozenset({")", "]", "}", "++", "--", "break", "continue", "fa
 _OPEN, _CLOSE = frozenset("([{"), frozenset(")]}")
 
 
-def _offset(src: str, line: int, col: int) -> int | None:
+def byte_offset(src: str, line: int, col: int) -> int | None:
     """The character offset of the compiler's 1-based line and byte column."""
     lines = src.split("\n")
     if not 1 <= line <= len(lines):
@@ -100,7 +100,7 @@ def _unused_var_edits(src: str, spots: Iterable[tuple[int, int, str]]) -> list[E
     by_start = {t.start: k for k, t in enumerate(toks)}
     edits: list[Edit] = []
     for line, col, name in spots:
-        off = _offset(src, line, col)
+        off = byte_offset(src, line, col)
         k = by_start.get(off) if off is not None else None
         if k is None or toks[k].text != name:
             continue
@@ -154,7 +154,7 @@ def _unused_decl_edits(src: str, spots: Iterable[tuple[int, int, str]]) -> list[
 def _conversion_edits(src: str, spots: Iterable[tuple[int, int, str, str]]) -> list[Edit]:
     edits = []
     for line, col, expr, new in spots:
-        off = _offset(src, line, col)
+        off = byte_offset(src, line, col)
         if off is not None and src.startswith(expr, off):
             edits.append(Edit(off, off + len(expr), new, "conversions", f"{expr} → {new}"))
     return edits
@@ -263,7 +263,7 @@ def _located(src: str, toks: list[Token], by_start: dict[int, int], line: int, c
     """The binary expression the compiler printed as `expr` at (line, byte column): its
     own tokens, the source's tokens that spell it, and the index of its root operator.
     Compared token by token, since the compiler prints it with its own spacing."""
-    off = _offset(src, line, col)
+    off = byte_offset(src, line, col)
     k = by_start.get(off) if off is not None else None
     want = _grouped(tokenize(expr))
     root = _root_operator(want)
@@ -379,7 +379,9 @@ def apply_checked(src: str, edits: list[Edit]) -> tuple[str, list[Edit]]:
     return src, done[::-1]
 
 
-EDIT_FIXES = ("unused-decls", "unused-vars", "conversions", "printf", "extra-results")
+# value-forms is made by agent/golang/valueforms.py, which builds on these edits.
+EDIT_FIXES = ("unused-decls", "unused-vars", "conversions", "printf", "extra-results",
+              "value-forms")
 
 
 def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
@@ -452,7 +454,7 @@ def _blank_second(src: str, line: int, col: int) -> Edit | None:
     """`x := f()` (or `x = f()`, `var x = f()`) where f returns two values: `x, _ := f()`.
     Only a lone name assigned the call, nothing else on the line before it. The code then
     builds and its tests run; they, not this, judge whether the dropped value mattered."""
-    off = _offset(src, line, col)
+    off = byte_offset(src, line, col)
     if off is None:
         return None
     begin = src.rfind("\n", 0, off) + 1
@@ -474,7 +476,7 @@ def _char_literals(src: str, line: int, col: int, expr: str) -> list[Edit]:
     """`r == "a"` with r a rune or byte: the one-character string literal in `expr` (at
     line, byte column, or just before it) becomes the rune literal `'a'`. Only when the
     expression holds exactly one such literal, so which side meant a character is clear."""
-    off = _offset(src, line, col)
+    off = byte_offset(src, line, col)
     want = [t.text for t in tokenize(expr)]
     if off is None or not want:
         return []
@@ -498,7 +500,7 @@ def _verb_edit(src: str, line: int, col: int, m: re.Match[str]) -> Edit | None:
     verb with a precision is left alone: on an integer `%.2v` pads with zeros, which no
     `%.2f` ever meant."""
     verb, typ = m["verb"], m["type"]
-    start = _offset(src, line, col)
+    start = byte_offset(src, line, col)
     if start is None or not src.startswith(verb, start) or "." in verb:
         return None
     letter = "c" if typ in ("rune", "int32") and verb[-1] in "sq" else "v"
@@ -525,7 +527,7 @@ def _address_edit(src: str, line: int, col: int, expr: str, method: str) -> Edit
     """`Rect{…}` or a variable `r` used where an interface is wanted, when the type has
     `method` only on its pointer: its address (`&Rect{…}`, `&r`), which has the method.
     Only a composite literal or a variable: anything else has no address to take."""
-    at = _offset(src, line, col)
+    at = byte_offset(src, line, col)
     if at is None:
         return None
     want = [t.text for t in tokenize(expr.removesuffix("{…}"))]
