@@ -15,9 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent.golang.fixes import FIX_NAMES
 from agent.loop.config import LoopConfig, default
-from agent.loop.trajectory import (
-    FeedbackMode,
-)
+from agent.loop.trajectory import FeedbackMode, file_name
 from agent.tasks.spec import TaskSpec
 
 try:  # POSIX only; the project targets Linux and macOS
@@ -32,6 +30,13 @@ RUN_FILE = "run.json"
 SUMMARY = "summary.json"
 TRAJECTORIES = "trajectories"  # one event log per attempt, for looking back at answers
 LOCK = ".bench.lock"  # held (flock) by the process writing the run folder
+
+
+def trajectory_file(task: str, mode: str, sample: int) -> str:
+    """An attempt's event log under TRAJECTORIES. file_name keeps `x/../y` inside the
+    folder and `x/y`, `x?y` on files of their own."""
+    return f"{TRAJECTORIES}/{file_name(task)}.{mode}.{sample}.jsonl"
+
 
 # The machine, not the attempt, failed: every later attempt would fail the same way.
 MACHINE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EMFILE,

@@ -34,7 +34,7 @@ from agent.atomic import write_text_atomic
 from agent.bench.attempt import ModelFailed, SharedEngine, broken_record, run_one
 from agent.bench.config import AttemptKey, BenchConfig, BenchError, BenchStopped, one_line
 from agent.bench.results import AttemptRecord
-from agent.loop.trajectory import Trajectory
+from agent.loop.trajectory import TRAJECTORY, Trajectory
 from agent.models.base import DEFAULT_SPECULATION, Model, ModelError
 from agent.tasks.spec import TaskSpec
 from tools.go import ToolchainError
@@ -171,7 +171,7 @@ def remote_attempt(config_json: str, task_json: str, key_json: str, spec_json: s
     # The trajectory is written here, then carried back: only the driver writes the run
     # folder, which a worker on another machine could not reach anyway.
     with tempfile.TemporaryDirectory(prefix="guild-agent-attempt-") as tmp:
-        path = Path(tmp) / "trajectory.jsonl"
+        path = Path(tmp) / TRAJECTORY
         try:
             rec = run_one(config, task, key, engine, path)
         except ToolchainError as exc:

@@ -24,10 +24,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.atomic import write_text_atomic
-from agent.bench.config import RESULTS, RUN_FILE, TRAJECTORIES, BenchConfig, Mode
+from agent.bench.config import RESULTS, RUN_FILE, BenchConfig, Mode, trajectory_file
 from agent.bench.results import AttemptRecord, read_records
 from agent.bench.stats import ModeSummary, Summary
-from agent.loop.trajectory import file_name
+from agent.loop.trajectory import TRAJECTORY
 from agent.runs.index import AttemptView, CheckView, read_attempt, round_diffs
 
 HTML = "report.html"
@@ -402,8 +402,7 @@ def bench_page(out: Path, summary: Summary) -> str:
                              + (" as generated" if rec.result.raw_solved_round1 else ""))
                 continue
             label = rec.mode.value + (f" {rec.sample + 1}" if rec.mode is Mode.sample else "")
-            path = (out / TRAJECTORIES
-                    / f"{file_name(rec.task)}.{rec.mode.value}.{rec.sample}.jsonl")
+            path = out / trajectory_file(rec.task, rec.mode.value, rec.sample)
             view = read_attempt(path, task=rec.task, label=label)
             attempts.append(attempt_ctx(view, label, rec))
         tasks.append({"id": row.task, "cells": cells, "state": state, "attempts": attempts,
@@ -453,7 +452,7 @@ def attempt_page(run_dir: Path, kind: str) -> str:
     """The page of a solve or fix run: its one attempt, rounds open."""
     import json
 
-    view = read_attempt(run_dir / "trajectory.jsonl", label=kind)
+    view = read_attempt(run_dir / TRAJECTORY, label=kind)
     info: dict[str, Any] = {}
     try:
         loaded = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))

@@ -6,10 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.bench.config import RESULTS, RUN_FILE, TRAJECTORIES, BenchConfig, BenchError
+from agent.bench.config import RESULTS, RUN_FILE, BenchConfig, BenchError, trajectory_file
 from agent.bench.config import tasks_digest as digest_of
 from agent.bench.results import AttemptRecord, read_records
-from agent.loop.trajectory import file_name
 from agent.tasks.spec import TaskError, TaskSpec
 from agent.tasks.suites import load_suite
 
@@ -22,7 +21,7 @@ class Run:
     records: list[AttemptRecord]
 
     def trajectory(self, task: str, mode: str, sample: int = 0) -> Path:
-        return self.path / TRAJECTORIES / f"{file_name(task)}.{mode}.{sample}.jsonl"
+        return self.path / trajectory_file(task, mode, sample)
 
 
 def load_run(run: Path, suite_override: Path | None = None) -> Run:

@@ -42,11 +42,11 @@ from agent.bench.config import (
     RESULTS,
     RUN_FILE,
     SUMMARY,
-    TRAJECTORIES,
     AttemptKey,
     BenchConfig,
     BenchError,
     Mode,
+    trajectory_file,
 )
 from agent.bench.executors import LocalExecutor
 from agent.bench.report import write_report
@@ -57,9 +57,6 @@ from agent.bench.stats import (
 )
 from agent.loop.checker import Checker
 from agent.loop.problem import Problem
-from agent.loop.trajectory import (
-    file_name,
-)
 from agent.models.base import Model
 from agent.tasks.harness import TaskHarness
 from agent.tasks.spec import TaskSpec
@@ -290,9 +287,7 @@ class BenchRun:
         return TaskHarness(problem.task)
 
     def trajectory_path(self, key: AttemptKey) -> Path:
-        # file_name keeps `x/../y` inside the folder and `x/y`, `x?y` on files of their own.
-        return (self.out / TRAJECTORIES
-                / f"{file_name(key.task)}.{key.mode.value}.{key.sample}.jsonl")
+        return self.out / trajectory_file(key.task, key.mode.value, key.sample)
 
     def run_attempt(self, key: AttemptKey, engine: SharedEngine) -> AttemptRecord:
         """One attempt, its trajectory in the run folder (see `run_one`)."""

@@ -62,7 +62,7 @@ from agent.fix.targets import is_pattern, package_files, scan
 from agent.golang.feedback import render_feedback, summary_line
 from agent.loop.config import LoopConfig
 from agent.loop.repair import RepairLoop
-from agent.loop.trajectory import RunResult, Trajectory
+from agent.loop.trajectory import TRAJECTORY, RunResult, Trajectory
 from agent.models.base import Model
 from agent.runs.index import record_run
 from tools.diagnostics import CheckResult
@@ -454,7 +454,7 @@ def _fix(console: Console, site: FixSite, model: Model, request: FixRequest, con
                   f"{escape(str(where))}")
     where_run = run_dir(out, Path(site.names[0]).stem)
     try:
-        traj = Trajectory(where_run / "trajectory.jsonl")
+        traj = Trajectory(where_run / TRAJECTORY)
     except OSError as exc:
         fail(f"{where_run}: cannot write the run log there: {exc.strerror or exc} (choose "
              "another folder with --out)", EXIT_USAGE)

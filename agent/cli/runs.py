@@ -12,6 +12,7 @@ from rich.table import Table
 
 from agent.atomic import write_text_atomic
 from agent.cli import EXIT_OK, fail, main, out
+from agent.loop.trajectory import TRAJECTORY
 from agent.runs.index import (
     AttemptView,
     RunEntry,
@@ -90,7 +91,7 @@ def show(ref: str, only: str | None, as_html: bool, full: bool) -> None:
     if entry.kind == "bench":
         _show_bench(path, only, full)
     else:
-        _print_attempt(read_attempt(path / "trajectory.jsonl", label=entry.kind), full)
+        _print_attempt(read_attempt(path / TRAJECTORY, label=entry.kind), full)
 
 
 def _write_html(entry: RunEntry, path: Path) -> Path:
@@ -115,9 +116,8 @@ def _write_html(entry: RunEntry, path: Path) -> Path:
 
 
 def _show_bench(path: Path, only: str | None, full: bool) -> None:
-    from agent.bench.config import RESULTS, TRAJECTORIES
+    from agent.bench.config import RESULTS, trajectory_file
     from agent.bench.results import read_records
-    from agent.loop.trajectory import file_name
 
     try:
         records = read_records(path / RESULTS) if (path / RESULTS).is_file() else []
@@ -128,7 +128,7 @@ def _show_bench(path: Path, only: str | None, full: bool) -> None:
         if not records:
             fail(f"no attempt of task {only!r} in {path}")
     for rec in records:
-        traj = path / TRAJECTORIES / f"{file_name(rec.task)}.{rec.mode.value}.{rec.sample}.jsonl"
+        traj = path / trajectory_file(rec.task, rec.mode.value, rec.sample)
         if not traj.is_file():
             continue  # single shots read off repair's round 1 have no log of their own
         r = rec.result

@@ -35,7 +35,7 @@ from agent.cli.options import (
 from agent.loop.config import LoopConfig
 from agent.loop.problem import problem_from_task
 from agent.loop.repair import RepairLoop
-from agent.loop.trajectory import FeedbackMode, RunResult, Trajectory, file_name
+from agent.loop.trajectory import TRAJECTORY, FeedbackMode, RunResult, Trajectory, file_name
 from agent.runs.index import record_run
 from agent.runs.provenance import collect
 from agent.tasks.spec import TaskError, load_task
@@ -247,7 +247,7 @@ def _solve(task_file: Path, max_rounds: int, temperature: float, seed: int,
     try:
         out = out_dir or default_out(task.id)
         out.mkdir(parents=True, exist_ok=True)
-        traj = Trajectory(out / "trajectory.jsonl")
+        traj = Trajectory(out / TRAJECTORY)
     except OSError as exc:
         fail(f"--out: {exc.filename or ''}: {exc.strerror or exc}")
     record_run(out, kind="solve", subject=task.id, model=model.name)

@@ -16,6 +16,7 @@ from agent.loop.stop import StopReason
 
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
 _NAME_CAP = 80
+TRAJECTORY = "trajectory.jsonl"  # a solve or fix run folder's event log
 
 
 def file_name(raw: str) -> str:

@@ -28,6 +28,7 @@ from agent.golang.fixes import FIX_NAMES, apply_fixes
 from agent.runs.index import kind_of, read_attempt, read_events
 from agent.tasks.harness import TaskHarness
 from agent.tasks.spec import TaskError, TaskSpec, load_task
+from agent.loop.trajectory import TRAJECTORY
 from tools.diagnostics import Kind
 
 FORMATS = ("mlx-chat",)
@@ -164,7 +165,7 @@ def _solve_sources(run: Path) -> tuple[list[tuple[Path, str, list[str]]], TaskLo
         raise ExportError(f"{run}: {exc}") from None
     # The loop ran with every fix but those switched off; redoing one more is harmless:
     # the code must still pass the tests to be written.
-    return ([(run / "trajectory.jsonl", task.id, list(FIX_NAMES))],
+    return ([(run / TRAJECTORY, task.id, list(FIX_NAMES))],
             lambda tid: task if tid == task.id else None)
 
 

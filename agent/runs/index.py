@@ -25,6 +25,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from tools.paths import data_dir
+from agent.loop.trajectory import TRAJECTORY
 
 try:  # POSIX only; the project targets Linux and macOS
     import fcntl
@@ -100,7 +101,7 @@ def kind_of(path: Path) -> Kind | None:
         return "bench"
     if (path / "run.json").is_file():
         return "bench"  # started, nothing recorded yet
-    if (path / "trajectory.jsonl").is_file():
+    if (path / TRAJECTORY).is_file():
         info = _json(path / "result.json") or {}
         return "fix" if info.get("kind") == "fix" or "fix-runs" in path.parts else "solve"
     return None
@@ -148,7 +149,7 @@ def status(entry: RunEntry) -> RunStatus:
         return RunStatus(entry=entry, exists=True, outcome=" · ".join(parts) + done)
     res = _json(path / "result.json")
     if not isinstance(res, dict):
-        res = last_result(path / "trajectory.jsonl")
+        res = last_result(path / TRAJECTORY)
     if not isinstance(res, dict) or "solved" not in res:
         return RunStatus(entry=entry, exists=True, outcome="unfinished")
     solved = bool(res.get("solved"))
