@@ -9,7 +9,7 @@ from agent.golang.fixes import FIX_NAMES
 from agent.loop.checker import Suite
 from agent.loop.config import LoopConfig
 from agent.loop.problem import problem_from_task
-from agent.loop.repair import RepairLoop
+from agent.loop.repair import HIDDEN_FAIL_NOTE, RepairLoop
 from agent.loop.trajectory import Trajectory
 from agent.tasks.harness import TaskHarness
 from agent.tasks.spec import TaskSpec
@@ -128,18 +128,27 @@ def test_a_change_that_only_passes_some_tests_is_not_kept():
 
 
 @needs_go
-def test_a_change_that_passes_the_examples_is_judged_by_every_test():
-    # 0-based pages and no nil past the end: the one-token change passes the example,
-    # the hidden tests still fail, and the next round starts from the changed code.
+def test_a_change_that_passes_the_examples_but_not_every_test_is_dropped():
+    # 0-based pages and no nil past the end: the one-token change passes the example and
+    # the hidden tests still fail. On one example such changes are mostly fitted to it
+    # (`% 24` → `% 23`), so the model is shown its own code and its real failure, not
+    # "other tests fail".
     wrong = WRONG.replace("\tif start >= len(items) {\n\t\treturn nil\n\t}\n", "")
     result, model, traj = wrong_then_reference(TASK, wrong)
     ev = next(e for e in traj.events if e["event"] == "one_token")
     assert ev["kept"] and "(page - 1)" in ev["kept"]
     verdicts = [e for e in traj.events if e["event"] == "check" and e["stage"] == "verdict"]
     assert verdicts and not verdicts[0]["result"]["passed"]
-    assert not result.rounds_detail[0].passed and result.rounds_detail[0].feedback_passed
+    dropped = next(e for e in traj.events if e["event"] == "one_token_dropped")
+    assert dropped["round"] == 1 and dropped["change"] == ev["kept"]
+    first = result.rounds_detail[0]
+    assert not first.passed and not first.feedback_passed and first.one_token is None
+    assert not any(f.startswith("one-token") for f in first.fixes)
+    repair = model.prompts[1][-2].content + model.prompts[1][-1].content
+    assert "start := page * size" in repair and "(page - 1)" not in repair
+    assert "Page(1..5, 1, 2) = [3 4], want [1 2]" in repair
+    assert HIDDEN_FAIL_NOTE not in repair
     assert result.solved and result.solved_at_round == 2
-    assert "(page - 1) * size" in model.prompts[1][-2].content
 
 
 def test_fix_searches_the_users_code_before_asking_the_model(tmp_path):

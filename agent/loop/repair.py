@@ -304,7 +304,16 @@ class RepairLoop:
             kind = j.raw.first_failure_kind() or j.verdict.first_failure_kind()
             result.first_failure = kind.value if kind else "test-failure"
         if self.config.lever("one-token") and not j.fb.passed:
-            j = self._one_token(st, rnd, j)
+            changed = self._one_token(st, rnd, j)
+            if changed is not j and not changed.verdict.passed:
+                # It passes the tests shown and fails the others: on one example, the
+                # search finds changes fitted to it (`% 24` → `% 23`, a condition turned
+                # round). The model's own code and its real failure say more than
+                # "other tests fail", so the change is dropped.
+                self._emit(st.traj, "one_token_dropped", round=rnd, change=st.rec.one_token)
+                st.rec.one_token = None
+            else:
+                j = changed
         st.current = j.proposed
         rec.dropped = j.ext.dropped
         rec.fixes = j.fixes
