@@ -144,10 +144,14 @@ def test_a_change_that_passes_the_examples_but_not_every_test_is_dropped():
     first = result.rounds_detail[0]
     assert not first.passed and not first.feedback_passed and first.one_token is None
     assert not any(f.startswith("one-token") for f in first.fixes)
-    repair = model.prompts[1][-2].content + model.prompts[1][-1].content
-    assert "start := page * size" in repair and "(page - 1)" not in repair
+    code, repair = model.prompts[1][-2].content, model.prompts[1][-1].content
+    assert "start := page * size" in code and "(page - 1)" not in code
     assert "Page(1..5, 1, 2) = [3 4], want [1 2]" in repair
     assert HIDDEN_FAIL_NOTE not in repair
+    # What the change does tell, where the example goes wrong, is said as a fact.
+    assert ("`start := page * size` is where TestPageExample's input goes wrong: with "
+            "`start := (page - 1) * size` in its place TestPageExample passes, but other "
+            "tests of the task fail.") in repair
     assert result.solved and result.solved_at_round == 2
 
 

@@ -312,6 +312,7 @@ class RepairLoop:
                 # "other tests fail", so the change is dropped.
                 self._emit(st.traj, "one_token_dropped", round=rnd, change=st.rec.one_token)
                 st.rec.one_token = None
+                st.misfits = [_misfit(m, j.fb) for m in changed.changes]
             else:
                 j = changed
         st.current = j.proposed
@@ -366,8 +367,9 @@ class RepairLoop:
         found = self._search(st, rnd, j.files, j.fb)
         if found is None:
             return j
-        files, fb, verdict, fixes = found
-        return dataclasses.replace(j, files=files, fb=fb, verdict=verdict,
+        files, fb, verdict, steps = found
+        fixes = [f"one-token {m.text()}" for m in steps]
+        return dataclasses.replace(j, files=files, fb=fb, verdict=verdict, changes=steps,
                                    fixes=[*j.fixes, *fixes], applied=[*j.applied, *fixes])
 
     def _search_given(self, st: RunState) -> None:
@@ -381,7 +383,8 @@ class RepairLoop:
         found = self._search(st, 0, dict(st.current), given)
         if found is None or not found[2].passed:
             return
-        files, _, _, fixes = found
+        files, _, _, steps = found
+        fixes = [f"one-token {m.text()}" for m in steps]
         rec = st.rec  # round 0's: no answer, only the search
         rec.passed = rec.feedback_passed = True
         rec.fixes, rec.summary, rec.check_seconds = fixes, "passed", rec.one_token_seconds
@@ -404,9 +407,10 @@ class RepairLoop:
         return True
 
     def _search(self, st: RunState, rnd: int, files: dict[str, str], fb: CheckResult
-                ) -> tuple[dict[str, str], CheckResult, CheckResult, list[str]] | None:
+                ) -> tuple[dict[str, str], CheckResult, CheckResult,
+                           tuple[mutants.Mutant, ...]] | None:
         """The one-token search on `files`: the files it passes with, their feedback
-        check and verdict, and the fixes it names; None when no change passes."""
+        check and verdict, and the changes made; None when no change passes."""
         suite = Suite.all if st.mode is FeedbackMode.all else Suite.visible
         t0 = time.monotonic()
 
@@ -457,7 +461,7 @@ class RepairLoop:
             self._emit(st.traj, "check", round=rnd, suite="all", stage="verdict",
                        result=verdict.public())
         st.rec.one_token = said
-        return files, fb, verdict, [f"one-token {m.text()}" for m, _ in steps]
+        return files, fb, verdict, tuple(m for m, _ in steps)
 
     def _mutants(self, st: RunState, files: dict[str, str], fb: CheckResult,
                  suite: Suite) -> list[mutants.Mutant]:
@@ -662,7 +666,8 @@ class RepairLoop:
         """What the round taught (facts, repeated lines, a copy), then the next request."""
         cfg = self.config
         st.local = None
-        facts = self._facts(st.problem, fb, files)
+        facts = [*st.misfits, *self._facts(st.problem, fb, files)]
+        st.misfits = []
         for fact in facts:  # a fresh sample may repeat an earlier round's mistake
             if fact in st.facts:
                 st.facts.remove(fact)
@@ -884,6 +889,16 @@ class Judged:
     applied: list[str]  # the kept deterministic fixes
     run: str | None  # the -run pattern (compile-only feedback)
     check_seconds: float
+    changes: tuple[mutants.Mutant, ...] = ()  # the one-token search's, when it kept some
+
+
+def _misfit(m: mutants.Mutant, fb: CheckResult) -> str:
+    """A dropped one-token change as what it does tell: where the example goes wrong."""
+    test = fb.failed_tests[0].name.split("/")[0] if fb.failed_tests else "the failing test"
+    before, after = " ".join(m.before.split()), " ".join(m.after.split())
+    return (f"`{before}` is where {test}'s input goes wrong: with `{after}` in its place "
+            f"{test} passes, but other tests of the task fail. That line needs another "
+            f"fix, one right for every input the task allows.")
 
 
 def _gains(res: CheckResult, before: CheckResult) -> bool:
@@ -938,6 +953,7 @@ class RunState:
     history: list[str] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
     mutated: set[str] = field(default_factory=set)  # digests one-token changes were tried on
+    misfits: list[str] = field(default_factory=list)  # dropped changes, said as facts next
     last_sig: str | None = None
     copies: bool = False  # the model answered a repair prompt with code it wrote before
     rewritten: set[str] = field(default_factory=set)  # functions asked for anew (rewrite-body)
