@@ -69,10 +69,18 @@ def test_each_fix_switched_off_on_the_recorded_answers(runs, which):
 
 
 def test_one_fix_asked_for_and_the_table_printed(runs):
+    whole = runs["single"] / "ablation.md"
+    before = whole.read_bytes() if whole.exists() else None
     r = run_cli(runs["env"], "bench", "ablate", runs["single"], "--fix", "unused-imports")
     assert r.returncode == 0, r.stderr
     assert "| all the run had on | 2 / 4 |" in r.stdout
     assert "without `unused-imports`" in r.stdout and "without `gofmt`" not in r.stdout
+    # One fix's rows go to a file of their own: the whole table is kept.
+    part = runs["single"] / "ablation-unused-imports.md"
+    assert "without `unused-imports`" in part.read_text() and "ablation-unused-imports.md" \
+        in r.stdout
+    assert json.loads((runs["single"] / "ablation-unused-imports.json").read_text())["rows"]
+    assert (whole.read_bytes() if whole.exists() else None) == before
 
 
 def test_a_fix_the_run_had_off_is_added(runs, tmp_path):
@@ -127,7 +135,8 @@ def test_one_token_searches_the_answers_a_repair_run_would(runs, tmp_path):
     assert rows["+one-token"] == {"name": "+one-token", "solved": ["add", "square"],
                                   "built": ["add", "neg", "square"],
                                   "touched": ["add", "neg"]}
-    md = (run / "ablation.md").read_text()
+    md = (run / "ablation-gofmt.md").read_text()  # --fix: a file of its own
+    assert not (run / "ablation.md").exists()
     assert ("| all, + `one-token` as in a repair run's round 1 | 2 / 4 | +1 | 3 | 2 searched "
             "|  | add |") in md
 

@@ -235,7 +235,8 @@ def ablate(run_dir: Path, fixes: tuple[str, ...], suite: Path | None, jobs: int,
            one_token: bool, as_json: bool) -> None:
     """What each deterministic fix buys single shot: RUN_DIR's recorded round-1 answers
     checked again with each fix switched off, with no model call. Writes ablation.md and
-    ablation.json into RUN_DIR."""
+    ablation.json into RUN_DIR (with --fix, ablation-NAME.md and .json, so the whole
+    table stays)."""
     from agent.atomic import write_text_atomic
     from agent.bench.ablate import ablate as run_ablation
     from agent.bench.config import BenchError
@@ -257,13 +258,15 @@ def ablate(run_dir: Path, fixes: tuple[str, ...], suite: Path | None, jobs: int,
     except ToolchainError as exc:
         fail(str(exc), EXIT_UNAVAILABLE)
     text = result.markdown()
+    # Known fix names only (run_ablation refuses others): safe in a file name.
+    stem = "ablation" + "".join(f"-{f}" for f in sorted(set(fixes)))
     try:
-        write_text_atomic(run_dir / "ablation.json", result.model_dump_json(indent=2) + "\n")
-        write_text_atomic(run_dir / "ablation.md", text)
+        write_text_atomic(run_dir / f"{stem}.json", result.model_dump_json(indent=2) + "\n")
+        write_text_atomic(run_dir / f"{stem}.md", text)
     except OSError as exc:
         fail(f"{run_dir}: cannot write the ablation: {exc.strerror or exc}", EXIT_UNAVAILABLE)
     if as_json:
         click.echo(result.model_dump_json())
         return
     click.echo(text, nl=False)
-    out.print(f"wrote {escape(str(run_dir / 'ablation.md'))}", highlight=False)
+    out.print(f"wrote {escape(str(run_dir / (stem + '.md')))}", highlight=False)
