@@ -57,6 +57,7 @@ MAX_PROBE_LINES = 8  # calls that panicked or hung, shown after a probe
 MUTANT_SECONDS = 60.0  # the most one answer's one-token search may take
 MUTANT_STEPS = 2  # changes that may be chained, each making more tests pass
 COMPILE_ONLY = "^$"  # a -run pattern matching no test: build and vet only
+MISFIT_CHARS = 400  # a dropped one-token change longer than this is not quoted
 # What a restart after a hidden-test failure is told: the fact, and the usual suspects.
 HIDDEN_FAIL_NOTE = ("the code passed the tests shown but failed other tests of the task; "
                     "think about edge cases (empty or one-element input, zero, negative "
@@ -312,7 +313,8 @@ class RepairLoop:
                 # "other tests fail", so the change is dropped.
                 self._emit(st.traj, "one_token_dropped", round=rnd, change=st.rec.one_token)
                 st.rec.one_token = None
-                st.misfits = [_misfit(m, j.fb) for m in changed.changes]
+                st.misfits = [_misfit(m, j.fb) for m in changed.changes
+                              if len(m.before) + len(m.after) <= MISFIT_CHARS]
             else:
                 j = changed
         st.current = j.proposed
