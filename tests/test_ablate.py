@@ -150,8 +150,11 @@ def test_bad_input_is_one_line_exit_2(runs, tmp_path):
         ([tmp_path / "empty"], "unreadable run"),
         ([runs["single"], "--fix", "run-trace"], "does not act on a round-1 answer"),
         ([bare], "no recorded round-1 answer"),
+        # --fix names a file (ablation-NAME.md): a path in it is refused before any write.
+        ([runs["single"], "--fix", "../../escaped"], "does not act on a round-1 answer"),
     ]
     for args, says in cases:
         r = run_cli(runs["env"], "bench", "ablate", *args)
         assert r.returncode == 2, (args, r.stdout, r.stderr)
         assert len(r.stderr.strip().splitlines()) == 1 and says in r.stderr, r.stderr
+    assert not list(runs["single"].parent.parent.rglob("*escaped*"))
