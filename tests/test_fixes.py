@@ -185,7 +185,7 @@ def test_apply_fixes_switches_and_matching():
         apply_fixes({}, [], ["gofmt", "magic"])
     assert FIX_KINDS == ("gofmt", "unused-imports", "missing-imports", "unused-decls",
                          "unused-vars", "conversions", "printf", "extra-results",
-                         "value-forms", "spec-declarations")
+                         "value-forms", "call-forms", "spec-declarations")
     # The loop's levers share the switch; apply_fixes accepts and ignores them.
     assert FIX_NAMES[len(FIX_KINDS):] == ("never-worse", "grounding", "signatures",
                                           "repeat-lines", "code-first", "hidden-resample",
@@ -747,3 +747,84 @@ def test_value_forms_leave_what_has_a_second_reading():
     out = fixed["solution.go"]
     assert "const (\n\tsep" in out and "var digits = map" in out
     assert "rs = append(rs, 'x', fmt.Sprintf(\"%d\", n))" in out
+
+
+CALLS_SRC = """package sandbox
+
+import "errors"
+
+func min(x, y int) int {
+	if x < y {
+		return x
+	}
+	return y
+}
+
+func Smallest(a, b, c int, err error) (int, error) {
+	if err != nil {
+		return 0, errors.Wrap(err, "bad 100%")
+	}
+	if a < 0 {
+		return 0, errors.Wrapf(errors.New("neg"), "a is %d", a)
+	}
+	if b < 0 {
+		return 0, errors.Errorf("b is %d", b)
+	}
+	return min(a, b, c) + min(a, min(b, c), c, 0), nil
+}
+"""
+CALLS_TEST = ('import (\n\t"errors"\n\t"testing"\n)\n\nfunc TestSmallest(t *testing.T) {\n'
+              '\tif got, err := Smallest(5, 3, 4, nil); got != 3 || err != nil {\n'
+              '\t\tt.Fatal(got, err)\n\t}\n'
+              '\tbase := errors.New("io")\n'
+              '\tif _, err := Smallest(1, 1, 1, base); !errors.Is(err, base) || '
+              'err.Error() != "bad 100%: io" {\n\t\tt.Fatal(err)\n\t}\n'
+              '\tif _, err := Smallest(-2, 1, 1, nil); err == nil || '
+              'err.Error() != "a is -2: neg" {\n'
+              '\t\tt.Fatal(err)\n\t}\n'
+              '\tif _, err := Smallest(1, -1, 1, nil); err == nil || err.Error() != "b is -1" {\n'
+              '\t\tt.Fatal(err)\n\t}\n}\n')
+
+
+@needs_go
+def test_calls_in_a_form_go_lacks_take_the_standard_form():
+    task = TaskSpec(id="t", prompt="p", tests=CALLS_TEST)
+    files = {"solution.go": CALLS_SRC}
+    before = check_task(task, files)
+    assert not before.passed and len(before.diagnostics) == 5
+    fixed, fixes = apply_fixes(files, before.diagnostics)
+    src = fixed["solution.go"]
+    for want in ('fmt.Errorf("bad 100%%: %w", err)',
+                 'fmt.Errorf("a is %d: %w", a, errors.New("neg"))', 'fmt.Errorf("b is %d", b)',
+                 "min(min(a, b), c) + min(min(min(a, min(b, c)), c), 0)", 'import "fmt"'):
+        assert want in src, want
+    assert {f.name for f in fixes} == {"call-forms"}
+    assert check_task(task, fixed).passed
+    # With no other use left, `errors` goes in the same pass (never-worse judges one check).
+    only = CALLS_SRC.replace('errors.New("neg")', "err")
+    fixed, _ = apply_fixes({"solution.go": only},
+                           check_task(task, {"solution.go": only}).diagnostics)
+    assert '"errors"' not in fixed["solution.go"] and '"fmt"' in fixed["solution.go"]
+    # Switched off, nothing changes.
+    assert apply_fixes(files, before.diagnostics,
+                       [f for f in FIX_KINDS if f not in ("call-forms", "gofmt")])[0] == files
+
+
+@needs_go
+def test_call_forms_leave_what_has_a_second_reading():
+    # A format known only at run time has no literal to extend; a two-parameter function
+    # of two types is no fold; a method (a selector) is not the file's function.
+    src = CALLS_SRC.replace('"a is %d", a', "format, a").replace(
+        "func Smallest(a, b, c int, err error)", "var format = \"%d\"\n\n"
+        "func Smallest(a, b, c int, err error)")
+    src = src.replace("func min(x, y int) int", "func min(x int, y int64) int").replace(
+        "return y\n", "return int(y)\n")
+    task = TaskSpec(id="t", prompt="p", tests=CALLS_TEST)
+    files = {"solution.go": src}
+    fixed, fixes = apply_fixes(files, check_task(task, files).diagnostics)
+    out = fixed["solution.go"]
+    assert "errors.Wrapf(errors.New(\"neg\"), format, a)" in out
+    assert "min(a, b, c)" in out
+    assert 'fmt.Errorf("bad 100%%: %w", err)' in out  # the rest is still fixed
+    assert [f.detail.split(" ")[0] for f in fixes if f.name == "call-forms"] == [
+        "errors.Wrap(…)", "errors.Errorf"]

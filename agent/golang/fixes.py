@@ -21,6 +21,7 @@ from pathlib import PurePosixPath
 
 from pydantic import BaseModel
 
+from agent.golang.callforms import call_edits
 from agent.golang.source import balanced
 from agent.golang.tokens import Token, tokenize
 from agent.golang.typefixes import (
@@ -355,6 +356,22 @@ def fix_imports_source(src: str, file: str = "") -> tuple[str, list[AppliedFix]]
     return src, fixes
 
 
+def _settle_rewritten_imports(src: str) -> str:
+    """`fmt` imported where a rewrite brought it in, `errors` dropped where it took the
+    last use away: in the same pass, so never-worse judges the rewrite, not the import."""
+    toks = tokenize(src)
+    section = parse_imports(src, toks)
+    uses = _uses(toks, section.body_start)
+    bound = {_bound_name(s): s for s in section.specs if s.name not in ("_", ".")}
+    if "fmt" in uses.selector_bases and "fmt" not in bound and not _declares(uses, "fmt"):
+        src = add_imports(src, ["fmt"])
+    spec = bound.get("errors")
+    if (spec is not None and spec.path == "errors" and "errors" not in uses.selector_bases
+            and "errors" not in uses.bare):
+        src, _ = remove_imports(src, [("errors", spec.name)])
+    return src
+
+
 def _match_file(diag_file: str | None, files: dict[str, str]) -> str | None:
     """The key of `files` a diagnostic's path names (exact, else by unique base name)."""
     if not diag_file:
@@ -455,7 +472,11 @@ def apply_fixes(
         edits = compiler_edits(out[name], diags, on)
         if "value-forms" in on:
             edits += form_edits(out[name], diags)
+        if "call-forms" in on:
+            edits += call_edits(out[name], diags)
         src, done = apply_checked(out[name], edits)
+        if any(e.fix == "call-forms" for e in done):
+            src = _settle_rewritten_imports(src)
         if done:
             out[name] = src
             fixes += [AppliedFix(name=e.fix, file=name, detail=e.detail) for e in done]

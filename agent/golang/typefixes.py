@@ -379,9 +379,10 @@ def apply_checked(src: str, edits: list[Edit]) -> tuple[str, list[Edit]]:
     return src, done[::-1]
 
 
-# value-forms is made by agent/golang/valueforms.py, which builds on these edits.
+# value-forms and call-forms are made by agent/golang/valueforms.py and callforms.py,
+# which build on these edits.
 EDIT_FIXES = ("unused-decls", "unused-vars", "conversions", "printf", "extra-results",
-              "value-forms")
+              "value-forms", "call-forms")
 
 
 def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],

@@ -150,7 +150,7 @@ def _len_method(toks: list[Token], k: int, name: str) -> list[Edit]:
                  f"len({name}) → {name}.Len()")]
 
 
-def _call_open(toks: list[Token], k: int) -> int | None:
+def call_open(toks: list[Token], k: int) -> int | None:
     """The index of the `(` of the call whose argument starts at token k."""
     depth = 0
     for i in range(k - 1, -1, -1):
@@ -167,7 +167,7 @@ def _spread(src: str, toks: list[Token], k: int, expr: str, elem: str) -> list[E
     """`append(xs, s)` with s a string and xs runes or bytes: s's runes or bytes, spread.
     Only as the single value appended; with more, no one spread can take its place."""
     end = _spells(toks, k, expr)
-    opened = _call_open(toks, k)
+    opened = call_open(toks, k)
     if (end is None or opened is None or opened == 0 or toks[opened - 1].text != "append"
             or end >= len(toks) or toks[end].text != ")" or toks[k - 1].text != ","):
         return []
