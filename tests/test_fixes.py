@@ -185,7 +185,7 @@ def test_apply_fixes_switches_and_matching():
         apply_fixes({}, [], ["gofmt", "magic"])
     assert FIX_KINDS == ("gofmt", "unused-imports", "missing-imports", "unused-decls",
                          "unused-vars", "conversions", "printf", "extra-results",
-                         "value-forms", "call-forms", "spec-declarations")
+                         "value-forms", "call-forms", "name-clash", "spec-declarations")
     # The loop's levers share the switch; apply_fixes accepts and ignores them.
     assert FIX_NAMES[len(FIX_KINDS):] == ("never-worse", "grounding", "signatures",
                                           "repeat-lines", "code-first", "hidden-resample",
@@ -828,3 +828,66 @@ def test_call_forms_leave_what_has_a_second_reading():
     assert 'fmt.Errorf("bad 100%%: %w", err)' in out  # the rest is still fixed
     assert [f.detail.split(" ")[0] for f in fixes if f.name == "call-forms"] == [
         "errors.Wrap(…)", "errors.Errorf"]
+
+
+CLASH_SRC = """package sandbox
+
+type State string
+
+type Order struct {
+	ID, Count int
+	State     State
+	Notes     []string
+}
+
+func NewOrder() *Order {
+	return &Order{ID: 1, State: "created"}
+}
+
+func (o *Order) State() State {
+	return o.State
+}
+
+func (o *Order) Pay() {
+	if o.State == "created" {
+		o.State = "paid"
+		o.Notes = append(o.Notes, string(o.State))
+	}
+}
+"""
+CLASH_TEST = ('import "testing"\n\nfunc TestOrder(t *testing.T) {\n\to := NewOrder()\n'
+              '\to.Pay()\n\tif o.State() != "paid" || len(o.Notes) != 1 {\n'
+              '\t\tt.Fatal(o.State(), o.Notes)\n\t}\n}\n')
+
+
+@needs_go
+def test_a_field_named_like_its_getter_takes_the_lower_case_name():
+    task = TaskSpec(id="t", prompt="p", tests=CLASH_TEST)
+    files = {"solution.go": CLASH_SRC}
+    before = check_task(task, files)
+    assert not before.passed and before.diagnostics
+    fixed, fixes = apply_fixes(files, before.diagnostics)
+    src = fixed["solution.go"]
+    for want in ("\tstate     State\n", "&Order{ID: 1, state: \"created\"}",
+                 "func (o *Order) State() State {\n\treturn o.state\n",
+                 'if o.state == "created" {\n\t\to.state = "paid"', "string(o.state)"):
+        assert want in src, want
+    assert {f.name for f in fixes} == {"name-clash"}
+    assert check_task(task, fixed).passed
+    # Switched off, the field keeps its name (other fixes may still act on the uses).
+    off, fixes = apply_fixes(files, before.diagnostics,
+                             [f for f in FIX_KINDS if f != "name-clash"])
+    assert "name-clash" not in {f.name for f in fixes}
+    assert "\tState     State\n" in off["solution.go"]
+
+
+@needs_go
+def test_a_name_clash_with_a_second_reading_is_left():
+    # Another struct with a State field makes `x.State` ambiguous; a `state` already in
+    # the file would be shadowed or clash in turn.
+    task = TaskSpec(id="t", prompt="p", tests=CLASH_TEST)
+    for src in (CLASH_SRC + "\ntype Log struct {\n\tState State\n}\n",
+                CLASH_SRC + "\nvar state = 1\n"):
+        files = {"solution.go": src}
+        _, fixes = apply_fixes(files, check_task(task, files).diagnostics)
+        assert "name-clash" not in {f.name for f in fixes}

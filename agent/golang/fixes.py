@@ -21,6 +21,7 @@ from pathlib import PurePosixPath
 
 from pydantic import BaseModel
 
+from agent.golang import clashes
 from agent.golang.callforms import call_edits
 from agent.golang.source import balanced
 from agent.golang.tokens import Token, tokenize
@@ -474,12 +475,22 @@ def apply_fixes(
             edits += form_edits(out[name], diags)
         if "call-forms" in on:
             edits += call_edits(out[name], diags)
+        if "name-clash" in on and (renames := clashes.clash_edits(out[name], diags)):
+            # The renamed uses are the field's: an edit another fix reads into them (the
+            # method value `o.State` called) reads the clash, not the code.
+            edits = [e for e in edits
+                     if not any(e.start <= r.end and e.end >= r.start for r in renames)]
+            edits += renames
         src, done = apply_checked(out[name], edits)
         if any(e.fix == "call-forms" for e in done):
             src = _settle_rewritten_imports(src)
         if done:
             out[name] = src
-            fixes += [AppliedFix(name=e.fix, file=name, detail=e.detail) for e in done]
+            # One rename is many edits with one detail: the model is told it once.
+            fixes += [AppliedFix(name=e.fix, file=name, detail=e.detail)
+                      for e in done if e.fix != clashes.FIX] + [
+                AppliedFix(name=clashes.FIX, file=name, detail=d)
+                for d in dict.fromkeys(e.detail for e in done if e.fix == clashes.FIX)]
     for name in found:
         # Found again: the position edits above may have moved the method.
         src, done = apply_checked(out[name], receiver_edits(out[name], diagnostics))

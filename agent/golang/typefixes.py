@@ -379,10 +379,10 @@ def apply_checked(src: str, edits: list[Edit]) -> tuple[str, list[Edit]]:
     return src, done[::-1]
 
 
-# value-forms and call-forms are made by agent/golang/valueforms.py and callforms.py,
-# which build on these edits.
+# value-forms, call-forms and name-clash are made by agent/golang/valueforms.py,
+# callforms.py and clashes.py, which build on these edits.
 EDIT_FIXES = ("unused-decls", "unused-vars", "conversions", "printf", "extra-results",
-              "value-forms", "call-forms")
+              "value-forms", "call-forms", "name-clash")
 
 
 def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
