@@ -521,8 +521,12 @@ def test_a_second_result_left_out_is_taken_as_blank():
                        [f for f in FIX_KINDS if f != "extra-results"])[0] == files
     other = {"solution.go": EXTRA_SRC.replace("x := strconv.Atoi(a)",
                                               "x := 1 + strconv.Atoi(a)")}
-    fixed, _ = apply_fixes(other, check_task(task, other).diagnostics)
+    diags = check_task(task, other).diagnostics
+    fixed, _ = apply_fixes(other, diags, [f for f in FIX_KINDS if f != "call-forms"])
     assert "x := 1 + strconv.Atoi(a)" in fixed["solution.go"]
+    # There call-forms takes the call on a line of its own.
+    fixed, _ = apply_fixes(other, diags)
+    assert "\tv, _ := strconv.Atoi(a)\n\tx := 1 + v\n" in fixed["solution.go"]
 
 
 PRINTF_SRC = """package sandbox
@@ -891,3 +895,55 @@ def test_a_name_clash_with_a_second_reading_is_left():
         files = {"solution.go": src}
         _, fixes = apply_fixes(files, check_task(task, files).diagnostics)
         assert "name-clash" not in {f.name for f in fixes}
+
+
+TWO_SRC = """package sandbox
+
+import "strconv"
+
+func Sum(parts []string) int {
+	total := 0
+	for _, p := range parts {
+		total += strconv.Atoi(p)
+	}
+	first := strconv.Atoi(parts[0]) * 10
+	return total + first
+}
+
+func Pairs(parts []string) []int {
+	var out []int
+	for i := 0; i < len(parts); i++ {
+		out = append(out, strconv.Atoi(parts[i]), strconv.Atoi(parts[i]))
+	}
+	return out
+}
+"""
+TWO_TEST = ('import "testing"\n\nfunc TestSum(t *testing.T) {\n'
+            '\tif got := Sum([]string{"1", "2"}); got != 13 {\n\t\tt.Fatal(got)\n\t}\n'
+            '\tif got := Pairs([]string{"4"}); len(got) != 2 || got[1] != 4 {\n'
+            '\t\tt.Fatal(got)\n\t}\n}\n')
+
+
+@needs_go
+def test_a_two_value_call_used_as_one_is_taken_on_its_own_line():
+    task = TaskSpec(id="t", prompt="p", tests=TWO_TEST)
+    files = {"solution.go": TWO_SRC}
+    before = check_task(task, files)
+    # The compiler names one error a line: the append's second call on a second pass.
+    assert not before.passed and len(before.diagnostics) == 3
+    fixed, fixes = apply_fixes(files, before.diagnostics)
+    fixed, more = apply_fixes(fixed, check_task(task, fixed).diagnostics)
+    fixes += more
+    src = fixed["solution.go"]
+    for want in ("\t\tv, _ := strconv.Atoi(p)\n\t\ttotal += v\n",
+                 "\tv2, _ := strconv.Atoi(parts[0])\n\tfirst := v2 * 10\n",
+                 "\t\tv3, _ := strconv.Atoi(parts[i])\n\t\tv4, _ := strconv.Atoi(parts[i])\n"
+                 "\t\tout = append(out, v3, v4)\n"):
+        assert want in src, want
+    assert {f.name for f in fixes} == {"call-forms"}
+    assert check_task(task, fixed).passed
+    # A loop header runs its condition every time round: no line to put the call on.
+    loop = TWO_SRC.replace("i < len(parts)", "i < strconv.Atoi(parts[0])")
+    out, _ = apply_fixes({"solution.go": loop},
+                         check_task(task, {"solution.go": loop}).diagnostics)
+    assert "i < strconv.Atoi(parts[0])" in out["solution.go"]

@@ -10,7 +10,12 @@ standard-library or own-code reading:
   `fmt.Errorf("…: %w", …, err)`; `errors.Errorf` is `fmt.Errorf`;
 - a call with more arguments than the answer's own two-parameter function takes, where
   both parameters and the result are of one type (`min(a, b, c)` against its own
-  `func min(x, y int) int`), is folded: `min(min(a, b), c)`.
+  `func min(x, y int) int`), is folded: `min(min(a, b), c)`;
+- a call returning two values used as one inside an expression (`total +=
+  strconv.Atoi(p)`, `append(xs, parse(s))`) is taken on a line of its own before the
+  statement, `v, _ := strconv.Atoi(p)`, and its first value used: the code then builds
+  and the tests judge whether the dropped value mattered (a lone `x := f()` is
+  extra-results' `x, _ := f()`).
 
 The compiler's message names each (`undefined: errors.Wrap`, `too many arguments in call
 to min`); the edit applies only where the source holds that call, and, as for every
@@ -26,13 +31,18 @@ from collections.abc import Iterable
 
 from agent.golang.tokens import Token, tokenize
 from agent.golang.typefixes import Edit, byte_offset
-from agent.golang.valueforms import call_open
+from agent.golang.valueforms import call_open, spells
 from tools.diagnostics import Diagnostic
 
 FIX = "call-forms"
 
 _WRAP_RE = re.compile(r"^undefined: errors\.(?P<name>Wrapf?|WithMessagef?|Errorf)$")
 _TOO_MANY_RE = re.compile(r"^too many arguments in call to (?P<name>[A-Za-z_]\w*)$")
+_TWO_AS_ONE_RE = re.compile(r"^multiple-value (?P<call>.+) \(value of type \([^,()]+, [^,()]+\)\) "
+                            r"in single-value context$")
+# A line after one ending so is the same statement continued: nothing can go between.
+_CONTINUES = frozenset(("(", "[", ",", ".", "+", "-", "*", "/", "%", "&", "|", "^",
+                        "<", ">", "=", "!", ":", "&&", "||"))
 _TYPE = r"[\w.\[\]*]+"
 
 
@@ -41,6 +51,7 @@ def call_edits(src: str, diagnostics: Iterable[Diagnostic]) -> list[Edit]:
     toks = tokenize(src)
     by_start = {t.start: k for k, t in enumerate(toks)}
     edits: dict[tuple[int, int, str], Edit] = {}
+    taken = {t.text for t in toks}
     for d in diagnostics:
         first = d.message.splitlines()[0].strip() if d.message else ""
         off = byte_offset(src, d.line, d.column) if d.line and d.column else None
@@ -52,9 +63,41 @@ def call_edits(src: str, diagnostics: Iterable[Diagnostic]) -> list[Edit]:
             found = _wrapped(src, toks, k, m["name"])
         elif m := _TOO_MANY_RE.match(first):
             found = _folded(src, toks, k, m["name"])
+        elif m := _TWO_AS_ONE_RE.match(first):
+            for e in _hoisted(src, toks, k, m["call"], taken):
+                edits.setdefault((e.start, e.end, e.text), e)
         if found is not None:
             edits.setdefault((found.start, found.end, found.text), found)
     return list(edits.values())
+
+
+def _hoisted(src: str, toks: list[Token], k: int, call: str, taken: set[str]) -> list[Edit]:
+    """`total += f(x)` with f returning two values: `v, _ := f(x)` on the line before,
+    `total += v`. Only where the statement starts on the call's line, in a function body,
+    and is not a loop header or a case (run more than once, or nowhere to put a line)."""
+    end = spells(toks, k, call)
+    if end is None:
+        return []
+    line_start = src.rfind("\n", 0, toks[k].start) + 1
+    head = next(i for i in range(k, -1, -1) if i == 0 or toks[i - 1].end <= line_start)
+    indent = src[line_start:toks[head].start]
+    if (head == 0 or indent.strip() or not indent or toks[head].text in (
+            "for", "case", "default", "}", "else", "func", "var", "const", "type", "go",
+            "defer", "select", "switch")
+            or toks[head - 1].text in _CONTINUES):
+        return []
+    before = [t.text for t in toks[head:k]]
+    alone = end >= len(toks) or "\n" in src[toks[end - 1].end:toks[end].start]
+    if alone and ((len(before) == 2 and before[1] in (":=", "=")) or before[:1] == ["var"]):
+        return []  # a lone name assigned the call: extra-results' `x, _ :=`
+    name = next(n for n in ("v", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "value")
+                if n not in taken)
+    taken.add(name)
+    text = src[toks[k].start:toks[end - 1].end]
+    detail = f"{text} → {name}, taken first as `{name}, _ := {text}` (its second value dropped)"
+    at = toks[head].start
+    return [Edit(at, at, f"{name}, _ := {text}\n{indent}", FIX, detail),
+            Edit(toks[k].start, toks[end - 1].end, name, FIX, detail)]
 
 
 def _args(toks: list[Token], opened: int) -> tuple[list[tuple[int, int]], int] | None:

@@ -451,6 +451,18 @@ _ONE_OF_TWO_RE = re.compile(r"^(?:assignment mismatch: 1 variable but .+ returns
                             r"single-value context)$")
 
 
+def _call_ends_line(src: str, off: int) -> bool:
+    """Whether the call starting at `off` is all that is left of its line."""
+    end = src.find("\n", off)
+    rest = tokenize(src[off:len(src) if end < 0 else end])
+    depth = 0
+    for i, t in enumerate(rest):
+        depth += (t.text in "([{") - (t.text in ")]}")
+        if t.text == ")" and depth == 0:
+            return [x.text for x in rest[i + 1:]] in ([], [";"])
+    return False
+
+
 def _blank_second(src: str, line: int, col: int) -> Edit | None:
     """`x := f()` (or `x = f()`, `var x = f()`) where f returns two values: `x, _ := f()`.
     Only a lone name assigned the call, nothing else on the line before it. The code then
@@ -464,6 +476,8 @@ def _blank_second(src: str, line: int, col: int) -> Edit | None:
         toks = toks[1:]
     if [t.text for t in toks[1:]] not in ([":", "="], ["="]) or toks[0].kind != "ident":
         return None
+    if not _call_ends_line(src, off):
+        return None  # `x := f() * 10`: the call is part of the value (call-forms hoists it)
     name, at = toks[0].text, begin + toks[0].end
     return Edit(at, at, ", _", "extra-results", f"{name} → {name}, _ (the second result dropped)")
 

@@ -68,7 +68,7 @@ def form_edits(src: str, diagnostics: Iterable[Diagnostic]) -> list[Edit]:
     return list(edits.values())
 
 
-def _spells(toks: list[Token], k: int, expr: str) -> int | None:
+def spells(toks: list[Token], k: int, expr: str) -> int | None:
     """The index just past the tokens from k that spell `expr` (compared token by token:
     the compiler prints with its own spacing), or None."""
     want = [t.text for t in tokenize(expr)]
@@ -78,7 +78,7 @@ def _spells(toks: list[Token], k: int, expr: str) -> int | None:
 
 
 def _sliced(toks: list[Token], k: int, expr: str) -> list[Edit]:
-    end = _spells(toks, k, expr)
+    end = spells(toks, k, expr)
     if end is None:
         return []
     at = toks[end - 1].end
@@ -142,7 +142,7 @@ def _line(src: str, at: int) -> str:
 
 
 def _len_method(toks: list[Token], k: int, name: str) -> list[Edit]:
-    end = _spells(toks, k, name)
+    end = spells(toks, k, name)
     if (end is None or k < 2 or toks[k - 1].text != "(" or toks[k - 2].text != "len"
             or end >= len(toks) or toks[end].text != ")"):
         return []
@@ -166,7 +166,7 @@ def call_open(toks: list[Token], k: int) -> int | None:
 def _spread(src: str, toks: list[Token], k: int, expr: str, elem: str) -> list[Edit]:
     """`append(xs, s)` with s a string and xs runes or bytes: s's runes or bytes, spread.
     Only as the single value appended; with more, no one spread can take its place."""
-    end = _spells(toks, k, expr)
+    end = spells(toks, k, expr)
     opened = call_open(toks, k)
     if (end is None or opened is None or opened == 0 or toks[opened - 1].text != "append"
             or end >= len(toks) or toks[end].text != ")" or toks[k - 1].text != ","):
