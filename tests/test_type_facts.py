@@ -258,11 +258,19 @@ def _loop(responses: list[str], off: tuple[str, ...] = ()):
 
 
 def test_the_repair_request_states_the_idiom_and_the_lever_switches_it_off():
-    result, model = _loop([BAD, GOOD])
+    # call-forms would take the call apart before any request (the test below): off, so
+    # the answer reaches the model as written.
+    result, model = _loop([BAD, GOOD], off=("call-forms",))
     assert result.solved
     prompt = model.prompts[1][-1].content
     assert "Facts from the task and the Go documentation:" in prompt
     assert "`strconv.Atoi(s)` returns 2 values (int, error)" in prompt
     assert "`v, err := strconv.Atoi(s)`" in prompt
-    _, model = _loop([BAD, GOOD], off=("type-facts",))
+    _, model = _loop([BAD, GOOD], off=("call-forms", "type-facts"))
     assert "returns 2 values" not in model.prompts[1][-1].content
+
+
+def test_call_forms_builds_the_two_value_call_before_any_request():
+    result, model = _loop([BAD, GOOD])
+    assert result.solved and result.solved_at_round == 1 and len(model.prompts) == 1
+    assert any("call-forms" in f for f in result.rounds_detail[0].fixes)
