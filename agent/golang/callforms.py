@@ -30,8 +30,8 @@ import re
 from collections.abc import Iterable
 
 from agent.golang.tokens import Token, tokenize
-from agent.golang.typefixes import Edit, byte_offset
-from agent.golang.valueforms import call_open, spells
+from agent.golang.typefixes import Edit
+from agent.golang.valueforms import call_open, located, spells
 from tools.diagnostics import Diagnostic
 
 FIX = "call-forms"
@@ -49,15 +49,9 @@ _TYPE = r"[\w.\[\]*]+"
 def call_edits(src: str, diagnostics: Iterable[Diagnostic]) -> list[Edit]:
     """The edits for the diagnostics (located in `src`) this fix knows, each once."""
     toks = tokenize(src)
-    by_start = {t.start: k for k, t in enumerate(toks)}
     edits: dict[tuple[int, int, str], Edit] = {}
     taken = {t.text for t in toks}
-    for d in diagnostics:
-        first = d.message.splitlines()[0].strip() if d.message else ""
-        off = byte_offset(src, d.line, d.column) if d.line and d.column else None
-        k = by_start.get(off) if off is not None else None
-        if k is None:
-            continue
+    for first, k in located(src, toks, diagnostics):
         found: Edit | None = None
         if m := _WRAP_RE.match(first):
             found = _wrapped(src, toks, k, m["name"])

@@ -20,6 +20,7 @@ from collections.abc import Iterable
 
 from agent.golang.tokens import Token, tokenize
 from agent.golang.typefixes import Edit
+from agent.golang.valueforms import enclosing
 from tools.diagnostics import Diagnostic
 
 FIX = "name-clash"
@@ -113,14 +114,7 @@ def _struct_fields(src: str, toks: list[Token]) -> dict[str, dict[str, Token]]:
 
 def _literal_type(toks: list[Token], k: int) -> str | None:
     """The type name of the composite literal whose braces hold token k."""
-    depth = 0
-    for i in range(k - 1, -1, -1):
-        if toks[i].text in ")]}":
-            depth += 1
-        elif toks[i].text in "([{":
-            if depth == 0:
-                if toks[i].text == "{" and i > 0 and toks[i - 1].kind == "ident":
-                    return toks[i - 1].text
-                return None
-            depth -= 1
-    return None
+    i = enclosing(toks, k)
+    if i is None or toks[i].text != "{" or i == 0 or toks[i - 1].kind != "ident":
+        return None
+    return toks[i - 1].text

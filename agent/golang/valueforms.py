@@ -20,7 +20,7 @@ improves.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from agent.golang.tokens import Token, tokenize
 from agent.golang.typefixes import Edit, byte_offset
@@ -44,14 +44,8 @@ _POINTER_APPEND_RE = re.compile(r"^invalid append: argument must be a slice; hav
 def form_edits(src: str, diagnostics: Iterable[Diagnostic]) -> list[Edit]:
     """The edits for the diagnostics (located in `src`) this fix knows, each once."""
     toks = tokenize(src)
-    by_start = {t.start: k for k, t in enumerate(toks)}
     edits: dict[tuple[int, int, str], Edit] = {}
-    for d in diagnostics:
-        first = d.message.splitlines()[0].strip() if d.message else ""
-        off = byte_offset(src, d.line, d.column) if d.line and d.column else None
-        k = by_start.get(off) if off is not None else None
-        if k is None:
-            continue
+    for first, k in located(src, toks, diagnostics):
         found: list[Edit] = []
         if m := _ARRAY_AS_SLICE_RE.match(first):
             found = _sliced(toks, k, m["expr"])
@@ -150,17 +144,35 @@ def _len_method(toks: list[Token], k: int, name: str) -> list[Edit]:
                  f"len({name}) → {name}.Len()")]
 
 
-def call_open(toks: list[Token], k: int) -> int | None:
-    """The index of the `(` of the call whose argument starts at token k."""
+def located(src: str, toks: list[Token], diagnostics: Iterable[Diagnostic]
+            ) -> Iterator[tuple[str, int]]:
+    """Each diagnostic's first message line and the index of the token it points at (those
+    that point at none are left out)."""
+    by_start = {t.start: k for k, t in enumerate(toks)}
+    for d in diagnostics:
+        off = byte_offset(src, d.line, d.column) if d.line and d.column else None
+        k = by_start.get(off) if off is not None else None
+        if k is not None:
+            yield (d.message.splitlines()[0].strip() if d.message else ""), k
+
+
+def enclosing(toks: list[Token], k: int) -> int | None:
+    """The index of the innermost bracket that is open at token k."""
     depth = 0
     for i in range(k - 1, -1, -1):
         if toks[i].text in ")]}":
             depth += 1
         elif toks[i].text in "([{":
             if depth == 0:
-                return i if toks[i].text == "(" else None
+                return i
             depth -= 1
     return None
+
+
+def call_open(toks: list[Token], k: int) -> int | None:
+    """The index of the `(` of the call whose argument starts at token k."""
+    i = enclosing(toks, k)
+    return i if i is not None and toks[i].text == "(" else None
 
 
 def _spread(src: str, toks: list[Token], k: int, expr: str, elem: str) -> list[Edit]:
