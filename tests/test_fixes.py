@@ -753,6 +753,80 @@ def test_value_forms_leave_what_has_a_second_reading():
     assert "rs = append(rs, 'x', fmt.Sprintf(\"%d\", n))" in out
 
 
+JOIN_SRC = """package sandbox
+
+func Rotate(xs []int, k int) []int {
+	if len(xs) == 0 {
+		return xs
+	}
+	k %= len(xs)
+	return xs[k:] + xs[:k]
+}
+
+func Wrap(words, pre []string) []string {
+	out := pre + words + pre
+	out += []string{"."}
+	return out
+}
+
+func Pad(s string, n int) []rune {
+	padded := make([]rune, n)
+	for i := range padded {
+		padded[i] = '*'
+	}
+	copy(padded[1:], s)
+	return padded
+}
+"""
+JOIN_TEST = ('import (\n\t"slices"\n\t"testing"\n)\n\nfunc TestJoin(t *testing.T) {\n'
+             '\txs := []int{1, 2, 3, 4}\n'
+             '\tif got := Rotate(xs[:3], 1); !slices.Equal(got, []int{2, 3, 1}) {\n'
+             '\t\tt.Fatal(got)\n\t}\n'
+             '\tif xs[3] != 4 {\n\t\tt.Fatal("Rotate wrote past its input", xs)\n\t}\n'
+             '\tgot := Wrap([]string{"a"}, []string{"<"})\n'
+             '\tif !slices.Equal(got, []string{"<", "a", "<", "."}) {\n\t\tt.Fatal(got)\n\t}\n'
+             '\tif p := string(Pad("é", 3)); p != "*é*" {\n\t\tt.Fatal(p)\n\t}\n}\n')
+
+
+@needs_go
+def test_slices_joined_with_plus_are_concatenated_and_a_string_copied_as_runes():
+    task = TaskSpec(id="t", prompt="p", tests=JOIN_TEST)
+    files = {"solution.go": JOIN_SRC}
+    fixes = []
+    # The compiler names one `+` of a chain at a time: passes, as the loop makes them.
+    for _ in range(3):
+        res = check_task(task, files)
+        if res.passed:
+            break
+        files, more = apply_fixes(files, res.diagnostics)
+        fixes += more
+    src = files["solution.go"]
+    for want in ('import "slices"', "return slices.Concat(xs[k:], xs[:k])",
+                 "out := slices.Concat(slices.Concat(pre, words), pre)",
+                 'out = slices.Concat(out, []string{"."})', "copy(padded[1:], []rune(s))"):
+        assert want in src, want
+    assert {f.name for f in fixes} == {"value-forms"}
+    assert check_task(task, files).passed
+    # Switched off, nothing changes.
+    first = check_task(task, {"solution.go": JOIN_SRC})
+    assert apply_fixes({"solution.go": JOIN_SRC}, first.diagnostics,
+                       [f for f in FIX_KINDS if f != "value-forms"])[0] == {
+                           "solution.go": JOIN_SRC}
+
+
+@needs_go
+def test_a_plus_the_line_does_not_pin_down_is_left():
+    # Two sums on one line start with the named operand: which is meant is a guess.
+    src = JOIN_SRC.replace("return xs[k:] + xs[:k]",
+                           "return append(xs[k:] + xs[:k], xs[k:] + xs[:1]...)")
+    task = TaskSpec(id="t", prompt="p", tests=JOIN_TEST)
+    files = {"solution.go": src}
+    fixed, _ = apply_fixes(files, check_task(task, files).diagnostics)
+    out = fixed["solution.go"]
+    assert "append(xs[k:]+xs[:k], xs[k:]+xs[:1]...)" in out  # gofmt's spacing
+    assert "slices.Concat(pre, words)" in out  # the line with one such sum is fixed
+
+
 CALLS_SRC = """package sandbox
 
 import "errors"

@@ -358,14 +358,17 @@ def fix_imports_source(src: str, file: str = "") -> tuple[str, list[AppliedFix]]
 
 
 def _settle_rewritten_imports(src: str) -> str:
-    """`fmt` imported where a rewrite brought it in, `errors` dropped where it took the
-    last use away: in the same pass, so never-worse judges the rewrite, not the import."""
+    """`fmt` or `slices` imported where a rewrite brought it in, `errors` dropped where it
+    took the last use away: in the same pass, so never-worse judges the rewrite, not the
+    import."""
     toks = tokenize(src)
     section = parse_imports(src, toks)
     uses = _uses(toks, section.body_start)
     bound = {_bound_name(s): s for s in section.specs if s.name not in ("_", ".")}
-    if "fmt" in uses.selector_bases and "fmt" not in bound and not _declares(uses, "fmt"):
-        src = add_imports(src, ["fmt"])
+    brought = [p for p in ("fmt", "slices")
+               if p in uses.selector_bases and p not in bound and not _declares(uses, p)]
+    if brought:
+        src = add_imports(src, brought)
     spec = bound.get("errors")
     if (spec is not None and spec.path == "errors" and "errors" not in uses.selector_bases
             and "errors" not in uses.bare):
@@ -482,7 +485,7 @@ def apply_fixes(
                      if not any(e.start <= r.end and e.end >= r.start for r in renames)]
             edits += renames
         src, done = apply_checked(out[name], edits)
-        if any(e.fix == "call-forms" for e in done):
+        if any(e.fix in ("call-forms", "value-forms") for e in done):
             src = _settle_rewritten_imports(src)
         if done:
             out[name] = src

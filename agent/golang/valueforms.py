@@ -10,7 +10,12 @@ Each is a fix the compiler's message pins down, with one reading only:
 - a string appended to runes is appended as its runes (`append(rs, []rune(s)...)`), to
   bytes as its bytes (`append(bs, s...)`), when it is the only value appended;
 - `append(p, x)` with p a pointer to a slice appends to what p points at, and a line
-  `p = append(p, x)` stores the result there: `*p = append(*p, x)`.
+  `p = append(p, x)` stores the result there: `*p = append(*p, x)`;
+- slices joined with `+` (`xs[k:] + xs[:k]`, `out += more`; Go has no `+` on slices) are
+  `slices.Concat(a, b)`, a new slice as `+` would give, never one sharing a's array as
+  `append(a, b...)` may;
+- a string copied into runes (`copy(rs, s)`, which Go allows only into bytes) is copied
+  as its runes: `copy(rs, []rune(s))`.
 
 Like the other compiler fixes, each edit applies only where the source holds what the
 message names, and is kept only if the file still parses and (never-worse) the check
@@ -39,6 +44,15 @@ _STRING_APPENDED_RE = re.compile(r"^cannot use (?P<expr>.+) \((?:value|variable)
                                  r"argument to append$")
 _POINTER_APPEND_RE = re.compile(r"^invalid append: argument must be a slice; have "
                                 r"(?P<name>[A-Za-z_]\w*) \(variable of type \*\[\].+\)$")
+_SLICE_PLUS_RE = re.compile(r"^invalid operation: operator \+ not defined on (?P<expr>.+) "
+                            r"\((?:value|variable) of type \[\][^()]+\)$")
+_COPY_STRING_RE = re.compile(r"^invalid copy: arguments (?P<dst>.+) \((?:value|variable) of "
+                             r"type \[\](?:rune|int32)\) and (?P<src>.+) \((?:value|variable) "
+                             r"of type string\) have different element types")
+# Where an operand of a binary `+` ends (at bracket depth 0): Go's operators that bind
+# no tighter than `+`, and what closes an expression.
+_OPERAND_ENDS = frozenset({"+", "-", "|", "^", "=", "<", ">", "!", "&", ",", ";", ")", "]",
+                           "}", "{", ":"})
 
 
 def form_edits(src: str, diagnostics: Iterable[Diagnostic]) -> list[Edit]:
@@ -59,7 +73,101 @@ def form_edits(src: str, diagnostics: Iterable[Diagnostic]) -> list[Edit]:
             found = _through_pointer(src, toks, k, m["name"])
         for e in found:
             edits.setdefault((e.start, e.end, e.text), e)
+    # These two the compiler places at an operand's bracket, not its start: found by line.
+    for d in diagnostics:
+        first = d.message.splitlines()[0].strip() if d.message else ""
+        found = []
+        if d.line and (m := _SLICE_PLUS_RE.match(first)):
+            found = _concat(src, toks, d.line, m["expr"])
+        elif d.line and (m := _COPY_STRING_RE.match(first)):
+            found = _copy_runes(src, toks, d.line, m["dst"], m["src"])
+        for e in found:
+            edits.setdefault((e.start, e.end, e.text), e)
     return list(edits.values())
+
+
+def _spelled_on_line(src: str, toks: list[Token], line: int, expr: str
+                     ) -> list[tuple[int, int]]:
+    """(first, past) token indices of each place on `line` (1-based) spelling `expr`."""
+    lo = 0
+    for _ in range(line - 1):
+        lo = src.find("\n", lo) + 1
+        if lo == 0:
+            return []
+    hi = src.find("\n", lo)
+    hi = len(src) if hi < 0 else hi
+    out = []
+    for k, t in enumerate(toks):
+        if lo <= t.start < hi and (end := spells(toks, k, expr)) is not None:
+            out.append((k, end))
+    return out
+
+
+def _concat(src: str, toks: list[Token], line: int, expr: str) -> list[Edit]:
+    """`a + b` with a a slice: `slices.Concat(a, b)`; `a += b`: `a = slices.Concat(a, b)`.
+    Only where the line holds `expr +` once, so there is no doubt which sum is meant."""
+    spots = [(k, end) for k, end in _spelled_on_line(src, toks, line, expr)
+             if end < len(toks) and toks[end].text == "+"]
+    if len(spots) != 1:
+        return []
+    k, plus = spots[0]
+    left = src[toks[k].start:toks[plus - 1].end]
+    if plus + 1 < len(toks) and toks[plus + 1].text == "=":  # `a += b`
+        right = _operand(src, toks, plus + 2)
+        if right is None:
+            return []
+        r0, r1 = right
+        new = f"{left} = slices.Concat({left}, {src[r0:r1]})"
+        return [Edit(toks[k].start, r1, new, FIX, f"{left} += … → {new}")]
+    if k > 0 and toks[k - 1].text in (".", "*", "&", "!", "^", "<-"):
+        return []  # expr is part of a larger operand than the message names
+    right = _operand(src, toks, plus + 1)
+    if right is None:
+        return []
+    r0, r1 = right
+    new = f"slices.Concat({left}, {src[r0:r1]})"
+    return [Edit(toks[k].start, r1, new, FIX,
+                 f"{left} + {src[r0:r1]} → {new} (Go has no + on slices)")]
+
+
+def _operand(src: str, toks: list[Token], at: int) -> tuple[int, int] | None:
+    """The source span of the operand of a binary `+` that starts at token `at`: up to
+    the first operator or closing token at depth 0, or the end of the line."""
+    if at >= len(toks):
+        return None
+    depth, last = 0, None
+    for i, t in enumerate(toks[at:], at):
+        # `{` ending its line opens a block (`if a + b {`); within a line, a composite
+        # literal (`[]string{"."}`).
+        opens_block = t.text == "{" and (i + 1 == len(toks)
+                                         or "\n" in src[t.end:toks[i + 1].start])
+        if depth == 0 and last is not None and (
+                (t.text in _OPERAND_ENDS and t.text != "{") or opens_block
+                or "\n" in src[last.end:t.start]):
+            break
+        depth += (t.text in "([{") - (t.text in ")]}")
+        if depth < 0:
+            break
+        last = t
+    if last is None or depth != 0:
+        return None
+    return toks[at].start, last.end
+
+
+def _copy_runes(src: str, toks: list[Token], line: int, dst: str, text: str) -> list[Edit]:
+    """`copy(rs, s)` with rs runes and s a string: `copy(rs, []rune(s))`."""
+    edits = []
+    for k, end in _spelled_on_line(src, toks, line, dst):
+        if not (k >= 2 and toks[k - 1].text == "(" and toks[k - 2].text == "copy"
+                and end < len(toks) and toks[end].text == ","):
+            continue
+        past = spells(toks, end + 1, text)
+        if past is None or past >= len(toks) or toks[past].text != ")":
+            continue
+        a, b = toks[end + 1].start, toks[past - 1].end
+        edits.append(Edit(a, b, f"[]rune({text})", FIX,
+                          f"copy({dst}, {text}) → copy({dst}, []rune({text}))"))
+    return edits
 
 
 def spells(toks: list[Token], k: int, expr: str) -> int | None:
