@@ -527,6 +527,12 @@ def test_a_second_result_left_out_is_taken_as_blank():
     # There call-forms takes the call on a line of its own.
     fixed, _ = apply_fixes(other, diags)
     assert "\tv, _ := strconv.Atoi(a)\n\tx := 1 + v\n" in fixed["solution.go"]
+    # A lone call whose arguments run over lines is still all of the value.
+    split = {"solution.go": EXTRA_SRC.replace("x := strconv.Atoi(a)",
+                                              "x := strconv.Atoi(\n\t\ta,\n\t)")}
+    fixed, _ = apply_fixes(split, check_task(task, split).diagnostics)
+    assert "x, _ := strconv.Atoi(\n\t\ta,\n\t)" in fixed["solution.go"]
+    assert check_task(task, fixed).passed
 
 
 PRINTF_SRC = """package sandbox

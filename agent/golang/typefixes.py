@@ -452,14 +452,17 @@ _ONE_OF_TWO_RE = re.compile(r"^(?:assignment mismatch: 1 variable but .+ returns
 
 
 def _call_ends_line(src: str, off: int) -> bool:
-    """Whether the call starting at `off` is all that is left of its line."""
-    end = src.find("\n", off)
-    rest = tokenize(src[off:len(src) if end < 0 else end])
+    """Whether the call starting at `off` is all that is left of its statement's line: its
+    arguments may run over several lines; after its `)` only a `;` may stand."""
+    rest = tokenize(src[off:])
     depth = 0
     for i, t in enumerate(rest):
         depth += (t.text in "([{") - (t.text in ")]}")
         if t.text == ")" and depth == 0:
-            return [x.text for x in rest[i + 1:]] in ([], [";"])
+            eol = src.find("\n", off + t.end)
+            after = [x.text for x in rest[i + 1:]
+                     if eol < 0 or off + x.start < eol]
+            return after in ([], [";"])
     return False
 
 
