@@ -571,6 +571,49 @@ def test_printf_verbs_vet_rejects_become_the_ones_that_print_the_value():
         "fmt.Sprintf format %.2f has arg n of wrong type int"]
 
 
+ARITY_SRC = """package sandbox
+
+import "fmt"
+
+func Center(s string, fill rune, left int) string {
+	return fmt.Sprintf("%s%s", s[:left], fill, s[left:])
+}
+
+func Triple(a, b, c int) string {
+	return fmt.Sprintf("%d", a, b, c) + fmt.Sprintf("%d-%d", a, b, c)
+}
+"""
+
+
+@needs_go
+def test_a_verbs_only_format_given_more_values_prints_them_all():
+    task = TaskSpec(id="t", prompt="p", tests=(
+        'import "testing"\n\nfunc TestCenter(t *testing.T) {\n'
+        '\tif got := Center("ab", \'*\', 1); got != "a*b" {\n\t\tt.Fatal(got)\n\t}\n}\n'))
+    files = {"solution.go": ARITY_SRC}
+    before = check_task(task, files)
+    assert [d.message for d in before.diagnostics] == [
+        "fmt.Sprintf format %s has arg fill of wrong type rune",
+        "fmt.Sprintf call needs 1 arg but has 3 args",
+        "fmt.Sprintf call needs 2 args but has 3 args"]
+    fixed, fixes = apply_fixes(files, before.diagnostics)
+    src = fixed["solution.go"]
+    # The verb fixed and the missing one added in one edit: vet would name the missing
+    # one next, and never-worse would see one fault traded for another.
+    assert 'fmt.Sprintf("%s%c%v", s[:left], fill, s[left:])' in src
+    assert 'fmt.Sprintf("%d%v%v", a, b, c)' in src
+    # With text between the verbs, where the extra value goes is a guess: left.
+    assert 'fmt.Sprintf("%d-%d", a, b, c)' in src
+    assert [f.detail for f in fixes if f.name == "printf"] == [
+        '%s → %c for fill (rune); "%s%s" given 3 values → "%s%s%v"',
+        '"%d" given 3 values → "%d%v%v"']
+    after = check_task(task, fixed)
+    assert [d.message for d in after.diagnostics] == [
+        "fmt.Sprintf call needs 2 args but has 3 args"]
+    assert apply_fixes(files, before.diagnostics, [f for f in FIX_KINDS if f != "printf"]
+                       ) == (files, [])
+
+
 @needs_go
 def test_the_loop_fixes_printf_verbs_one_vet_report_at_a_time():
     from agent.loop.config import LoopConfig

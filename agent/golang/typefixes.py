@@ -7,7 +7,8 @@ offers), so the answer reaches the tests, which judge whether x was meant to mat
 result is called; `a + b (mismatched types rune and int)` converts one operand (an
 integer meeting a float becomes the float, never the reverse; a rune or byte meeting a
 string becomes a one-character string, `s += string(r)`); a printf verb go vet
-rejects for its argument's type becomes `%c` (a rune given to `%s`) or `%v`.
+rejects for its argument's type becomes `%c` (a rune given to `%s`) or `%v`, and a format
+of verbs alone given more values than verbs gets a `%v` for each value past them.
 
 Each edit applies only where the source holds what the message names, and only if
 gofmt still parses the file afterwards; anything else is left for the model.
@@ -32,6 +33,11 @@ _MISMATCH_RE = re.compile(r"^invalid operation: (?P<expr>.+) \(mismatched types 
 # go vet's printf check, which `go test` runs before any test: the column is the verb's.
 _PRINTF_RE = re.compile(r"^[\w.]+ format (?P<verb>%[-+# 0]*\d*(?:\.\d*)?[a-zA-Z]) has arg "
                         r"(?P<arg>.+) of wrong type (?P<type>\S+)$")
+_PRINTF_ARITY_RE = re.compile(r"^[\w.]+ call needs (?P<need>\d+) args? but has "
+                              r"(?P<have>\d+) args?$")
+# A format that is nothing but verbs: with more values than verbs, the values were meant
+# printed one after another (`"%s%s"` given three strings), the one reading there is.
+_VERBS_ONLY_RE = re.compile(r'^"(?:%[-+# 0]*\d*(?:\.\d*)?[a-zA-Z])+"$')
 _CANNOT_USE_RE = re.compile(
     r"^cannot use (?P<expr>.+) \((?:variable|value) of type (?P<call>func\(\) )?"
     r"(?P<have>(?:\[\])?[\w.]+)\) as (?P<want>(?:\[\])?[\w.]+) value in ")
@@ -404,7 +410,9 @@ def compiler_edits(src: str, diagnostics: Iterable[Diagnostic],
             unused.append((d.line, d.column, m["name"]))
         elif _ONE_OF_TWO_RE.match(first) and (e := _blank_second(src, d.line, d.column)):
             blanks.append(e)
-        elif (m := _PRINTF_RE.match(first)) and (e := _verb_edit(src, d.line, d.column, m)):
+        elif ((m := _PRINTF_RE.match(first)) and (e := _verb_edit(src, d.line, d.column, m))
+              ) or ((m := _PRINTF_ARITY_RE.match(first)) and int(m["have"]) > int(m["need"])
+                    and (e := _more_verbs(src, d.line, d.column))):
             verbs.append(e)
         elif (m := _MISMATCH_RE.match(first)) and "…" not in m["expr"] and (
                 {m["left"], m["right"]} <= _NUMERIC
@@ -525,8 +533,55 @@ def _verb_edit(src: str, line: int, col: int, m: re.Match[str]) -> Edit | None:
     if letter == verb[-1]:
         return None
     end = start + len(verb)
-    return Edit(start=end - 1, end=end, text=letter, fix="printf",
-                detail=f"{verb} → {verb[:-1]}{letter} for {m['arg']} ({typ})")
+    detail = f"{verb} → {verb[:-1]}{letter} for {m['arg']} ({typ})"
+    # vet names one fault a call: a missing verb it would name next is added now, so
+    # never-worse judges the call made whole, not one fault traded for the other.
+    if (more := _more_verbs(src, line, col)) is not None:
+        return Edit(start=end - 1, end=more.end, text=letter + src[end:more.end] + more.text,
+                    fix="printf", detail=f"{detail}; {more.detail}")
+    return Edit(start=end - 1, end=end, text=letter, fix="printf", detail=detail)
+
+
+def _more_verbs(src: str, line: int, col: int) -> Edit | None:
+    """`%v` added to a verbs-only format for each value past its verbs: `Sprintf("%s%s",
+    a, b, c)` prints a, b and c. The position is the call's or a verb's in its format."""
+    off = byte_offset(src, line, col)
+    if off is None:
+        return None
+    toks = tokenize(src)
+    k = next((i for i, t in enumerate(toks) if t.start <= off < t.end), None)
+    if k is None:
+        return None
+    if toks[k].kind != "string":  # at the call: its format is the first argument
+        k = next((i for i in range(k, min(k + 6, len(toks) - 1))
+                  if toks[i].text == "(" and toks[i + 1].kind == "string"), None)
+        if k is None:
+            return None
+        k += 1
+    lit = toks[k]
+    if k < 1 or toks[k - 1].text != "(" or not _VERBS_ONLY_RE.match(lit.text):
+        return None
+    verbs = lit.text.count("%")
+    depth, values = 0, 0
+    for t in toks[k + 1:]:
+        if t.text in "([{":
+            depth += 1
+        elif t.text in ")]}":
+            if depth == 0:
+                break
+            depth -= 1
+        elif depth == 0 and t.text == ",":
+            values += 1
+        elif depth == 0 and t.text == "." and src.startswith("...", t.start):
+            return None  # a spread slice: how many values it holds is not known here
+    else:
+        return None
+    if values <= verbs:
+        return None
+    extra = "%v" * (values - verbs)
+    quote = lit.end - 1
+    return Edit(start=quote, end=quote, text=extra, fix="printf",
+                detail=f"{lit.text} given {values} values → {lit.text[:-1]}{extra}\"")
 
 
 _ASSIGN_LINE_RE = re.compile(r"^[ \t]*(?P<name>[A-Za-z_]\w*)[ \t]*(?:[-+*/%|&^]|<<|>>|&\^)?=[^=]")
