@@ -138,6 +138,34 @@ def test_never_worse_switched_off_keeps_the_fix():
     assert "float64(a) + b" in model.prompts[1][-2].content
 
 
+SHOUT = TaskSpec(
+    id="shout",
+    prompt="Write `Shout(s string, n int) string`: s in upper case, then n in digits.",
+    tests=('import "testing"\n\nfunc TestShout(t *testing.T) {\n'
+           '\tif got := Shout("a", 2); got != "A2" {\n\t\tt.Fatalf("got %q", got)\n\t}\n}\n'),
+    reference=('import (\n\t"strconv"\n\t"strings"\n)\n\nfunc Shout(s string, n int) string {\n'
+               "\treturn strings.ToUpper(s) + strconv.Itoa(n)\n}\n"),
+)
+# The import is missing, and once it is there the compiler sees the sum's int: one error
+# for one, but the second was there all along, hidden behind the undefined package.
+MASKED = ("package sandbox\n\nfunc Shout(s string, n int) string {\n"
+          "\treturn strings.ToUpper(s) + n\n}\n")
+
+
+def test_a_missing_import_is_kept_when_it_uncovers_an_error():
+    result, model, traj = _run(SHOUT, [_go(MASKED), _go(SHOUT.with_package(
+        SHOUT.reference or ""))])
+    assert result.solved and result.solved_at_round == 2
+    assert not any(e["event"] == "fix_rejected" for e in traj.events)
+    assert result.rounds_detail[0].fixes
+    # The model sees its code with the import and the error that was hidden, not
+    # `undefined: strings` again.
+    assert 'import "strings"' in model.prompts[1][-2].content
+    feedback = model.prompts[1][-1].content
+    assert "mismatched types string and int" in feedback
+    assert "undefined: strings" not in feedback
+
+
 TWO_STEP = ("package sandbox\n\nfunc Sum(a int, b float64) int {\n"
             "\tx := a + b\n\treturn x\n}\n")
 

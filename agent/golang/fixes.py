@@ -38,6 +38,12 @@ from tools.go import ToolchainError
 from tools.gofmt import gofmt_source
 
 FIX_KINDS = ("gofmt", "unused-imports", "missing-imports", *EDIT_FIXES, "spec-declarations")
+# Fixes with one reading whatever comes after: an import the compiler calls unused, a
+# standard package the code calls without importing, a declaration the task spells out.
+# never-worse keeps them even when the error count does not drop: the errors that then
+# appear were there all along, hidden (a call into an undefined package is never
+# type-checked), and the model is better shown them than the missing import.
+CERTAIN_FIXES = frozenset({"unused-imports", "missing-imports", "spec-declarations"})
 # The repair loop's levers share the `--no-fix NAME` switch with the fixes proper:
 # never-worse keeps a fix only when the check improves, grounding adds facts from `go doc`,
 # repeat-lines names the failing lines an answer wrote again, run-trace where a failing

@@ -18,7 +18,7 @@ from typing import NoReturn
 from agent.golang import mutants, pitfalls, probe, trace, values
 from agent.golang.extract import DEFAULT_FILE, Extraction, FormatError, extract_code
 from agent.golang.feedback import summary_line
-from agent.golang.fixes import FIX_KINDS, apply_fixes
+from agent.golang.fixes import CERTAIN_FIXES, FIX_KINDS, apply_fixes
 from agent.golang.grounding import Grounder
 from agent.golang.panics import explain as explain_panics
 from agent.golang.signatures import mismatches
@@ -825,7 +825,9 @@ class RepairLoop:
                     if progress(new2) < progress(new):
                         break
                     fixed, fixes, new = fixed2, fixes + fixes2, new2
-                if not guard or progress(new) > progress(result):
+                if not guard or progress(new) > progress(result) or (
+                        all(f.name in CERTAIN_FIXES for f in fixes)
+                        and progress(new)[0] >= progress(result)[0]):
                     kept = fixed, fixes, new
                     break
                 self._emit(traj, "fix_rejected", round=rnd,
