@@ -50,9 +50,9 @@ _COPY_STRING_RE = re.compile(r"^invalid copy: arguments (?P<dst>.+) \((?:value|v
                              r"type \[\](?:rune|int32)\) and (?P<src>.+) \((?:value|variable) "
                              r"of type string\) have different element types")
 # Where an operand of a binary `+` ends (at bracket depth 0): Go's operators that bind
-# no tighter than `+`, and what closes an expression.
+# no tighter than `+`, and what closes an expression (a `{` only where it opens a block).
 _OPERAND_ENDS = frozenset({"+", "-", "|", "^", "=", "<", ">", "!", "&", ",", ";", ")", "]",
-                           "}", "{", ":"})
+                           "}", ":"})
 
 
 def form_edits(src: str, diagnostics: Iterable[Diagnostic]) -> list[Edit]:
@@ -142,12 +142,9 @@ def _operand(src: str, toks: list[Token], at: int) -> tuple[int, int] | None:
         opens_block = t.text == "{" and (i + 1 == len(toks)
                                          or "\n" in src[t.end:toks[i + 1].start])
         if depth == 0 and last is not None and (
-                (t.text in _OPERAND_ENDS and t.text != "{") or opens_block
-                or "\n" in src[last.end:t.start]):
+                t.text in _OPERAND_ENDS or opens_block or "\n" in src[last.end:t.start]):
             break
         depth += (t.text in "([{") - (t.text in ")]}")
-        if depth < 0:
-            break
         last = t
     if last is None or depth != 0:
         return None
