@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from conftest import Recorder, needs_go
 
 from agent.golang.fixes import FIX_NAMES
@@ -67,6 +68,23 @@ def test_a_task_that_counts_in_bytes_gets_no_bytes_rule():
         assert "bytes" in {p.rule for p in find({"solution.go": CODE}, goal=in_runes)}
 
 
+def test_a_comparison_past_the_64_bit_bound_is_named():
+    # The 1.5B's overflow checks: `sum := a + b` then `sum > math.MaxInt64`, never true.
+    code = ("package sandbox\n\nimport \"math\"\n\nfunc Add(a, b int64) (int64, bool) {\n"
+            "\tsum := a + b\n\tif sum < math.MinInt64 || sum > math.MaxInt64 {\n"
+            "\t\treturn 0, false\n\t}\n\treturn sum, true\n}\n")
+    (found,) = find({"solution.go": code})
+    assert (found.rule, found.line) == ("bound", 7) and "always false" in found.why
+    for same in ("math.MaxInt < n", "n < math.MinInt", "math.MinInt64 > n"):
+        assert [p.rule for p in find({"solution.go": code.replace(
+            "sum < math.MinInt64 || sum > math.MaxInt64", same)})] == ["bound"]
+    # Reachable comparisons: the bound itself, a narrower type's bound, a shift.
+    for fine in ("sum >= math.MaxInt64", "sum > math.MaxInt32", "a > math.MaxInt64-b",
+                 "sum <= math.MinInt64", "sum>>math.MaxInt8 == 0"):
+        assert find({"solution.go": code.replace(
+            "sum < math.MinInt64 || sum > math.MaxInt64", fine)}) == [], fine
+
+
 @needs_go
 def test_the_rules_are_what_the_toolchain_does():
     # The sentences the model is told, checked against the real compiler and runtime.
@@ -86,6 +104,14 @@ func TestRules(t *testing.T) {
 	n := math.MinInt64
 	if -n >= 0 {
 		t.Error("negate")
+	}
+	big := int64(math.MaxInt64)
+	sum := big + int64(a*a) // overflows: wraps, never passes the bound
+	if sum > math.MaxInt64 || sum >= 0 {
+		t.Error("bound")
+	}
+	if b, c := int64(1), big; !(b > 0 && c > math.MaxInt64-b) {
+		t.Error("bound check before the operation")
 	}
 	xs := make([]int, 4, 8)
 	ys := append(xs[1:], 9)
@@ -141,3 +167,36 @@ def test_switched_off_only_the_probe_speaks_and_with_both_off_the_task_is_asked_
     _, model = _loop(off=("go-pitfalls", "probe-edges"))
     prompt = model.prompts[1][-1].content
     assert "takes the sign" not in prompt and "fresh solution" in prompt
+
+
+ADD = TaskSpec(
+    id="add_checked",
+    prompt=("Write a Go function\n\n    func Add(a, b int64) (int64, bool)\n\nthat returns "
+            "a + b and true, or 0 and false when the sum overflows int64."),
+    visible_tests=('import (\n\t"math"\n\t"testing"\n)\n\nfunc TestAddExample(t *testing.T) {\n'
+                   '\tif _, ok := Add(math.MaxInt64, 1); ok {\n\t\tt.Fail()\n\t}\n}\n'),
+    tests=('import "testing"\n\nfunc TestAdd(t *testing.T) {\n'
+           '\tif s, ok := Add(1, 2); s != 3 || !ok {\n\t\tt.Fail()\n\t}\n}\n'),
+    reference=("import \"math\"\n\nfunc Add(a, b int64) (int64, bool) {\n"
+               "\tif (b > 0 && a > math.MaxInt64-b) || (b < 0 && a < math.MinInt64-b) {\n"
+               "\t\treturn 0, false\n\t}\n\treturn a + b, true\n}\n"),
+)
+WRAPS = ("```go\npackage sandbox\n\nimport \"math\"\n\nfunc Add(a, b int64) (int64, bool) {\n"
+         "\tsum := a + b\n\tif sum > math.MaxInt64 {\n\t\treturn 0, false\n\t}\n"
+         "\treturn sum, true\n}\n```\n")
+
+
+@needs_go
+@pytest.mark.parametrize("lever", [True, False])
+def test_an_always_false_bound_check_is_named_when_the_example_fails(lever):
+    # A finding that is a bug whatever the task says is worth saying before the examples
+    # pass; the suspects (modulo, bytes...) wait for a hidden failure.
+    off = () if lever else ("go-pitfalls",)
+    model = Recorder([WRAPS, "```go\n" + ADD.with_package(ADD.reference or "") + "```\n"])
+    config = LoopConfig(fixes=[f for f in FIX_NAMES if f not in off], candidates=1)
+    result = RepairLoop(model, config).run(problem_from_task(ADD), Trajectory())
+    assert result.solved and result.solved_at_round == 2
+    prompt = model.prompts[1][-1].content
+    assert "TestAddExample" in prompt
+    said = "Go rule, line 7: `if sum > math.MaxInt64 {`: no int or int64 value is ever above"
+    assert (said in prompt) is lever

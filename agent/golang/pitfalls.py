@@ -3,7 +3,8 @@
 When the examples pass and other tests fail, the usual cause in a small model's Go is one
 of a handful of language rules that a typical example never exercises: `%` keeps the sign
 of its left operand, `len` and indexing of a string count bytes, `-n` overflows for the
-most negative integer, and a slice expression or `append` shares the input's array.
+most negative integer, a slice expression or `append` shares the input's array, and an
+integer that overflows wraps around instead of passing its type's bound.
 Each rule here is the language's, never a task's; a finding names the line it was seen
 on, so the model can check that line against the rule.
 """
@@ -92,14 +93,43 @@ def _aliasing(code: str, names: dict[str, set[str]]) -> str | None:
     return None
 
 
+# A 64-bit integer compared past its own type's bound: the comparison is always false,
+# since overflow wraps instead of exceeding the bound.
+_END = r"(?=\s*(?:$|[)&|{;,]))"  # the bound is the whole operand, not `MaxInt64-b`
+_START = r"(?:^|[(&|!;=]|\bif|\breturn)\s*"
+_PAST_BOUND = re.compile(
+    rf"(?<![<>=!])>\s*math\.Max(?:Int|Int64|Uint|Uint64){_END}|"
+    rf"(?<![<>=!])<\s*math\.Min(?:Int|Int64){_END}|"
+    rf"{_START}math\.Max(?:Int|Int64|Uint|Uint64)\s*<(?![<=-])|"
+    rf"{_START}math\.Min(?:Int|Int64)\s*>(?![>=])")
+
+
+def _bound(code: str, names: dict[str, set[str]]) -> str | None:
+    if _PAST_BOUND.search(code):
+        return ("no int or int64 value is ever above math.MaxInt64 or below math.MinInt64: "
+                "a sum or product that overflows wraps around silently (math.MaxInt64 + 1 "
+                "is math.MinInt64), so this comparison is always false. Check before the "
+                "operation, e.g. for a + b: (b > 0 && a > math.MaxInt64-b) || "
+                "(b < 0 && a < math.MinInt64-b) means it overflows.")
+    return None
+
+
+# Rules whose finding is a bug whatever the task asks (an always-false comparison), so
+# worth saying after any failing test, not only once the examples pass.
+CERTAIN = frozenset({"bound"})
+
 _CHECKS: list[tuple[str, _Check]] = [
-    ("modulo", _modulo), ("bytes", _bytes), ("negate", _negate), ("aliasing", _aliasing)]
+    ("modulo", _modulo), ("bytes", _bytes), ("negate", _negate), ("aliasing", _aliasing),
+    ("bound", _bound)]
 
 
-def find(files: dict[str, str], limit: int = 3, goal: str = "") -> list[Pitfall]:
+def find(files: dict[str, str], limit: int = 3, goal: str = "",
+         rules: frozenset[str] | None = None) -> list[Pitfall]:
     """At most one finding per rule (its first line), in the non-test files' functions.
-    `goal` is the task's text: where it counts in bytes, the bytes rule is no pitfall."""
-    checks = [(r, c) for r, c in _CHECKS if r != "bytes" or not _BYTE_UNIT.search(goal)]
+    `goal` is the task's text: where it counts in bytes, the bytes rule is no pitfall.
+    `rules` keeps only those rules (all when None)."""
+    checks = [(r, c) for r, c in _CHECKS if (r != "bytes" or not _BYTE_UNIT.search(goal))
+              and (rules is None or r in rules)]
     found: dict[str, Pitfall] = {}
     for name, src in sorted(files.items()):
         if name.endswith("_test.go"):

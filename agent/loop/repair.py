@@ -862,7 +862,11 @@ class RepairLoop:
         the task's own signatures where the code declares others; the Go idiom a type
         error calls for; what a runtime panic means."""
         if fb.built and not any(d.kind is Kind.compile for d in fb.diagnostics):
-            return explain_panics(fb.diagnostics) if self.config.lever("explain-panics") else []
+            out = explain_panics(fb.diagnostics) if self.config.lever("explain-panics") else []
+            if self.config.lever("go-pitfalls") and fb.failed_tests:
+                out += [f"Go rule, {p.text()}"
+                        for p in pitfalls.find(files, rules=pitfalls.CERTAIN)]
+            return out
         out: list[str] = []
         if self.config.lever("signatures") and problem.task is not None:
             # A task's prompt and starter files pin what its tests call; a user's package
