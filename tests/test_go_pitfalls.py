@@ -198,5 +198,5 @@ def test_an_always_false_bound_check_is_named_when_the_example_fails(lever):
     assert result.solved and result.solved_at_round == 2
     prompt = model.prompts[1][-1].content
     assert "TestAddExample" in prompt
-    said = "Go rule, line 7: `if sum > math.MaxInt64 {`: no int or int64 value is ever above"
+    said = "Go rule, line 7: `if sum > math.MaxInt64 {`: an int or int64 is never above"
     assert (said in prompt) is lever

@@ -106,11 +106,11 @@ _PAST_BOUND = re.compile(
 
 def _bound(code: str, names: dict[str, set[str]]) -> str | None:
     if _PAST_BOUND.search(code):
-        return ("no int or int64 value is ever above math.MaxInt64 or below math.MinInt64: "
-                "a sum or product that overflows wraps around silently (math.MaxInt64 + 1 "
-                "is math.MinInt64), so this comparison is always false. Check before the "
-                "operation, e.g. for a + b: (b > 0 && a > math.MaxInt64-b) || "
-                "(b < 0 && a < math.MinInt64-b) means it overflows.")
+        return ("an int or int64 is never above math.MaxInt64 or below math.MinInt64: a "
+                "sum or product that overflows wraps around silently (math.MaxInt64 + 1 "
+                "is math.MinInt64), so on an integer this comparison is always false. "
+                "Check before the operation, e.g. for a + b: (b > 0 && a > math.MaxInt64-b)"
+                " || (b < 0 && a < math.MinInt64-b) means it overflows.")
     return None
 
 
