@@ -860,7 +860,8 @@ class RepairLoop:
     def _facts(self, problem: Problem, fb: CheckResult, files: dict[str, str]) -> list[str]:
         """Grounding: what the standard library really has, for the names it lacks, and
         the task's own signatures where the code declares others; the Go idiom a type
-        error calls for; what a runtime panic means."""
+        error calls for; what a runtime panic means; after a failing test, a line that
+        breaks a Go rule whatever the task (`pitfalls.CERTAIN`)."""
         if fb.built and not any(d.kind is Kind.compile for d in fb.diagnostics):
             out = explain_panics(fb.diagnostics) if self.config.lever("explain-panics") else []
             if self.config.lever("go-pitfalls") and fb.failed_tests:
