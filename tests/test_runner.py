@@ -17,7 +17,7 @@ from agent.tasks.harness import TaskHarness, check_task
 from agent.tasks.spec import TaskSpec, load_task
 from tools.diagnostics import CheckResult, Kind, Outcome
 from tools.go import ToolchainError, find_toolchain
-from tools.runner import CheckOptions, GoRunner
+from tools.runner import CheckOptions, GoRunner, _testify_reports
 from tools.sandbox import Limits
 from tools.warm import warm_cache
 from tools.workspace import Workspace
@@ -134,6 +134,32 @@ def test_failing_test_names_the_test_its_message_and_location() -> None:
     assert d.message == "Add(1, 2) = -1, want 3"
     assert (d.file, d.line) == ("hidden_test.go", 7)  # the package clause is prepended
     assert [t.name for t in result.failed_tests] == ["TestAdd"]
+
+
+def test_a_message_over_several_lines_comes_back_whole() -> None:
+    # test2json marks only a message's first line "error"; the rest are "error-continue".
+    tests = ADD_TEST.replace('"Add(1, 2) = %d, want 3", got', '"Add(1, 2)\\n got %d\\nwant 3", got')
+    result, _ = check("package sandbox\n\nfunc Add(a, b int) int { return a - b }\n", tests)
+    d = only(result, Kind.test_failure)
+    assert d.message.splitlines() == ["Add(1, 2)", "got -1", "want 3"]
+    assert (d.file, d.line) == ("hidden_test.go", 7)
+
+
+def test_testify_reports_are_one_line_each() -> None:
+    out = ["    x_test.go:10: ", "        \tError Trace:\t/tmp/guild-a/src/x_test.go:10",
+           "        \tError:      \tNot equal: ", "        \t            \texpected: 14",
+           "        \t            \tactual  : 6", "        \tTest:       \tTestX",
+           "        \tMessages:   \tsum of squares",
+           "    x_test.go:12: ", "        \tError Trace:\t/tmp/guild-a/src/x_test.go:12",
+           "        \tError:      \tNot equal: ", "        \t            \texpected: []int{1}",
+           "        \t            \tactual  : []int{2}", "        \t            \t",
+           "        \t            \tDiff:", "        \t            \t--- Expected",
+           "        \tTest:       \tTestX",
+           "    x_test.go:20: plain message", "        next line of it"]
+    assert _testify_reports(out) == [
+        "    x_test.go:10: Not equal: expected: 14, actual: 6, sum of squares",
+        "    x_test.go:12: Not equal: expected: []int{1}, actual: []int{2}",
+        "    x_test.go:20: plain message", "        next line of it"]
 
 
 def test_failing_subtest_reports_the_leaf() -> None:

@@ -13,8 +13,13 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import needs_go
+from conftest import Recorder, needs_go
 
+from agent.golang.fixes import FIX_NAMES
+from agent.loop.config import LoopConfig
+from agent.loop.problem import problem_from_task
+from agent.loop.repair import RepairLoop
+from agent.loop.trajectory import Trajectory
 from agent.tasks.harness import Suite, check_task
 from agent.tasks.spec import TaskError
 from agent.tasks.suites import (
@@ -214,3 +219,22 @@ def test_naive_assembly_fails_and_the_import_fixer_repairs_it():
     assert not broken.built
     assert "undefined: math" in {d.message for d in broken.diagnostics}
     assert check_task(task, suite=Suite.all).passed
+
+
+@needs_go
+@pytest.mark.skipif(not HAVE_TESTIFY, reason="testify sources missing")
+def test_a_testify_failure_reaches_the_model_as_its_values_and_line():
+    # testify writes its whole report on continuation lines; the model once got only
+    # "test failed" for every HumanEval-X Go failure.
+    task = next(t for t in load_suite(HEX).tasks if t.id == "Go/1")
+    body = "\ts := 0\n\tfor _, n := range numbers {\n\t\ts += {}\n\t}\n\treturn s\n"
+    answer = "```go\npackage main\n\nfunc SumSquares(numbers []int) int {\n{}}\n```\n"
+    model = Recorder([answer.replace("{}", body.replace("{}", "n"), 1),
+                      answer.replace("{}", body.replace("{}", "n * n"), 1)])
+    config = LoopConfig(fixes=[f for f in FIX_NAMES if f != "one-token"], candidates=1)
+    result = RepairLoop(model, config).run(problem_from_task(task), Trajectory())
+    assert result.solved and result.solved_at_round == 2
+    prompt = model.prompts[1][-1].content
+    assert "Not equal: expected: 14, actual: 6" in prompt
+    assert ">  10 |     assert.Equal(14, SumSquares([]int{1, 2, 3}))" in prompt
+    assert "Error Trace" not in prompt and "test failed" not in prompt

@@ -259,6 +259,50 @@ def _position_diagnostics(text: str, root: Path, kind: Kind) -> list[Diagnostic]
     return out
 
 
+_TESTIFY_FIELD = re.compile(r"^\s*(?P<key>Error Trace|Error|Test|Messages|Diff):\s*(?P<rest>.*)$")
+
+
+def _testify_reports(lines: list[str]) -> list[str]:
+    """testify's failure reports, each made one line a small model can read:
+    `file:line: Not equal: expected: 14, actual: 6` (and its Messages). Its trace (an
+    absolute path), test name and diff say again what the line and values already say.
+    Lines of other tests pass through as they are."""
+    out: list[str] = []
+    head: str | None = None  # the `file:line:` line a report hangs under
+    fields: dict[str, list[str]] = {}
+    key: str | None = None
+
+    def flush() -> None:
+        if head is not None:
+            text = ""
+            for part in [*fields.get("Error", []), *fields.get("Messages", [])]:
+                part = " ".join(part.split()).replace("actual :", "actual:")
+                if part:
+                    text = f"{text}{' ' if text.endswith(':') else ', '}{part}" if text else part
+            out.append(f"{head.rstrip()} {text}")
+
+    for ln in lines:
+        m = _TEST_LOG_RE.match(ln)
+        if m:  # a new message: a report starts with an empty one
+            flush()
+            head, fields, key = (ln, {}, None) if not m["msg"].strip() else (None, {}, None)
+            if head is None:
+                out.append(ln)
+            continue
+        f = _TESTIFY_FIELD.match(ln) if head is not None else None
+        if f is not None:
+            key = f["key"]
+            fields.setdefault(key, []).append(f["rest"])
+        elif head is not None and key is not None and ln.startswith((" ", "\t")):
+            fields[key].append(ln.strip())
+        else:
+            flush()
+            head, fields, key = None, {}, None
+            out.append(ln)
+    flush()
+    return out
+
+
 def _strip_frames(lines: list[str]) -> list[str]:
     return [ln for ln in lines if not _FRAME_RE.match(ln)]
 
@@ -344,7 +388,9 @@ def parse_test_json(
         elif action == "output":
             if test:
                 test_out.setdefault(test, []).append(out)
-                if ev.get("OutputType") == "error":
+                # A multi-line t.Error message: its first line is "error", the rest
+                # "error-continue" (testify's whole report is in the rest).
+                if ev.get("OutputType") in ("error", "error-continue"):
                     test_err.setdefault(test, []).append(out)
             else:
                 pkg_out.append(out)
@@ -387,7 +433,7 @@ def parse_test_json(
         errs = "".join(test_err.get(name, [])).splitlines() or _strip_frames(lines)
         file = line = None
         msgs: list[str] = []
-        for ln in errs:
+        for ln in _testify_reports(errs):
             m = _TEST_LOG_RE.match(ln)
             if m and file is None:
                 file, line = m["file"], int(m["line"])
