@@ -85,7 +85,10 @@ _ACTIONS = ["start", "run", "output", "pass", "fail", "skip", "pause", "cont", "
             "build-output", "build-fail", None, 7, "PASS"]
 _OUTPUTS = ["panic: boom\n", "\tfoo.go:3 +0x1\n", "x.go:1:2: bad\n", "--- FAIL: TestX\n",
             "panic: test timed out after 1s\n", "    x_test.go:9: nope\n", "# sandbox\n",
-            "goroutine 1 [running]:\n", "\t/abs/path/x.go:12 +0x2\n", "", "\x00\xff"]
+            "goroutine 1 [running]:\n", "\t/abs/path/x.go:12 +0x2\n", "", "\x00\xff",
+            "    x_test.go:9: \n", "        \tError Trace:\t/abs/x_test.go:9\n",
+            "        \tError:      \tNot equal: \n", "        \t            \texpected: 1\n",
+            "        \tDiff:\n"]
 
 
 def _event(wrong_types: bool) -> st.SearchStrategy[dict[str, Any]]:
@@ -102,7 +105,7 @@ def _event(wrong_types: bool) -> st.SearchStrategy[dict[str, Any]]:
                                     st.text(max_size=8))),
             "Output": field(st.one_of(st.sampled_from(_OUTPUTS), st.text(max_size=60))),
             "Elapsed": field(st.one_of(st.floats(allow_nan=True), st.integers(0, 10**6))),
-            "OutputType": field(st.sampled_from(["error", "frame"])),
+            "OutputType": field(st.sampled_from(["error", "error-continue", "frame"])),
             "FailedBuild": field(st.text(max_size=6)),
             "Package": st.text(max_size=6),
         })
